@@ -1,0 +1,164 @@
+//! The embedded default base, `static`: made by rko itself, with no network and the same
+//! bytes on every machine. One layer holds `/etc/passwd` and `/etc/group` (root, nobody and
+//! nonroot 65532), `/etc/nsswitch.conf`, `/home/nonroot`, `/root`, `/tmp` (1777) and
+//! Mozilla's CA roots (from the `webpki-root-certs` crate) at
+//! `/etc/ssl/certs/ca-certificates.crt`; the config runs as 65532.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::OnceLock;
+
+use base64::Engine;
+
+use crate::base::Base;
+use crate::digest::Sha256Digest;
+use crate::image::config::{Config, ConfigFile, History, RootFs, rfc3339};
+use crate::image::descriptor::Descriptor;
+use crate::layer::compress::{Algorithm, Compression, LayerSink};
+use crate::layer::tar::{self, Entry, EntryKind};
+use crate::media;
+use crate::platform::Platform;
+
+pub const NONROOT: u32 = 65532;
+pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The static base's one layer: compressed bytes, digest and diff_id.
+pub struct StaticLayer {
+    pub blob: Vec<u8>,
+    pub digest: Sha256Digest,
+    pub diff_id: Sha256Digest,
+}
+
+/// The CA bundle in PEM, in the crate's order.
+pub fn ca_bundle() -> String {
+    let mut pem = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
+
+/// The layer, made once per process.
+pub fn layer() -> &'static StaticLayer {
+    static LAYER: OnceLock<StaticLayer> = OnceLock::new();
+    LAYER.get_or_init(build_layer)
+}
+
+fn build_layer() -> StaticLayer {
+    let passwd = "root:x:0:0:root:/root:/sbin/nologin\n\
+                  nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
+                  nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+    let group = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
+    let nsswitch = "hosts: files dns\n";
+    let ca = ca_bundle();
+    // Sorted by path, parents first.
+    let entries: Vec<(&str, u32, u32, Option<&[u8]>)> = vec![
+        ("etc", 0o755, 0, None),
+        ("etc/group", 0o644, 0, Some(group.as_bytes())),
+        ("etc/nsswitch.conf", 0o644, 0, Some(nsswitch.as_bytes())),
+        ("etc/passwd", 0o644, 0, Some(passwd.as_bytes())),
+        ("etc/ssl", 0o755, 0, None),
+        ("etc/ssl/certs", 0o755, 0, None),
+        (
+            "etc/ssl/certs/ca-certificates.crt",
+            0o644,
+            0,
+            Some(ca.as_bytes()),
+        ),
+        ("home", 0o755, 0, None),
+        ("home/nonroot", 0o700, NONROOT, None),
+        ("root", 0o700, 0, None),
+        ("tmp", 0o1777, 0, None),
+    ];
+    let compression = Compression::new(Algorithm::Gzip, Some(6)).expect("valid level");
+    let mut sink = LayerSink::new(Vec::new(), &compression, 1).expect("in-memory sink");
+    for (name, mode, owner, content) in entries {
+        let (kind, size) = match content {
+            Some(c) => (EntryKind::File, c.len() as u64),
+            None => (EntryKind::Dir, 0),
+        };
+        let mut e = Entry::new(name, kind, mode, size, 0);
+        e.uid = owner;
+        e.gid = owner;
+        tar::write_header(&mut sink, &e).expect("in-memory write");
+        if let Some(c) = content {
+            sink.write_all(c).expect("in-memory write");
+            sink.write_all(&[0u8; tar::BLOCK][..tar::padding(size)])
+                .expect("in-memory write");
+        }
+    }
+    sink.write_all(&tar::TRAILER).expect("in-memory write");
+    let (w, blob) = sink.finish().expect("in-memory sink");
+    StaticLayer {
+        blob,
+        digest: w.digest,
+        diff_id: w.diff_id,
+    }
+}
+
+/// The static base for `platform`.
+pub fn base(platform: &Platform) -> Base {
+    let l = layer();
+    let epoch = rfc3339(0);
+    let config = ConfigFile {
+        architecture: platform.architecture.clone(),
+        created: Some(epoch.clone()),
+        history: vec![History {
+            created: Some(epoch),
+            created_by: Some("rko static base".to_string()),
+            comment: Some(
+                "passwd, group, nsswitch.conf, /home/nonroot, /tmp and Mozilla's CA roots"
+                    .to_string(),
+            ),
+            ..Default::default()
+        }],
+        os: platform.os.clone(),
+        rootfs: RootFs {
+            kind: "layers".to_string(),
+            diff_ids: vec![l.diff_id],
+        },
+        config: Config {
+            env: vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+                format!("SSL_CERT_FILE={CA_BUNDLE_PATH}"),
+            ],
+            user: NONROOT.to_string(),
+            working_dir: "/home/nonroot".to_string(),
+            ..Default::default()
+        },
+        variant: platform.variant.clone(),
+        os_version: platform.os_version.clone(),
+        ..Default::default()
+    };
+    Base {
+        name: None,
+        pinned_digest: None,
+        manifest_annotations: BTreeMap::new(),
+        media_type: media::OCI_MANIFEST.to_string(),
+        index_media_type: None,
+        config,
+        layers: vec![Descriptor {
+            media_type: media::OCI_LAYER_GZIP.to_string(),
+            size: l.blob.len() as u64,
+            digest: l.digest,
+            urls: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+            artifact_type: None,
+        }],
+        platform: platform.clone(),
+        blob_dir: None,
+    }
+}
+
+/// The static base layer, when `digest` is its digest.
+pub fn layer_if(digest: &Sha256Digest) -> Option<&'static StaticLayer> {
+    let l = layer();
+    (l.digest == *digest).then_some(l)
+}

@@ -1,0 +1,100 @@
+//! `rko image`: base + layer descriptors + options → config, manifest, descriptor, digest.
+//! Reads descriptors only, never layer bytes.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::base::BaseSpec;
+use crate::cli::{ImageConfigArgs, write_digest};
+use crate::image::{self, BuiltImage};
+use crate::layer::LayerDescriptor;
+use crate::output::Outputs;
+use crate::platform::Platform;
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The base: `static` (embedded), `scratch`, or an OCI layout DIR[@sha256:…].
+    #[arg(long, default_value = "static")]
+    pub base: String,
+    /// The image platform, os/arch[/variant]: picks the base's image from an index.
+    #[arg(long)]
+    pub platform: Platform,
+    /// A layer descriptor from `rko layer`, in image order (kodata, then binary, as ko). Repeatable.
+    #[arg(long = "layer", value_name = "DESCRIPTOR.json", required = true)]
+    pub layers: Vec<PathBuf>,
+    #[command(flatten)]
+    pub config: ImageConfigArgs,
+    /// Where to write the config JSON.
+    #[arg(long = "config-out", value_name = "FILE")]
+    pub config_out: Option<PathBuf>,
+    /// Where to write the manifest JSON.
+    #[arg(long = "manifest-out", value_name = "FILE")]
+    pub manifest_out: Option<PathBuf>,
+    /// Where to write the manifest's descriptor JSON (with platform; for `rko index`).
+    #[arg(long = "descriptor-out", value_name = "FILE")]
+    pub descriptor_out: Option<PathBuf>,
+    /// Where to write the manifest digest (`sha256:…`).
+    #[arg(long = "digest-out", value_name = "FILE")]
+    pub digest_out: Option<PathBuf>,
+}
+
+pub fn run(a: ImageArgs) -> Result<()> {
+    if a.config_out.is_none()
+        && a.manifest_out.is_none()
+        && a.descriptor_out.is_none()
+        && a.digest_out.is_none()
+    {
+        bail!(
+            "no output asked for: expected at least one of --config-out, --manifest-out, --descriptor-out, --digest-out"
+        );
+    }
+    let spec = BaseSpec::parse(&a.base)?;
+    let base = spec.resolve(&a.platform, a.config.base_name.as_deref())?;
+    let layers = a
+        .layers
+        .iter()
+        .map(|p| LayerDescriptor::read(p))
+        .collect::<Result<Vec<_>>>()?;
+    let built = image::assemble(&base, &layers, &a.config.options()?)?;
+    let mut outputs = Outputs::new();
+    write_image(&mut outputs, &built, &a)?;
+    outputs.commit()?;
+    println!("{}", built.digest());
+    Ok(())
+}
+
+fn write_image(outputs: &mut Outputs, built: &BuiltImage, a: &ImageArgs) -> Result<()> {
+    if let Some(p) = &a.config_out {
+        outputs.write(p, &built.config)?;
+    }
+    if let Some(p) = &a.manifest_out {
+        outputs.write(p, &built.manifest)?;
+    }
+    if let Some(p) = &a.descriptor_out {
+        outputs.write(p, &descriptor_json(&built.descriptor))?;
+    }
+    if let Some(p) = &a.digest_out {
+        write_digest(outputs, p, &built.digest())?;
+    }
+    Ok(())
+}
+
+/// A descriptor file: pretty JSON with a trailing newline.
+pub fn descriptor_json(d: &crate::image::descriptor::Descriptor) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(d).expect("descriptor serializes");
+    v.push(b'\n');
+    v
+}
+
+/// Reads a descriptor file written by `rko image` or `rko index`.
+pub fn read_descriptor(p: &std::path::Path) -> Result<crate::image::descriptor::Descriptor> {
+    let bytes = fs_err::read(p)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not an image descriptor ({e}): expected the JSON that `rko image --descriptor-out` or `rko index --descriptor-out` writes",
+            p.display()
+        )
+    })
+}

@@ -1,0 +1,139 @@
+//! `rko layer binary` and `rko layer kodata`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::cli::CompressionArgs;
+use crate::layer::LayerDescriptor;
+use crate::layer::binary::BinaryLayer;
+use crate::layer::kodata::{Tree, ko_allowed_root};
+use crate::output::Outputs;
+use crate::platform::Platform;
+
+#[derive(Debug, Subcommand)]
+pub enum LayerCommand {
+    /// The Go binary at /ko-app/<name>, as ko's tarBinary writes it.
+    Binary(BinaryArgs),
+    /// The kodata tree at /var/run/ko, as ko's tarKoData writes it.
+    Kodata(KodataArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Outs {
+    /// Where to write the compressed layer blob.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Where to write the layer descriptor JSON (for `rko image`).
+    #[arg(long)]
+    pub descriptor: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BinaryArgs {
+    /// The Go binary.
+    #[arg(long)]
+    pub binary: PathBuf,
+    /// The Go import path of the main package (ko://… accepted).
+    #[arg(long)]
+    pub import_path: String,
+    /// The file name under /ko-app (default: the import path's last element, as ko).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The image platform, os/arch[/variant]; the binary's architecture must match it.
+    #[arg(long)]
+    pub platform: Platform,
+    /// Accept an executable without Go build info.
+    #[arg(long)]
+    pub allow_non_go: bool,
+    #[command(flatten)]
+    pub compression: CompressionArgs,
+    #[command(flatten)]
+    pub outs: Outs,
+}
+
+#[derive(Debug, Args)]
+pub struct KodataArgs {
+    /// The kodata directory (a missing one gives an empty kodata layer, as in ko).
+    #[arg(long, conflicts_with = "file")]
+    pub dir: Option<PathBuf>,
+    /// IMAGE_PATH=FILE: a file (or directory) at /var/run/ko/IMAGE_PATH. Repeatable.
+    #[arg(long = "file", value_name = "IMAGE_PATH=FILE")]
+    pub file: Vec<String>,
+    /// The Go import path the kodata belongs to (ko://… accepted).
+    #[arg(long)]
+    pub import_path: String,
+    /// Modification time of every entry, seconds since the epoch (default 0).
+    #[arg(long, env = "KO_DATA_DATE_EPOCH", value_name = "SECONDS")]
+    pub mtime: Option<u64>,
+    /// Where symlinks under --dir may point (default: the git work tree around it, else --dir).
+    #[arg(long, env = "KO_DATA_PATH_ALLOWED_ROOT")]
+    pub allowed_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub compression: CompressionArgs,
+    #[command(flatten)]
+    pub outs: Outs,
+}
+
+pub fn run(cmd: LayerCommand) -> Result<()> {
+    match cmd {
+        LayerCommand::Binary(a) => {
+            let import_path = crate::importpath::strip_scheme(&a.import_path);
+            let compression = a.compression.compression()?;
+            let layer = BinaryLayer {
+                binary: &a.binary,
+                import_path,
+                name: a.name.as_deref(),
+                platform: &a.platform,
+                allow_non_go: a.allow_non_go,
+                compression: &compression,
+                threads: a.compression.threads(),
+            };
+            write(&a.outs, |out| layer.write(std::io::BufWriter::new(out)))
+        }
+        LayerCommand::Kodata(a) => {
+            let import_path = crate::importpath::strip_scheme(&a.import_path);
+            let compression = a.compression.compression()?;
+            let tree = kodata_tree(a.dir.as_deref(), &a.file, a.allowed_root.as_deref())?;
+            let mtime = a.mtime.unwrap_or(0);
+            let threads = a.compression.threads();
+            write(&a.outs, |out| {
+                tree.write_layer(
+                    std::io::BufWriter::new(out),
+                    import_path,
+                    mtime,
+                    &compression,
+                    threads,
+                )
+            })
+        }
+    }
+}
+
+/// The kodata tree from a directory or from pairs.
+pub fn kodata_tree(
+    dir: Option<&std::path::Path>,
+    files: &[String],
+    allowed_root: Option<&std::path::Path>,
+) -> Result<Tree> {
+    Ok(match dir {
+        Some(d) => {
+            let env = allowed_root.map(|p| p.to_string_lossy().into_owned());
+            let root = ko_allowed_root(d, env.as_deref());
+            Tree::from_dir(d, root.as_deref())?
+        }
+        None => Tree::from_pairs(files)?,
+    })
+}
+
+fn write(
+    outs: &Outs,
+    make: impl FnOnce(&mut std::fs::File) -> Result<LayerDescriptor>,
+) -> Result<()> {
+    let mut outputs = Outputs::new();
+    let blob = outputs.file(&outs.output)?;
+    let desc = make(blob.as_file_mut())?;
+    outputs.write(&outs.descriptor, &desc.to_json())?;
+    outputs.commit()
+}

@@ -1,0 +1,245 @@
+//! The binary layer: `ko-app/` then `/ko-app/<name>`, both mode 0555, exactly as ko's
+//! `tarBinary` writes them, streamed from the file in one pass.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::buildinfo::{self, GoMagicScanner};
+use crate::importpath;
+use crate::layer::compress::{Compression, LayerSink};
+use crate::layer::tar::{self, Entry, EntryKind};
+use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
+use crate::platform::Platform;
+
+/// Where ko puts the binary.
+pub const APP_DIR: &str = "/ko-app";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryError {
+    #[error(
+        "cannot read the Go binary {path}: {source}; expected a readable executable file (check the path)"
+    )]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is a directory; expected the Go binary file itself")]
+    IsDirectory { path: PathBuf },
+    #[error(
+        "{path} is not an executable: expected an ELF, Mach-O or PE file, found {found}; pass the output of `go build`"
+    )]
+    NotExecutable { path: PathBuf, found: String },
+    #[error(
+        "{path} is a {format:?} executable for {found}, but the image platform is {platform}; build the binary for {expected} (GOARCH={expected}) or change --platform"
+    )]
+    WrongArch {
+        path: PathBuf,
+        format: buildinfo::Format,
+        found: &'static str,
+        expected: String,
+        platform: String,
+    },
+    #[error(
+        "{path} has no Go build info: it does not look like a Go binary (built by `go build`); pass --allow-non-go to put it in the image anyway"
+    )]
+    NotGo { path: PathBuf },
+    #[error(
+        "{path} changed while it was being read: expected {expected} bytes, read {found}; rebuild and try again"
+    )]
+    Changed {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("writing the layer: {0}")]
+    Write(std::io::Error),
+}
+
+/// ko's `appFilename`: the last element of the import path, or `ko-app` when there is none.
+pub fn app_filename(import_path: &str) -> String {
+    match import_path.trim_end_matches('/').rsplit('/').next() {
+        None | Some("") | Some(".") => "ko-app".to_string(),
+        Some(base) => base.to_string(),
+    }
+}
+
+/// What to build the binary layer from.
+pub struct BinaryLayer<'a> {
+    pub binary: &'a Path,
+    pub import_path: &'a str,
+    /// Overrides the file name under /ko-app (ko's is the import path's last element).
+    pub name: Option<&'a str>,
+    pub platform: &'a Platform,
+    pub allow_non_go: bool,
+    pub compression: &'a Compression,
+    pub threads: usize,
+}
+
+impl BinaryLayer<'_> {
+    /// The path of the binary in the image.
+    pub fn app_path(&self) -> Result<String, importpath::ImportPathError> {
+        let name = match self.name {
+            Some(n) => {
+                importpath::check_file_name(n)?;
+                n.to_string()
+            }
+            None => app_filename(self.import_path),
+        };
+        Ok(format!("{APP_DIR}/{name}"))
+    }
+
+    /// Streams the layer into `out` and returns its descriptor.
+    pub fn write(&self, out: impl Write) -> anyhow::Result<LayerDescriptor> {
+        importpath::check(self.import_path)?;
+        let app_path = self.app_path()?;
+        let path = self.binary;
+        let unreadable = |source| BinaryError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if meta.is_dir() {
+            return Err(BinaryError::IsDirectory {
+                path: path.to_path_buf(),
+            }
+            .into());
+        }
+        let size = meta.len();
+
+        // Read the first piece before writing anything, to check what the file is.
+        let mut buf = vec![0u8; 1 << 20];
+        let mut filled = fill(&mut file, &mut buf).map_err(unreadable)?;
+        match buildinfo::sniff(&buf[..filled]) {
+            None => {
+                return Err(BinaryError::NotExecutable {
+                    path: path.to_path_buf(),
+                    found: describe(&buf[..filled]),
+                }
+                .into());
+            }
+            Some(kind) => {
+                if let Some(found) = kind.arch
+                    && found != self.platform.architecture
+                {
+                    return Err(BinaryError::WrongArch {
+                        path: path.to_path_buf(),
+                        format: kind.format,
+                        found,
+                        expected: self.platform.architecture.clone(),
+                        platform: self.platform.to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
+
+        let mut sink =
+            LayerSink::new(out, self.compression, self.threads).map_err(BinaryError::Write)?;
+        let dir = Entry::new("ko-app", EntryKind::Dir, 0o555, 0, 0);
+        tar::write_header(&mut sink, &dir).map_err(BinaryError::Write)?;
+        let file_entry = Entry::new(&app_path, EntryKind::File, 0o555, size, 0);
+        tar::write_header(&mut sink, &file_entry).map_err(BinaryError::Write)?;
+
+        let mut scanner = GoMagicScanner::default();
+        let mut total = 0u64;
+        while filled > 0 {
+            let piece = &buf[..filled];
+            scanner.feed(piece);
+            total += filled as u64;
+            if total > size {
+                break;
+            }
+            sink.write_all(piece).map_err(BinaryError::Write)?;
+            filled = fill(&mut file, &mut buf).map_err(unreadable)?;
+        }
+        if total != size {
+            return Err(BinaryError::Changed {
+                path: path.to_path_buf(),
+                expected: size,
+                found: total,
+            }
+            .into());
+        }
+        if !scanner.found() && !self.allow_non_go {
+            return Err(BinaryError::NotGo {
+                path: path.to_path_buf(),
+            }
+            .into());
+        }
+        sink.write_all(&[0u8; tar::BLOCK][..tar::padding(size)])
+            .map_err(BinaryError::Write)?;
+        sink.write_all(&tar::TRAILER).map_err(BinaryError::Write)?;
+        let (w, _) = sink.finish().map_err(BinaryError::Write)?;
+        Ok(LayerDescriptor {
+            media_type: oci_media_type(self.compression.algorithm).to_string(),
+            digest: w.digest,
+            size: w.size,
+            diff_id: w.diff_id,
+            uncompressed_size: w.uncompressed_size,
+            compression: self.compression.clone(),
+            content: LayerContent::Binary {
+                import_path: self.import_path.to_string(),
+                path: app_path,
+            },
+        })
+    }
+}
+
+/// Reads until `buf` is full or the file ends, so every piece but the last is full length.
+fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// A short description of what a non-executable file looks like.
+fn describe(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "an empty file".to_string();
+    }
+    if head.starts_with(b"#!") {
+        return "a script (starts with #!)".to_string();
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return "gzip data".to_string();
+    }
+    if head.len() > 262 && &head[257..262] == b"ustar" {
+        return "a tar archive".to_string();
+    }
+    let printable = head
+        .iter()
+        .take(64)
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    let first: String = head
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if printable {
+        format!("text (first bytes {first})")
+    } else {
+        format!("unknown data (first bytes {first})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_filename_as_ko() {
+        assert_eq!(app_filename("github.com/foo/bar/cmd/app"), "app");
+        assert_eq!(app_filename("app"), "app");
+        assert_eq!(app_filename("example.com/x/"), "x");
+        assert_eq!(app_filename("."), "ko-app");
+    }
+}

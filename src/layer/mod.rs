@@ -1,0 +1,84 @@
+//! Layers as ko makes them: the Go binary at `/ko-app/<name>` and the kodata tree at
+//! `/var/run/ko`, written as Go's `archive/tar` would (so the diff_id matches ko's), then
+//! compressed in one streaming pass. See `tar` for the header bytes and `compress` for the
+//! digest-while-writing sink.
+
+pub mod binary;
+pub mod compress;
+pub mod kodata;
+pub mod tar;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256Digest;
+use crate::media;
+pub use compress::{Algorithm, Compression};
+
+/// What a layer holds, so the image action can write ko's history and entrypoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LayerContent {
+    /// The Go binary; `path` is where it sits in the image (`/ko-app/<name>`).
+    Binary {
+        #[serde(rename = "importPath")]
+        import_path: String,
+        path: String,
+    },
+    /// The kodata tree at `/var/run/ko`.
+    Kodata {
+        #[serde(rename = "importPath")]
+        import_path: String,
+    },
+}
+
+/// The descriptor file `rko layer` writes and `rko image` reads: all the image action needs
+/// to know of a layer, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerDescriptor {
+    pub media_type: String,
+    pub digest: Sha256Digest,
+    pub size: u64,
+    #[serde(rename = "diffID")]
+    pub diff_id: Sha256Digest,
+    pub uncompressed_size: u64,
+    pub compression: Compression,
+    pub content: LayerContent,
+}
+
+impl LayerDescriptor {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = fs_err::read(path)?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a layer descriptor: expected the JSON file that `rko layer` writes with --descriptor",
+                path.display()
+            )
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("descriptor serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// The OCI media type of a layer compressed with `alg`.
+pub fn oci_media_type(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Gzip => media::OCI_LAYER_GZIP,
+        Algorithm::Zstd => media::OCI_LAYER_ZSTD,
+    }
+}
+
+/// The number of compression threads to use when none is asked for.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+}
