@@ -48,6 +48,9 @@ pub struct BuildArgs {
     /// Write the image digest to this file.
     #[arg(long, value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
+    /// Seconds since the epoch for the kodata files and their history entry.
+    #[arg(long, env = "KO_DATA_DATE_EPOCH", value_name = "SECONDS")]
+    pub kodata_created: Option<u64>,
     #[command(flatten)]
     pub compression: CompressionArgs,
     #[command(flatten)]
@@ -82,13 +85,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
     let tree = crate::cli::layer::kodata_tree(a.kodata.as_deref(), &[], None)?;
     let kodata_desc = {
         let f = std::io::BufWriter::new(fs_err::File::create(&kodata_blob)?);
-        tree.write_layer(
-            f,
-            import_path,
-            a.config.kodata_created.unwrap_or(0),
-            &compression,
-            threads,
-        )?
+        tree.write_layer(f, import_path, a.kodata_created, &compression, threads)?
     };
     let binary_desc = {
         let layer = BinaryLayer {

@@ -96,7 +96,7 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
             let import_path = crate::importpath::strip_scheme(&a.import_path);
             let compression = a.compression.compression()?;
             let tree = kodata_tree(a.dir.as_deref(), &a.file, a.allowed_root.as_deref())?;
-            let mtime = a.mtime.unwrap_or(0);
+            let mtime = a.mtime;
             let threads = a.compression.threads();
             write(&a.outs, |out| {
                 tree.write_layer(

@@ -85,9 +85,6 @@ pub struct ImageConfigArgs {
     /// Seconds since the epoch for the config's `created` (default: the base's).
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     pub created: Option<u64>,
-    /// Seconds since the epoch for the kodata layer's history and file times.
-    #[arg(long, env = "KO_DATA_DATE_EPOCH", value_name = "SECONDS")]
-    pub kodata_created: Option<u64>,
     /// Set an environment variable (KEY=VALUE), replacing the base's value. Repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -121,7 +118,6 @@ impl ImageConfigArgs {
     pub fn options(&self) -> Result<crate::image::ImageOptions> {
         Ok(crate::image::ImageOptions {
             created: self.created,
-            kodata_created: self.kodata_created,
             env: self.env.clone(),
             labels: key_values(&self.labels, "--label")?,
             annotations: key_values(&self.annotations, "--annotation")?,

@@ -28,8 +28,6 @@ pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 pub struct ImageOptions {
     /// `SOURCE_DATE_EPOCH`: the config's and the binary layer history's `created`.
     pub created: Option<u64>,
-    /// `KO_DATA_DATE_EPOCH`: the kodata layer history's `created`.
-    pub kodata_created: Option<u64>,
     pub env: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -127,10 +125,9 @@ pub fn assemble(
             LayerContent::Binary { path, .. } => {
                 (opts.created, format!("go build output, at {path}"))
             }
-            LayerContent::Kodata { .. } => (
-                opts.kodata_created,
-                "kodata contents, at $KO_DATA_PATH".to_string(),
-            ),
+            LayerContent::Kodata { mtime, .. } => {
+                (*mtime, "kodata contents, at $KO_DATA_PATH".to_string())
+            }
         };
         cfg.history.push(History {
             author: Some("ko".to_string()),

@@ -166,13 +166,13 @@ impl Tree {
         &self,
         out: impl Write,
         import_path: &str,
-        mtime: u64,
+        mtime: Option<u64>,
         compression: &Compression,
         threads: usize,
     ) -> anyhow::Result<LayerDescriptor> {
         crate::importpath::check(import_path)?;
         let mut sink = LayerSink::new(out, compression, threads).map_err(KodataError::Write)?;
-        self.write_tar(&mut sink, mtime)?;
+        self.write_tar(&mut sink, mtime.unwrap_or(0))?;
         let (w, _) = sink.finish().map_err(KodataError::Write)?;
         Ok(LayerDescriptor {
             media_type: oci_media_type(compression.algorithm).to_string(),
@@ -183,6 +183,7 @@ impl Tree {
             compression: compression.clone(),
             content: LayerContent::Kodata {
                 import_path: import_path.to_string(),
+                mtime,
             },
         })
     }

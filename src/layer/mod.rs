@@ -27,10 +27,13 @@ pub enum LayerContent {
         import_path: String,
         path: String,
     },
-    /// The kodata tree at `/var/run/ko`.
+    /// The kodata tree at `/var/run/ko`; `mtime` is ko's `KO_DATA_DATE_EPOCH`, which is
+    /// also the layer's history time.
     Kodata {
         #[serde(rename = "importPath")]
         import_path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<u64>,
     },
 }
 

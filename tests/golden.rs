@@ -1,0 +1,208 @@
+//! Golden outputs: the sha256 of every tar and JSON output for fixed inputs, pinned so an
+//! unintended change to any byte (tar headers, compression, JSON field order, the static
+//! base) fails here.
+//!
+//! After an intended change, regenerate with
+//!     INSTA_UPDATE=always cargo test --test golden
+//! and review the diff of tests/snapshots/golden__*.snap before committing it. A changed
+//! compressed digest alone means the compressor's bytes changed (e.g. a libdeflate update):
+//! every user's layer digests change with it, so say so in the change.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+const RKO: &str = env!("CARGO_BIN_EXE_rko");
+
+/// A fixed synthetic Go executable (ELF x86-64 header, Go build info magic, 2.5 MB body).
+fn fixed_binary(path: &Path) {
+    let mut b = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    b.resize(4096, 0);
+    b.extend_from_slice(b"\xff Go buildinf:\x08\x02");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while b.len() < 2_500_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v = (x >> 33) as u8;
+        b.push(if v < 160 {
+            b"movq %rax, (%rbx)\n"[(v % 18) as usize]
+        } else {
+            v
+        });
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+fn rko(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new(RKO)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("KO_DATA_DATE_EPOCH")
+        .env_remove("KO_DATA_PATH_ALLOWED_ROOT")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "rko {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn sha(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn golden_digests() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    fixed_binary(&d.join("app"));
+    std::fs::create_dir_all(d.join("kodata/static")).unwrap();
+    std::fs::write(d.join("kodata/static/index.html"), "<h1>golden</h1>\n").unwrap();
+    std::fs::write(d.join("kodata/version.txt"), "1.0.0\n").unwrap();
+
+    let ip = "example.com/golden/cmd/app";
+    let lb = [
+        "layer",
+        "binary",
+        "--binary",
+        "app",
+        "--import-path",
+        ip,
+        "--platform",
+        "linux/amd64",
+    ];
+    rko(
+        d,
+        &[&lb[..], &["-o", "bin.gz", "--descriptor", "bin.json"]].concat(),
+    );
+    rko(
+        d,
+        &[
+            &lb[..],
+            &[
+                "--compression",
+                "zstd",
+                "-o",
+                "bin.zst",
+                "--descriptor",
+                "bin.zst.json",
+            ],
+        ]
+        .concat(),
+    );
+    rko(
+        d,
+        &[
+            "layer",
+            "kodata",
+            "--dir",
+            "kodata",
+            "--import-path",
+            ip,
+            "--mtime",
+            "1700000000",
+            "-o",
+            "kd.gz",
+            "--descriptor",
+            "kd.json",
+        ],
+    );
+    let image_args = [
+        "image",
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        "kd.json",
+        "--layer",
+        "bin.json",
+        "--created",
+        "1700000000",
+        "--env",
+        "MODE=golden",
+        "--label",
+        "org.opencontainers.image.source=https://example.com/golden",
+        "--port",
+        "8080",
+        "--annotation",
+        "org.example/note=<&>",
+    ];
+    rko(
+        d,
+        &[
+            &image_args[..],
+            &[
+                "--config-out",
+                "config.json",
+                "--manifest-out",
+                "manifest.json",
+                "--descriptor-out",
+                "desc.json",
+            ],
+        ]
+        .concat(),
+    );
+    rko(
+        d,
+        &["index", "--image", "desc.json", "--index-out", "index.json"],
+    );
+    rko(
+        d,
+        &[
+            "tarball",
+            "--root",
+            "desc.json",
+            "--blob",
+            "manifest.json",
+            "--blob",
+            "config.json",
+            "--layer",
+            "kd.json=kd.gz",
+            "--layer",
+            "bin.json=bin.gz",
+            "--tag",
+            "example.com/golden/app:v1",
+            "-o",
+            "image.tar",
+        ],
+    );
+
+    let mut s = String::new();
+    for f in [
+        "bin.gz",
+        "bin.json",
+        "bin.zst",
+        "bin.zst.json",
+        "kd.gz",
+        "kd.json",
+        "config.json",
+        "manifest.json",
+        "desc.json",
+        "index.json",
+        "image.tar",
+    ] {
+        writeln!(s, "{f:14} {}", sha(&d.join(f))).unwrap();
+    }
+    let desc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("bin.json")).unwrap()).unwrap();
+    writeln!(s, "binary diffID  {}", desc["diffID"].as_str().unwrap()).unwrap();
+    let desc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("kd.json")).unwrap()).unwrap();
+    writeln!(s, "kodata diffID  {}", desc["diffID"].as_str().unwrap()).unwrap();
+    insta::assert_snapshot!("digests", s);
+
+    // The config and manifest themselves, so a reviewer sees what changed, not only that it did.
+    insta::assert_snapshot!(
+        "config",
+        std::fs::read_to_string(d.join("config.json")).unwrap()
+    );
+    insta::assert_snapshot!(
+        "manifest",
+        std::fs::read_to_string(d.join("manifest.json")).unwrap()
+    );
+}

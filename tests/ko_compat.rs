@@ -1,0 +1,288 @@
+//! ko compatibility: the uncompressed layer tars rko writes are byte-identical to the ones
+//! ko writes for the same binary and kodata tree, so the diff_ids match. The oracle is
+//! tests/goref/kotar.go, a Go standard-library program that writes the tars as ko's
+//! `tarBinary` and `tarKoData` do, with Go's own `archive/tar`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+const RKO: &str = env!("CARGO_BIN_EXE_rko");
+
+fn go_cache() -> PathBuf {
+    std::env::temp_dir().join("rko-test-gocache")
+}
+
+/// Builds the Go oracle once per test process.
+fn kotar() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rko-kotar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("kotar");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goref/kotar.go");
+        let st = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .env("GO111MODULE", "off")
+            .env("GOCACHE", go_cache())
+            .status()
+            .expect("`go` must be installed (Debian golang-go)");
+        assert!(st.success(), "building the Go oracle failed");
+        out
+    })
+    .clone()
+}
+
+/// Builds a small static Go program.
+fn go_binary(dir: &Path, name: &str) -> PathBuf {
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("go.mod"), "module example.com/compat\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"compat\") }\n",
+    )
+    .unwrap();
+    let out = dir.join(name);
+    let st = Command::new("go")
+        .args(["build", "-trimpath", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("CGO_ENABLED", "0")
+        .env("GOARCH", "amd64")
+        .env("GOCACHE", go_cache())
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .unwrap();
+    assert!(st.success(), "go build failed");
+    out
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn descriptor(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn sha256(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// Asserts rko's layer (blob + descriptor) equals the oracle's tar, and says where not.
+fn assert_same_tar(blob: &Path, desc: &Path, oracle: &Path) {
+    let ours = gunzip(blob);
+    let theirs = std::fs::read(oracle).unwrap();
+    if ours != theirs {
+        let at = ours
+            .iter()
+            .zip(&theirs)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(theirs.len()));
+        panic!(
+            "layer tar differs from ko's at byte {at} (block {}, offset {}): ours {} bytes, ko's {} bytes",
+            at / 512,
+            at % 512,
+            ours.len(),
+            theirs.len()
+        );
+    }
+    let d = descriptor(desc);
+    assert_eq!(
+        d["diffID"],
+        sha256(&theirs),
+        "diffID must be the sha256 of ko's tar"
+    );
+    assert_eq!(d["uncompressedSize"], theirs.len() as u64);
+}
+
+#[test]
+fn binary_layer_is_byte_identical_to_kos() {
+    let t = tempfile::tempdir().unwrap();
+    let bin = go_binary(t.path(), "app");
+    for (import_path, name, app_path) in [
+        ("example.com/compat/cmd/app", None, "/ko-app/app"),
+        ("github.com/org/repo/cmd/server", None, "/ko-app/server"),
+        ("example.com/x", Some("custom-name"), "/ko-app/custom-name"),
+    ] {
+        let oracle = t.path().join("ko.tar");
+        run(Command::new(kotar())
+            .arg("binary")
+            .arg(&bin)
+            .arg(app_path)
+            .arg(&oracle));
+        let (blob, desc) = (t.path().join("l.tar.gz"), t.path().join("l.json"));
+        let mut cmd = Command::new(RKO);
+        cmd.args(["layer", "binary", "--binary"]).arg(&bin);
+        cmd.args([
+            "--import-path",
+            import_path,
+            "--platform",
+            "linux/amd64",
+            "-o",
+        ])
+        .arg(&blob)
+        .arg("--descriptor")
+        .arg(&desc);
+        if let Some(n) = name {
+            cmd.args(["--name", n]);
+        }
+        run(&mut cmd);
+        assert_same_tar(&blob, &desc, &oracle);
+        assert_eq!(descriptor(&desc)["content"]["path"], app_path);
+    }
+}
+
+/// A kodata tree with what makes tar headers interesting: nesting, names sorting around
+/// '/', a path long enough for USTAR's prefix field, a name too long for it (PAX), a
+/// non-ASCII name (PAX), empty and block-sized files, an empty directory, and symlinks to a
+/// file and to a directory.
+fn kodata_tree(root: &Path) {
+    let w = |p: &str, content: &[u8]| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    };
+    w("a/b/c.txt", b"nested\n");
+    w(
+        "a.txt",
+        b"sorts after the directory a, as filepath.Walk visits it\n",
+    );
+    w("a-b.txt", b"dash\n");
+    w("empty.txt", b"");
+    w("block.bin", &vec![7u8; 512]);
+    w("odd.bin", &vec![9u8; 513]);
+    let long_dir = "d".repeat(110);
+    w(
+        &format!("{long_dir}/in-a-long-directory.txt"),
+        b"ustar prefix\n",
+    );
+    w(&format!("{}.txt", "n".repeat(120)), b"pax path\n");
+    w("ünïcødé.txt", b"pax path, non-ASCII\n");
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+    std::fs::create_dir_all(root.join("links")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", root.join("links/file-link.txt")).unwrap();
+    std::os::unix::fs::symlink("../a", root.join("links/dir-link")).unwrap();
+}
+
+fn rko_kodata(t: &Path, args: &[&str], mtime: Option<&str>) -> (PathBuf, PathBuf) {
+    let (blob, desc) = (t.join("k.tar.gz"), t.join("k.json"));
+    let mut cmd = Command::new(RKO);
+    cmd.args([
+        "layer",
+        "kodata",
+        "--import-path",
+        "example.com/compat/cmd/app",
+    ])
+    .args(args);
+    cmd.arg("-o")
+        .arg(&blob)
+        .arg("--descriptor")
+        .arg(&desc)
+        .env_remove("KO_DATA_DATE_EPOCH");
+    if let Some(m) = mtime {
+        cmd.args(["--mtime", m]);
+    }
+    run(&mut cmd);
+    (blob, desc)
+}
+
+#[test]
+fn kodata_layer_is_byte_identical_to_kos() {
+    let t = tempfile::tempdir().unwrap();
+    let kd = t.path().join("kodata");
+    kodata_tree(&kd);
+    for mtime in [None, Some("1700000000")] {
+        let oracle = t.path().join("ko.tar");
+        let mut ko = Command::new(kotar());
+        ko.arg("kodata")
+            .arg(&kd)
+            .arg(&oracle)
+            .env_remove("KO_DATA_PATH_ALLOWED_ROOT");
+        match mtime {
+            Some(m) => ko.env("KO_DATA_DATE_EPOCH", m),
+            None => ko.env_remove("KO_DATA_DATE_EPOCH"),
+        };
+        run(&mut ko);
+        let (blob, desc) = rko_kodata(t.path(), &["--dir", kd.to_str().unwrap()], mtime);
+        assert_same_tar(&blob, &desc, &oracle);
+    }
+}
+
+#[test]
+fn missing_kodata_dir_gives_kos_three_directories() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("no-such-kodata");
+    let oracle = t.path().join("ko.tar");
+    run(Command::new(kotar())
+        .arg("kodata")
+        .arg(&missing)
+        .arg(&oracle)
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    let (blob, desc) = rko_kodata(t.path(), &["--dir", missing.to_str().unwrap()], None);
+    assert_same_tar(&blob, &desc, &oracle);
+    assert_eq!(std::fs::read(&oracle).unwrap().len(), 5 * 512);
+}
+
+#[test]
+fn pairs_as_a_build_system_passes_them_give_the_same_bytes_as_the_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let kd = t.path().join("kodata");
+    std::fs::create_dir_all(kd.join("static/css")).unwrap();
+    std::fs::write(kd.join("static/index.html"), "<h1>hi</h1>\n").unwrap();
+    std::fs::write(kd.join("static/css/site.css"), "h1{}\n").unwrap();
+    std::fs::write(kd.join("config.yaml"), "a: 1\n").unwrap();
+    // The build system's inputs: symlinks in another tree (like a sandbox) to the sources.
+    let sandbox = t.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    let mut pairs = Vec::new();
+    // Given out of order: the layer must not depend on argument order.
+    for (i, rel) in ["static/index.html", "config.yaml", "static/css/site.css"]
+        .iter()
+        .enumerate()
+    {
+        let link = sandbox.join(format!("input{i}"));
+        std::os::unix::fs::symlink(kd.join(rel), &link).unwrap();
+        pairs.push(format!("{rel}={}", link.display()));
+    }
+    let (dir_blob, dir_desc) = rko_kodata(t.path(), &["--dir", kd.to_str().unwrap()], Some("0"));
+    let dir_tar = gunzip(&dir_blob);
+    let dir_diff = descriptor(&dir_desc)["diffID"].clone();
+    let mut args = Vec::new();
+    for p in &pairs {
+        args.push("--file");
+        args.push(p.as_str());
+    }
+    let (pair_blob, pair_desc) = rko_kodata(t.path(), &args, Some("0"));
+    assert_eq!(gunzip(&pair_blob), dir_tar);
+    assert_eq!(descriptor(&pair_desc)["diffID"], dir_diff);
+
+    let oracle = t.path().join("ko.tar");
+    run(Command::new(kotar())
+        .arg("kodata")
+        .arg(&kd)
+        .arg(&oracle)
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    assert_eq!(std::fs::read(&oracle).unwrap(), dir_tar);
+}
