@@ -122,23 +122,30 @@ impl Chunker {
         })
     }
 
-    fn compress(&mut self, input: &[u8]) -> io::Result<Vec<u8>> {
+    /// Compresses `input` into `out` (cleared first), reusing its allocation.
+    fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
         match self {
             Chunker::Gzip(c) => {
-                let mut out = vec![0u8; c.gzip_compress_bound(input.len())];
+                out.resize(c.gzip_compress_bound(input.len()), 0);
                 let n = c
-                    .gzip_compress(input, &mut out)
+                    .gzip_compress(input, out)
                     .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
                 out.truncate(n);
-                Ok(out)
             }
-            Chunker::Zstd(c) => c.compress(input),
+            Chunker::Zstd(c) => {
+                out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+                c.compress_to_buffer(input, out)?;
+            }
         }
+        Ok(())
     }
 }
 
-type Job = (u64, Vec<u8>);
-type Done = (u64, io::Result<Vec<u8>>);
+/// A chunk to compress: sequence number, input, and a buffer to compress into.
+type Job = (u64, Vec<u8>, Vec<u8>);
+/// A compressed chunk: sequence number, outcome, and both buffers back for reuse.
+type Done = (u64, io::Result<()>, Vec<u8>, Vec<u8>);
 
 /// What a finished layer sink reports.
 #[derive(Clone, Debug)]
@@ -159,7 +166,11 @@ pub struct LayerSink<W: Write> {
     written: u64,
     next_seq: u64,
     next_out: u64,
-    pending: BTreeMap<u64, Vec<u8>>,
+    /// Compressed chunks that arrived out of order, with their input buffers.
+    pending: BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
+    /// Buffers to reuse: allocating a fresh megabyte per chunk costs page faults.
+    free_inputs: Vec<Vec<u8>>,
+    free_outputs: Vec<Vec<u8>>,
     inline: Option<Chunker>,
     jobs: Option<SyncSender<Job>>,
     results: Option<Receiver<Done>>,
@@ -181,6 +192,8 @@ impl<W: Write> LayerSink<W> {
             next_seq: 0,
             next_out: 0,
             pending: BTreeMap::new(),
+            free_inputs: Vec::new(),
+            free_outputs: Vec::new(),
             inline: None,
             jobs: None,
             results: None,
@@ -201,8 +214,11 @@ impl<W: Write> LayerSink<W> {
             sink.workers.push(std::thread::spawn(move || {
                 loop {
                     let job = rx.lock().expect("job queue poisoned").recv();
-                    let Ok((seq, data)) = job else { return };
-                    if tx.send((seq, chunker.compress(&data))).is_err() {
+                    let Ok((seq, data, mut out)) = job else {
+                        return;
+                    };
+                    let res = chunker.compress(&data, &mut out);
+                    if tx.send((seq, res, data, out)).is_err() {
                         return;
                     }
                 }
@@ -229,13 +245,18 @@ impl<W: Write> LayerSink<W> {
         } else {
             rx.try_recv().ok()
         };
-        let Some((seq, res)) = got else {
+        let Some((seq, res, input, out)) = got else {
             return Ok(false);
         };
-        self.pending.insert(seq, res?);
-        while let Some(data) = self.pending.remove(&self.next_out) {
-            self.emit(&data)?;
+        res?;
+        self.pending.insert(seq, (out, input));
+        while let Some((out, input)) = self.pending.remove(&self.next_out) {
+            self.emit(&out)?;
             self.next_out += 1;
+            self.free_outputs.push(out);
+            let mut input = input;
+            input.clear();
+            self.free_inputs.push(input);
         }
         Ok(true)
     }
@@ -244,21 +265,30 @@ impl<W: Write> LayerSink<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_SIZE));
         if let Some(c) = self.inline.as_mut() {
-            let z = c.compress(&data)?;
-            return self.emit(&z);
+            let mut out = self.free_outputs.pop().unwrap_or_default();
+            c.compress(&self.buf, &mut out)?;
+            self.buf.clear();
+            self.emit(&out)?;
+            self.free_outputs.push(out);
+            return Ok(());
         }
         while self.next_seq - self.next_out >= self.max_in_flight {
             self.take_result(true)?;
         }
         while self.take_result(false)? {}
+        let next = self
+            .free_inputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK_SIZE));
+        let data = std::mem::replace(&mut self.buf, next);
+        let out = self.free_outputs.pop().unwrap_or_default();
         let seq = self.next_seq;
         self.next_seq += 1;
         self.jobs
             .as_ref()
             .expect("threaded sink")
-            .send((seq, data))
+            .send((seq, data, out))
             .map_err(|_| io::Error::other("compression worker stopped"))
     }
 
