@@ -162,3 +162,61 @@ pub fn layer_if(digest: &Sha256Digest) -> Option<&'static StaticLayer> {
     let l = layer();
     (l.digest == *digest).then_some(l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// (name, mode, uid, size) of every entry of the static layer, read back with a
+    /// standard tar reader.
+    fn entries() -> Vec<(String, u32, u64, u64)> {
+        let mut tar_bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(&layer().blob[..])
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        assert_eq!(Sha256Digest::of(&tar_bytes), layer().diff_id);
+        let mut ar = ::tar::Archive::new(&tar_bytes[..]);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.size().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn static_base_has_users_certs_and_tmp() {
+        let es = entries();
+        let find = |n: &str| {
+            es.iter()
+                .find(|e| e.0 == n)
+                .unwrap_or_else(|| panic!("{n} missing from {es:?}"))
+        };
+        assert_eq!(find("tmp").1, 0o1777);
+        assert_eq!(find("home/nonroot").2, 65532);
+        assert_eq!(find("home/nonroot").1, 0o700);
+        assert!(find("etc/ssl/certs/ca-certificates.crt").3 > 100_000);
+        let certs = ca_bundle().matches("-----BEGIN CERTIFICATE-----").count();
+        assert!(certs > 100, "only {certs} CA certificates");
+        let b = base(&"linux/arm64".parse().unwrap());
+        assert_eq!(b.config.config.user, "65532");
+        assert_eq!(b.config.architecture, "arm64");
+        assert_eq!(b.config.rootfs.diff_ids, vec![layer().diff_id]);
+    }
+
+    #[test]
+    fn static_layer_is_the_same_on_every_call_and_platform() {
+        let a = base(&"linux/amd64".parse().unwrap());
+        let b = base(&"linux/arm64".parse().unwrap());
+        assert_eq!(a.layers, b.layers);
+        assert_eq!(build_layer().digest, layer().digest);
+    }
+}
