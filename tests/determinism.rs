@@ -7,28 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RKO: &str = env!("CARGO_BIN_EXE_rko");
-
-/// A synthetic Go executable: an x86-64 ELF header, Go's build info magic at a 16-byte
-/// boundary, and a few MB of varied bytes (several compression chunks).
-fn fake_go_binary(path: &Path) {
-    let mut b = Vec::with_capacity(3 << 20);
-    b.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0");
-    b.resize(4096, 0);
-    b.extend_from_slice(b"\xff Go buildinf:\x08\x02");
-    let mut x: u32 = 12345;
-    while b.len() < (3 << 20) + 777 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        b.push(if x.is_multiple_of(3) {
-            (x >> 8) as u8
-        } else {
-            b'a' + (x % 7) as u8
-        });
-    }
-    std::fs::write(path, b).unwrap();
-}
+mod common;
+use common::{RKO, fake_go_binary};
 
 struct Conditions {
     umask: &'static str,
@@ -120,7 +100,7 @@ fn same_inputs_give_identical_bytes_under_different_conditions() {
     let t = tempfile::tempdir().unwrap();
     let inputs = t.path().join("inputs");
     std::fs::create_dir_all(&inputs).unwrap();
-    fake_go_binary(&inputs.join("app"));
+    fake_go_binary(&inputs.join("app"), 62, (3 << 20) + 777);
     std::fs::write(inputs.join("a.txt"), "alpha\n").unwrap();
     std::fs::write(inputs.join("b.txt"), "beta\n").unwrap();
 

@@ -1,20 +1,11 @@
 //! Bad input: each case fails with exit code 1 (never a panic), a message that says what
 //! was expected and what was found, and no output left behind, not even a temporary file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-const RKO: &str = env!("CARGO_BIN_EXE_rko");
-
-fn fake_go_binary(path: &Path, elf_machine: u8) {
-    let mut b = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0".to_vec();
-    b.push(elf_machine);
-    b.push(0);
-    b.resize(4096, 0);
-    b.extend_from_slice(b"\xff Go buildinf:\x08\x02");
-    b.resize(70_000, 0x5a);
-    std::fs::write(path, b).unwrap();
-}
+mod common;
+use common::{RKO, fake_go_binary};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -26,7 +17,7 @@ impl Fixture {
             dir: tempfile::tempdir().unwrap(),
         };
         std::fs::create_dir_all(f.out()).unwrap();
-        fake_go_binary(&f.path("app"), 62);
+        fake_go_binary(&f.path("app"), 62, 70_000);
         f
     }
     fn path(&self, p: &str) -> PathBuf {
@@ -171,7 +162,7 @@ fn non_go_executable_needs_the_flag() {
 #[test]
 fn binary_for_another_architecture() {
     let f = Fixture::new();
-    fake_go_binary(&f.path("arm"), 183);
+    fake_go_binary(&f.path("arm"), 183, 70_000);
     f.fails(
         &strs(&layer_binary("arm", &[])),
         &["for arm64", "image platform is linux/amd64", "GOARCH=amd64"],

@@ -14,27 +14,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-const RKO: &str = env!("CARGO_BIN_EXE_rko");
-
-/// A fixed synthetic Go executable (ELF x86-64 header, Go build info magic, 2.5 MB body).
-fn fixed_binary(path: &Path) {
-    let mut b = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
-    b.resize(4096, 0);
-    b.extend_from_slice(b"\xff Go buildinf:\x08\x02");
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while b.len() < 2_500_000 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let v = (x >> 33) as u8;
-        b.push(if v < 160 {
-            b"movq %rax, (%rbx)\n"[(v % 18) as usize]
-        } else {
-            v
-        });
-    }
-    std::fs::write(path, b).unwrap();
-}
+mod common;
+use common::{RKO, fake_go_binary};
 
 fn rko(dir: &Path, args: &[&str]) -> String {
     let o = Command::new(RKO)
@@ -61,7 +42,7 @@ fn sha(path: &Path) -> String {
 fn golden_digests() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    fixed_binary(&d.join("app"));
+    fake_go_binary(&d.join("app"), 62, 2_500_000);
     std::fs::create_dir_all(d.join("kodata/static")).unwrap();
     std::fs::write(d.join("kodata/static/index.html"), "<h1>golden</h1>\n").unwrap();
     std::fs::write(d.join("kodata/version.txt"), "1.0.0\n").unwrap();

@@ -9,11 +9,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-const RKO: &str = env!("CARGO_BIN_EXE_rko");
-
-fn go_cache() -> PathBuf {
-    std::env::temp_dir().join("rko-test-gocache")
-}
+mod common;
+use common::{RKO, go_build, go_cache, run_ok as run};
 
 /// Builds the Go oracle once per test process.
 fn kotar() -> PathBuf {
@@ -35,43 +32,6 @@ fn kotar() -> PathBuf {
         out
     })
     .clone()
-}
-
-/// Builds a small static Go program.
-fn go_binary(dir: &Path, name: &str) -> PathBuf {
-    let src = dir.join(format!("{name}-src"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("go.mod"), "module example.com/compat\n\ngo 1.19\n").unwrap();
-    std::fs::write(
-        src.join("main.go"),
-        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"compat\") }\n",
-    )
-    .unwrap();
-    let out = dir.join(name);
-    let st = Command::new("go")
-        .args(["build", "-trimpath", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(&src)
-        .env("CGO_ENABLED", "0")
-        .env("GOARCH", "amd64")
-        .env("GOCACHE", go_cache())
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .unwrap();
-    assert!(st.success(), "go build failed");
-    out
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {
@@ -120,7 +80,12 @@ fn assert_same_tar(blob: &Path, desc: &Path, oracle: &Path) {
 #[test]
 fn binary_layer_is_byte_identical_to_kos() {
     let t = tempfile::tempdir().unwrap();
-    let bin = go_binary(t.path(), "app");
+    let bin = go_build(
+        t.path(),
+        "app",
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"compat\") }\n",
+        "amd64",
+    );
     for (import_path, name, app_path) in [
         ("example.com/compat/cmd/app", None, "/ko-app/app"),
         ("github.com/org/repo/cmd/server", None, "/ko-app/server"),
