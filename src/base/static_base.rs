@@ -12,7 +12,7 @@ use base64::Engine;
 
 use crate::base::Base;
 use crate::digest::Sha256Digest;
-use crate::image::config::{Config, ConfigFile, History, RootFs, rfc3339};
+use crate::image::config::{Config, History, RootFs, rfc3339};
 use crate::image::descriptor::Descriptor;
 use crate::layer::compress::{Algorithm, Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
@@ -102,59 +102,43 @@ fn build_layer() -> StaticLayer {
     }
 }
 
-/// The static base for `platform`.
+/// The static base for `platform`: scratch plus the one layer and its config.
 pub fn base(platform: &Platform) -> Base {
     let l = layer();
     let epoch = rfc3339(0);
-    let config = ConfigFile {
-        architecture: platform.architecture.clone(),
-        created: Some(epoch.clone()),
-        history: vec![History {
-            created: Some(epoch),
-            created_by: Some("rko static base".to_string()),
-            comment: Some(
-                "passwd, group, nsswitch.conf, /home/nonroot, /tmp and Mozilla's CA roots"
-                    .to_string(),
-            ),
-            ..Default::default()
-        }],
-        os: platform.os.clone(),
-        rootfs: RootFs {
-            kind: "layers".to_string(),
-            diff_ids: vec![l.diff_id],
-        },
-        config: Config {
-            env: vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-                format!("SSL_CERT_FILE={CA_BUNDLE_PATH}"),
-            ],
-            user: NONROOT.to_string(),
-            working_dir: "/home/nonroot".to_string(),
-            ..Default::default()
-        },
-        variant: platform.variant.clone(),
-        os_version: platform.os_version.clone(),
+    let mut b = crate::base::scratch(platform);
+    b.config.created = Some(epoch.clone());
+    b.config.history = vec![History {
+        created: Some(epoch),
+        created_by: Some("rko static base".to_string()),
+        comment: Some(
+            "passwd, group, nsswitch.conf, /home/nonroot, /tmp and Mozilla's CA roots".to_string(),
+        ),
+        ..Default::default()
+    }];
+    b.config.rootfs = RootFs {
+        kind: "layers".to_string(),
+        diff_ids: vec![l.diff_id],
+    };
+    b.config.config = Config {
+        env: vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            format!("SSL_CERT_FILE={CA_BUNDLE_PATH}"),
+        ],
+        user: NONROOT.to_string(),
+        working_dir: "/home/nonroot".to_string(),
         ..Default::default()
     };
-    Base {
-        name: None,
-        pinned_digest: None,
-        manifest_annotations: BTreeMap::new(),
-        media_type: media::OCI_MANIFEST.to_string(),
-        index_media_type: None,
-        config,
-        layers: vec![Descriptor {
-            media_type: media::OCI_LAYER_GZIP.to_string(),
-            size: l.blob.len() as u64,
-            digest: l.digest,
-            urls: None,
-            annotations: BTreeMap::new(),
-            platform: None,
-            artifact_type: None,
-        }],
-        platform: platform.clone(),
-        blob_dir: None,
-    }
+    b.layers = vec![Descriptor {
+        media_type: media::OCI_LAYER_GZIP.to_string(),
+        size: l.blob.len() as u64,
+        digest: l.digest,
+        urls: None,
+        annotations: BTreeMap::new(),
+        platform: None,
+        artifact_type: None,
+    }];
+    b
 }
 
 /// The static base layer, when `digest` is its digest.

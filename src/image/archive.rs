@@ -92,16 +92,7 @@ impl BlobStore {
             BlobSource::Bytes(b) => b,
             BlobSource::File(p) => fs_err::read(&p)?,
         };
-        let found = Sha256Digest::of(&bytes);
-        if found != desc.digest || bytes.len() as u64 != desc.size {
-            bail!(ArchiveError::Mismatch {
-                path: PathBuf::from(what),
-                expected: desc.digest,
-                expected_size: desc.size,
-                found,
-                found_size: bytes.len() as u64
-            });
-        }
+        check_bytes(desc, &bytes, what)?;
         Ok(bytes)
     }
 
@@ -109,16 +100,7 @@ impl BlobStore {
     fn copy(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
         match self.find(desc, what)? {
             BlobSource::Bytes(b) => {
-                let found = Sha256Digest::of(&b);
-                if found != desc.digest || b.len() as u64 != desc.size {
-                    bail!(ArchiveError::Mismatch {
-                        path: PathBuf::from(what),
-                        expected: desc.digest,
-                        expected_size: desc.size,
-                        found,
-                        found_size: b.len() as u64
-                    });
-                }
+                check_bytes(desc, &b, what)?;
                 out.write_all(&b)?;
             }
             BlobSource::File(p) => {
@@ -154,6 +136,21 @@ impl BlobStore {
         }
         Ok(())
     }
+}
+
+/// Checks in-memory bytes against their descriptor.
+fn check_bytes(desc: &Descriptor, bytes: &[u8], what: &str) -> Result<()> {
+    let found = Sha256Digest::of(bytes);
+    if found != desc.digest || bytes.len() as u64 != desc.size {
+        bail!(ArchiveError::Mismatch {
+            path: PathBuf::from(what),
+            expected: desc.digest,
+            expected_size: desc.size,
+            found,
+            found_size: bytes.len() as u64
+        });
+    }
+    Ok(())
 }
 
 /// One image of what is written: its manifest, config and layers.
