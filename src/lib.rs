@@ -12,3 +12,4 @@ pub mod media;
 pub mod output;
 pub mod platform;
 pub mod reference;
+pub mod registry;

@@ -55,6 +55,24 @@ pub struct BuildArgs {
     pub compression: CompressionArgs,
     #[command(flatten)]
     pub config: ImageConfigArgs,
+    /// Push the image, as `ko build` does (needs --repository).
+    #[arg(long, requires = "repository")]
+    pub push: bool,
+    /// Where to push: HOST[:PORT]/REPO, the prefix ko calls KO_DOCKER_REPO; the image's
+    /// repository under it follows --naming.
+    #[arg(long, env = "KO_DOCKER_REPO")]
+    pub repository: Option<String>,
+    /// ko's naming strategy for the repository.
+    #[arg(long, value_enum, default_value = "md5")]
+    pub naming: crate::registry::naming::Naming,
+    /// A tag to push. Repeatable; default `latest`, as ko.
+    #[arg(long = "push-tag", value_name = "TAG")]
+    pub push_tags: Vec<String>,
+    #[command(flatten)]
+    pub registry: crate::cli::push::RegistryArgs,
+    /// With --push: write the pushed references as JSON, for CI.
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
@@ -107,10 +125,17 @@ pub fn run(a: BuildArgs) -> Result<()> {
     )?;
 
     let mut outputs = Outputs::new();
-    if a.tarball.is_some() || a.layout.is_some() {
+    let mut pushed = None;
+    if a.tarball.is_some() || a.layout.is_some() || a.push {
         let mut store = BlobStore::default();
-        store.add_bytes(built.manifest.clone());
-        store.add_bytes(built.config.clone());
+        let (manifest_file, config_file) = (
+            scratch.path().join("manifest.json"),
+            scratch.path().join("config.json"),
+        );
+        fs_err::write(&manifest_file, &built.manifest)?;
+        fs_err::write(&config_file, &built.config)?;
+        store.add_path(manifest_file)?;
+        store.add_path(config_file)?;
         store.add_file(kodata_desc.digest, kodata_blob.clone());
         store.add_file(binary_desc.digest, binary_blob.clone());
         if let Some(d) = &base.blob_dir {
@@ -127,12 +152,33 @@ pub fn run(a: BuildArgs) -> Result<()> {
             let dir = outputs.dir(l)?;
             artifact.write_layout(&store, &tags, &dir)?;
         }
+        if a.push {
+            let prefix = a
+                .repository
+                .as_deref()
+                .expect("clap requires --repository with --push");
+            let repository = crate::registry::naming::repository(prefix, import_path, a.naming);
+            let push_tags = if a.push_tags.is_empty() {
+                vec!["latest".to_string()]
+            } else {
+                a.push_tags.clone()
+            };
+            let pm = artifact.push_manifest(&store, &repository, &push_tags)?;
+            let report = crate::cli::push::push(&pm, &a.registry)?;
+            if let Some(p) = &a.image_refs {
+                crate::cli::push::write_image_refs(p, &report)?;
+            }
+            pushed = Some(report.reference);
+        }
     }
     if let Some(p) = &a.digest_file {
         crate::cli::write_digest(&mut outputs, p, &built.digest())?;
     }
     outputs.commit()?;
-    println!("{}", built.digest());
+    match pushed {
+        Some(reference) => println!("{reference}"),
+        None => println!("{}", built.digest()),
+    }
     Ok(())
 }
 

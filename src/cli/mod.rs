@@ -6,6 +6,7 @@ pub mod build;
 pub mod image;
 pub mod index;
 pub mod layer;
+pub mod push;
 pub mod tarball;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Make a layer: the Go binary (`binary`) or the kodata tree (`kodata`).
     #[command(subcommand)]
@@ -38,6 +40,10 @@ pub enum Command {
     Tarball(tarball::TarballArgs),
     /// Write an image or index with its blobs as an OCI image layout directory.
     Layout(tarball::LayoutArgs),
+    /// Write a push manifest: where to push, and where every blob's bytes are.
+    PushManifest(push::PushManifestArgs),
+    /// Push an image or index from a push manifest, skipping or mounting what the registry has.
+    Push(push::PushArgs),
     /// Build an image from a Go binary in one go, like `ko build` (prints the digest).
     Build(build::BuildArgs),
 }
@@ -49,6 +55,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(a) => index::run(a),
         Command::Tarball(a) => tarball::run_tarball(a),
         Command::Layout(a) => tarball::run_layout(a),
+        Command::PushManifest(a) => push::run_push_manifest(a),
+        Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),
     }
 }

@@ -28,17 +28,21 @@ pub struct Sources {
     /// A directory holding blobs/sha256/… (an OCI layout, e.g. the base's). Repeatable.
     #[arg(long = "blobs", value_name = "DIR")]
     pub blob_dirs: Vec<PathBuf>,
-    /// A tag, NAME[:TAG], recorded for `docker load` and in index.json. Repeatable.
-    #[arg(long = "tag", value_name = "NAME[:TAG]")]
-    pub tags: Vec<String>,
 }
 
 impl Sources {
-    fn load(&self) -> Result<(Artifact, BlobStore, Vec<TagRef>)> {
+    pub fn load(&self) -> Result<(Artifact, BlobStore)> {
+        let (root, store) = self.load_store()?;
+        let artifact = Artifact::collect(root, &store)?;
+        Ok((artifact, store))
+    }
+
+    /// The root descriptor and the blob sources, before collecting.
+    pub fn load_store(&self) -> Result<(crate::image::descriptor::Descriptor, BlobStore)> {
         let root = read_descriptor(&self.root)?;
         let mut store = BlobStore::default();
         for b in &self.blobs {
-            store.add_bytes(fs_err::read(b)?);
+            store.add_path(b.clone())?;
         }
         for l in &self.layers {
             let (desc, blob) = parse_layer_pair(l)?;
@@ -48,13 +52,7 @@ impl Sources {
         for d in &self.blob_dirs {
             store.add_dir(d.clone());
         }
-        let tags = self
-            .tags
-            .iter()
-            .map(|t| parse_tag(t))
-            .collect::<Result<Vec<_>, _>>()?;
-        let artifact = Artifact::collect(root, &store)?;
-        Ok((artifact, store, tags))
+        Ok((root, store))
     }
 }
 
@@ -62,6 +60,9 @@ impl Sources {
 pub struct TarballArgs {
     #[command(flatten)]
     pub sources: Sources,
+    /// A tag, NAME[:TAG], recorded for `docker load` and in index.json. Repeatable.
+    #[arg(long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
     /// For an index: the platform `docker load` gets (default linux/amd64, else the first).
     #[arg(long)]
     pub load_platform: Option<Platform>,
@@ -74,13 +75,17 @@ pub struct TarballArgs {
 pub struct LayoutArgs {
     #[command(flatten)]
     pub sources: Sources,
+    /// A tag, NAME[:TAG], recorded in index.json. Repeatable.
+    #[arg(long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
     /// The layout directory to write (replaced if it exists).
     #[arg(long, short)]
     pub output: PathBuf,
 }
 
 pub fn run_tarball(a: TarballArgs) -> Result<()> {
-    let (artifact, store, tags) = a.sources.load()?;
+    let (artifact, store) = a.sources.load()?;
+    let tags = parse_tags(&a.tags)?;
     let mut outputs = Outputs::new();
     let f = outputs.file(&a.output)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
@@ -91,9 +96,17 @@ pub fn run_tarball(a: TarballArgs) -> Result<()> {
 }
 
 pub fn run_layout(a: LayoutArgs) -> Result<()> {
-    let (artifact, store, tags) = a.sources.load()?;
+    let (artifact, store) = a.sources.load()?;
+    let tags = parse_tags(&a.tags)?;
     let mut outputs = Outputs::new();
     let dir = outputs.dir(&a.output)?;
     artifact.write_layout(&store, &tags, &dir)?;
     outputs.commit()
+}
+
+fn parse_tags(tags: &[String]) -> Result<Vec<TagRef>> {
+    Ok(tags
+        .iter()
+        .map(|t| parse_tag(t))
+        .collect::<Result<Vec<_>, _>>()?)
 }

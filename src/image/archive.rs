@@ -17,6 +17,7 @@ use crate::layer::tar::{self, Entry, EntryKind};
 use crate::media;
 use crate::platform::Platform;
 use crate::reference::TagRef;
+use crate::registry::push::{BlobRef, PushManifest};
 
 /// Where a blob's bytes are.
 #[derive(Clone, Debug)]
@@ -48,6 +49,7 @@ pub enum ArchiveError {
 pub struct BlobStore {
     known: BTreeMap<Sha256Digest, BlobSource>,
     dirs: Vec<PathBuf>,
+    remote: Option<String>,
 }
 
 impl BlobStore {
@@ -60,6 +62,38 @@ impl BlobStore {
     /// A file claimed to have `digest`; checked when copied.
     pub fn add_file(&mut self, digest: Sha256Digest, path: PathBuf) {
         self.known.entry(digest).or_insert(BlobSource::File(path));
+    }
+
+    /// A small file (manifest, index, config) whose digest is computed here.
+    pub fn add_path(&mut self, path: PathBuf) -> Result<Sha256Digest> {
+        let (d, _) = Sha256Digest::of_file(&path)?;
+        self.add_file(d, path);
+        Ok(d)
+    }
+
+    /// A repository (`host[:port]/repo`) where blobs found nowhere else can be read.
+    pub fn add_remote(&mut self, repository: String) {
+        self.remote = Some(repository);
+    }
+
+    /// Where a blob's bytes are, for a push manifest: a file, or a source repository.
+    fn locate(&self, desc: &Descriptor, what: &str) -> Result<(Option<PathBuf>, Option<String>)> {
+        if crate::base::static_base::layer_if(&desc.digest).is_some()
+            && !self.known.contains_key(&desc.digest)
+        {
+            return Ok((None, Some(crate::registry::push::STATIC_SOURCE.to_string())));
+        }
+        match self.find(desc, what) {
+            Ok(BlobSource::File(p)) => Ok((Some(p), None)),
+            Ok(BlobSource::Bytes(_)) => bail!(
+                "blob {} ({what}) is only in memory; expected a file",
+                desc.digest
+            ),
+            Err(e) => match &self.remote {
+                Some(r) => Ok((None, Some(r.clone()))),
+                None => Err(e),
+            },
+        }
     }
 
     /// A directory with `blobs/sha256/<hex>` (an OCI layout).
@@ -155,6 +189,7 @@ fn check_bytes(desc: &Descriptor, bytes: &[u8], what: &str) -> Result<()> {
 
 /// One image of what is written: its manifest, config and layers.
 struct ImageParts {
+    manifest: Descriptor,
     config: Descriptor,
     layers: Vec<Descriptor>,
     platform: Option<Platform>,
@@ -202,6 +237,7 @@ impl Artifact {
                     add(l, format!("layer {} of image {}", i + 1, d.digest));
                 }
                 images.push(ImageParts {
+                    manifest: d.clone(),
                     config: m.config,
                     layers: m.layers,
                     platform: d.platform.clone(),
@@ -340,6 +376,48 @@ impl Artifact {
             f.flush()?;
         }
         Ok(())
+    }
+}
+
+impl Artifact {
+    /// The push manifest for pushing this artifact to `repository` with `tags`.
+    pub fn push_manifest(
+        &self,
+        store: &BlobStore,
+        repository: &str,
+        tags: &[String],
+    ) -> Result<PushManifest> {
+        let blob_ref = |d: &Descriptor, what: &str| -> Result<BlobRef> {
+            let (path, source) = store.locate(d, what)?;
+            Ok(BlobRef {
+                media_type: d.media_type.clone(),
+                digest: d.digest,
+                size: d.size,
+                path,
+                source,
+            })
+        };
+        let mut manifests = Vec::new();
+        let mut blobs = Vec::new();
+        for img in &self.images {
+            manifests.push(blob_ref(&img.manifest, "manifest")?);
+            blobs.push(blob_ref(&img.config, "config")?);
+            for l in &img.layers {
+                blobs.push(blob_ref(l, "layer")?);
+            }
+        }
+        if !manifests.iter().any(|m| m.digest == self.root.digest) {
+            manifests.push(blob_ref(&self.root, "index")?);
+        }
+        blobs.sort_by_key(|b| b.digest);
+        blobs.dedup_by_key(|b| b.digest);
+        Ok(PushManifest {
+            repository: repository.to_string(),
+            tags: tags.to_vec(),
+            root: blob_ref(&self.root, "root")?,
+            manifests,
+            blobs,
+        })
     }
 }
 

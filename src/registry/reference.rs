@@ -1,0 +1,116 @@
+//! Registry references: `[host[:port]/]repository[:tag][@sha256:…]`, with Docker Hub's
+//! defaults (`docker.io` → `index.docker.io`, `library/` for one-element names).
+
+use std::fmt;
+
+use crate::digest::Sha256Digest;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// `host[:port]` as written (Docker Hub as `index.docker.io`).
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Sha256Digest>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid image reference {found:?}: {why}; expected [HOST[:PORT]/]REPOSITORY[:TAG][@sha256:…] such as 127.0.0.1:5000/team/app@sha256:…"
+)]
+pub struct ReferenceError {
+    pub found: String,
+    pub why: String,
+}
+
+impl Reference {
+    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+        let err = |why: &str| ReferenceError {
+            found: s.to_string(),
+            why: why.to_string(),
+        };
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (
+                r,
+                Some(d.parse::<Sha256Digest>().map_err(|e| err(&e.to_string()))?),
+            ),
+            None => (s, None),
+        };
+        let tagged = crate::reference::parse_tag(rest).map_err(|e| err(&e.why))?;
+        let tag = if rest[rest.rfind('/').map(|i| i + 1).unwrap_or(0)..].contains(':') {
+            Some(tagged.tag)
+        } else {
+            None
+        };
+        let name = tagged.repository;
+        let (registry, repository) = match name.split_once('/') {
+            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+                (h.to_string(), r.to_string())
+            }
+            _ => ("index.docker.io".to_string(), name.clone()),
+        };
+        let registry = if registry == "docker.io" {
+            "index.docker.io".to_string()
+        } else {
+            registry
+        };
+        let repository = if registry == "index.docker.io" && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// `registry/repository`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// What to ask the registry for: the digest when pinned, else the tag (or `latest`).
+    pub fn target(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_with_hub_defaults() {
+        let r = Reference::parse("alpine").unwrap();
+        assert_eq!(r.name(), "index.docker.io/library/alpine");
+        assert_eq!(r.target(), "latest");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("127.0.0.1:5000/team/app:v1@{d}")).unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "team/app", Some("v1"))
+        );
+        assert_eq!(r.target(), d);
+        assert!(Reference::parse("UPPER/x").is_err());
+    }
+}
