@@ -6,6 +6,8 @@ pub mod build;
 pub mod image;
 pub mod index;
 pub mod layer;
+pub mod load;
+pub mod pull;
 pub mod push;
 pub mod tarball;
 
@@ -40,6 +42,10 @@ pub enum Command {
     Tarball(tarball::TarballArgs),
     /// Write an image or index with its blobs as an OCI image layout directory.
     Layout(tarball::LayoutArgs),
+    /// Load an image into docker or podman (for an index, one platform's image).
+    Load(load::LoadArgs),
+    /// Pull a base pinned by digest into an OCI layout: manifests and configs only, unless --eager.
+    Pull(pull::PullArgs),
     /// Write a push manifest: where to push, and where every blob's bytes are.
     PushManifest(push::PushManifestArgs),
     /// Push an image or index from a push manifest, skipping or mounting what the registry has.
@@ -55,6 +61,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Index(a) => index::run(a),
         Command::Tarball(a) => tarball::run_tarball(a),
         Command::Layout(a) => tarball::run_layout(a),
+        Command::Load(a) => load::run(a),
+        Command::Pull(a) => pull::run(a),
         Command::PushManifest(a) => push::run_push_manifest(a),
         Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),

@@ -78,26 +78,35 @@ impl BlobStore {
 
     /// Where a blob's bytes are, for a push manifest: a file, or a source repository.
     fn locate(&self, desc: &Descriptor, what: &str) -> Result<(Option<PathBuf>, Option<String>)> {
-        if crate::base::static_base::layer_if(&desc.digest).is_some()
-            && !self.known.contains_key(&desc.digest)
-        {
+        match self.find(desc, what) {
+            Ok(BlobSource::File(p)) => return Ok((Some(p), None)),
+            Ok(BlobSource::Bytes(_)) | Err(_) => {}
+        }
+        // Not on disk: a base blob. Prefer the registry it lives in (a mount costs nothing),
+        // else the static layer built into rko.
+        if let Some(r) = &self.remote {
+            return Ok((None, Some(r.clone())));
+        }
+        if crate::base::static_base::layer_if(&desc.digest).is_some() {
             return Ok((None, Some(crate::registry::push::STATIC_SOURCE.to_string())));
         }
         match self.find(desc, what) {
-            Ok(BlobSource::File(p)) => Ok((Some(p), None)),
-            Ok(BlobSource::Bytes(_)) => bail!(
+            Ok(_) => bail!(
                 "blob {} ({what}) is only in memory; expected a file",
                 desc.digest
             ),
-            Err(e) => match &self.remote {
-                Some(r) => Ok((None, Some(r.clone()))),
-                None => Err(e),
-            },
+            Err(e) => Err(e),
         }
     }
 
     /// A directory with `blobs/sha256/<hex>` (an OCI layout).
     pub fn add_dir(&mut self, dir: PathBuf) {
+        // A layout `rko pull` made says where the blobs it did not download can be read.
+        if let Ok(b) = std::fs::read(dir.join(crate::registry::pull::SOURCES_FILE))
+            && let Ok(s) = serde_json::from_slice::<crate::registry::pull::Sources>(&b)
+        {
+            self.remote.get_or_insert(s.repository);
+        }
         self.dirs.push(dir);
     }
 

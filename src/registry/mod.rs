@@ -5,5 +5,6 @@
 pub mod auth;
 pub mod client;
 pub mod naming;
+pub mod pull;
 pub mod push;
 pub mod reference;
