@@ -60,6 +60,10 @@ pub enum RegistryError {
     )]
     NoCredentials { registry: String },
     #[error(
+        "TLS verification of {registry} failed: {detail}; pass --ca-file with the CA that signed the registry's certificate, or --insecure-registry {registry} to skip verification"
+    )]
+    Tls { registry: String, detail: String },
+    #[error(
         "cannot reach {registry}: {detail}; check the host and port, that the registry is running, and --insecure-registry for plain HTTP"
     )]
     Unreachable { registry: String, detail: String },
@@ -280,6 +284,12 @@ impl Client {
                     std::thread::sleep(wait);
                 }
                 Ok(resp) => return Ok(resp),
+                Err(e) if is_tls(&e) => {
+                    return Err(anyhow!(RegistryError::Tls {
+                        registry: registry.to_string(),
+                        detail: format!("{e:#}")
+                    }));
+                }
                 Err(e) if attempt < self.opts.attempts && is_transient(&e) => {
                     std::thread::sleep(backoff(attempt))
                 }
@@ -458,6 +468,14 @@ fn basic(user: &str, pass: &str) -> String {
 
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5000))
+}
+
+/// A certificate problem: retrying cannot fix it.
+fn is_tls(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}").to_lowercase();
+    text.contains("certificate")
+        || text.contains("tls handshake")
+        || matches!(e.downcast_ref::<ureq::Error>(), Some(ureq::Error::Tls(_)))
 }
 
 fn is_transient(e: &anyhow::Error) -> bool {

@@ -441,7 +441,9 @@ fn is_final(e: &anyhow::Error) -> bool {
     }
     matches!(
         e.downcast_ref::<RegistryError>(),
-        Some(RegistryError::Unauthorized { .. }) | Some(RegistryError::NoCredentials { .. })
+        Some(RegistryError::Unauthorized { .. })
+            | Some(RegistryError::NoCredentials { .. })
+            | Some(RegistryError::Tls { .. })
     ) || e.downcast_ref::<std::io::Error>().is_some()
 }
 

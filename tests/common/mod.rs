@@ -261,6 +261,17 @@ impl Podman {
         cmd
     }
 
+    /// The environment that points podman at this configuration, for programs that run it.
+    pub fn env(&self) -> [(&'static str, PathBuf); 2] {
+        [
+            ("CONTAINERS_CONF", self.dir.path().join("containers.conf")),
+            (
+                "CONTAINERS_STORAGE_CONF",
+                self.dir.path().join("storage.conf"),
+            ),
+        ]
+    }
+
     /// Runs `podman ARGS…`, asserts success and returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         run_ok(self.cmd().args(args))
@@ -296,3 +307,4 @@ pub fn fake_go_binary(path: &Path, elf_machine: u8, size: usize) {
     }
     std::fs::write(path, b).unwrap();
 }
+pub mod registry;
