@@ -583,3 +583,109 @@ impl Drop for DockerRmi {
         let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
     }
 }
+
+#[test]
+fn pull_refuses_content_that_does_not_match_the_pinned_digest() {
+    let reg = Registry::start(RegistryOptions::plain());
+    let e = Env::new();
+    let host = reg.host();
+    let (reference, _) = build_push(
+        &e,
+        "example.com/m",
+        &[
+            "--repository",
+            &format!("{host}/m"),
+            "--naming",
+            "bare",
+            "--insecure-registry",
+            &host,
+        ],
+    );
+    let digest = reference.split('@').nth(1).unwrap();
+    // A registry that answers the pinned digest with other bytes.
+    let forged = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#;
+    let proxy = FaultProxy::for_registry(
+        &reg,
+        vec![FaultRule::always(
+            "GET",
+            "/manifests/",
+            Fault::Respond(
+                "application/vnd.oci.image.manifest.v1+json".into(),
+                forged.to_vec(),
+            ),
+        )],
+    );
+    let p = proxy.addr();
+    e.fails(
+        &[
+            "pull",
+            &format!("{p}/m@{digest}"),
+            "-o",
+            "out",
+            "--insecure-registry",
+            &p,
+        ],
+        &["does not match", &format!("expected {digest}")],
+    );
+    assert!(!e.path("out").exists(), "no partial layout");
+}
+
+#[test]
+fn credentials_from_a_helper_and_from_podmans_auth_file() {
+    let reg = Registry::start(RegistryOptions::tls_auth("helper-user", "helper-pass"));
+    let e = Env::new();
+    let host = reg.host();
+    let ca = reg.ca_cert().unwrap();
+    let repo = format!("{host}/h");
+    // docker-credential-rkotest answers `get` with the registry's credentials.
+    let bin = e.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-rkotest");
+    std::fs::write(&helper, "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"helper-user\",\"Secret\":\"helper-pass\"}' \"$server\"\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&helper).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        e.path("docker/config.json"),
+        serde_json::json!({"credHelpers": {host.clone(): "rkotest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let args = [
+        "build",
+        "app",
+        "--import-path",
+        "example.com/h",
+        "--push",
+        "--repository",
+        repo.as_str(),
+        "--naming",
+        "bare",
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ];
+    let o = e.rko(&args).env("PATH", &path).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // podman's auth.json, when docker's config has nothing for the registry.
+    std::fs::remove_file(e.path("docker/config.json")).unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("helper-user:helper-pass");
+    std::fs::write(
+        e.path("auth.json"),
+        serde_json::json!({"auths": {host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let o = e
+        .rko(&args)
+        .env("REGISTRY_AUTH_FILE", e.path("auth.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -535,6 +535,9 @@ pub enum Fault {
     DropBeforeResponse,
     /// Wait this long, then forward normally.
     Delay(Duration),
+    /// Answer 200 with this body and content type instead of forwarding (a registry that
+    /// serves content not matching its digest, which a real one cannot be made to do).
+    Respond(String, Vec<u8>),
 }
 
 /// A fault applied to the `nth` (1-based) and the following `count - 1` requests whose
@@ -912,6 +915,17 @@ fn serve(
             return Ok(());
         }
         Some(Fault::Delay(d)) => std::thread::sleep(d),
+        Some(Fault::Respond(content_type, bytes)) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            rec.record(200);
+            client.write_all(head.as_bytes())?;
+            client.write_all(&bytes)?;
+            client.flush()?;
+            return Ok(());
+        }
         _ => {}
     }
     let upstream = match forward(state, req, &body) {
