@@ -642,10 +642,6 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
     std::fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-rkotest");
     std::fs::write(&helper, "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"helper-user\",\"Secret\":\"helper-pass\"}' \"$server\"\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&helper).unwrap().permissions(),
-        0o755,
-    );
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(
         e.path("docker/config.json"),
