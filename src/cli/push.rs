@@ -1,7 +1,10 @@
 //! `rko push-manifest` (build time: what to push and where every blob's bytes are) and
 //! `rko push` (run time: push it).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -11,7 +14,7 @@ use crate::cli::tarball::Sources;
 use crate::output::Outputs;
 use crate::registry::client::{Client, ClientOptions};
 use crate::registry::naming::{self, Naming};
-use crate::registry::push::{BlobOutcome, PushManifest, PushReport, Pusher};
+use crate::registry::push::{BlobOutcome, Counters, PushManifest, PushReport, Pusher};
 
 #[derive(Debug, Args)]
 pub struct PushManifestArgs {
@@ -102,14 +105,40 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
 /// Pushes and reports on stderr; returns the report.
 pub fn push(pm: &PushManifest, registry: &RegistryArgs) -> Result<PushReport> {
     let client = registry.client()?;
-    let progress = |line: &str| eprintln!("rko: {line}");
+    let counters = Arc::new(Counters::default());
+    // On a terminal, one status line redrawn as blobs go; otherwise a plain line per blob.
+    let tty = std::io::stderr().is_terminal();
+    let progress = |line: &str| {
+        if !tty {
+            eprintln!("rko: {line}");
+        }
+    };
     let pusher = Pusher {
         client: &client,
+        counters: counters.clone(),
         jobs: registry.jobs,
         attempts: registry.attempts,
         progress: &progress,
     };
-    let report = pusher.push(pm)?;
+    let done = AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        if tty {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    eprint!(
+                        "\r\x1b[Krko: pushing {}: {}",
+                        pm.repository,
+                        status_line(&counters)
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                eprint!("\r\x1b[K");
+            });
+        }
+        let r = pusher.push(pm);
+        done.store(true, Ordering::Relaxed);
+        r
+    })?;
     let count = |o: BlobOutcome| report.blobs.iter().filter(|b| b.1 == o).count();
     eprintln!(
         "rko: pushed {}: {} blobs existed, {} mounted, {} uploaded, {} copied; {} sent",
@@ -121,6 +150,17 @@ pub fn push(pm: &PushManifest, registry: &RegistryArgs) -> Result<PushReport> {
         crate::registry::push::human(report.bytes_sent)
     );
     Ok(report)
+}
+
+fn status_line(c: &Counters) -> String {
+    format!(
+        "{}/{} blobs, {} already there, {} mounted, {} sent",
+        c.done.load(Ordering::Relaxed),
+        c.total.load(Ordering::Relaxed),
+        c.existed.load(Ordering::Relaxed),
+        c.mounted.load(Ordering::Relaxed),
+        crate::registry::push::human(c.bytes_sent.load(Ordering::Relaxed))
+    )
 }
 
 pub fn run_push(a: PushArgs) -> Result<()> {

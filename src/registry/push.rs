@@ -6,6 +6,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -77,8 +78,35 @@ pub struct PushReport {
     pub bytes_sent: u64,
 }
 
+/// Live counts for a progress display.
+#[derive(Default)]
+pub struct Counters {
+    pub total: AtomicUsize,
+    pub done: AtomicUsize,
+    pub existed: AtomicUsize,
+    pub mounted: AtomicUsize,
+    pub bytes_sent: AtomicU64,
+}
+
+/// Counts the bytes read through it into `Counters::bytes_sent`.
+struct Counting<R> {
+    inner: R,
+    counters: Arc<Counters>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counters
+            .bytes_sent
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 pub struct Pusher<'a> {
     pub client: &'a Client,
+    pub counters: Arc<Counters>,
     pub jobs: usize,
     /// Attempts per blob, each a fresh upload.
     pub attempts: u32,
@@ -115,6 +143,7 @@ impl Pusher<'_> {
         for t in &m.tags {
             crate::reference::parse_tag(&format!("{}:{t}", target.name()))?;
         }
+        self.counters.total.store(m.blobs.len(), Ordering::Relaxed);
         // Blobs, in parallel, bounded.
         let queue = Mutex::new(m.blobs.iter().rev().cloned().collect::<Vec<_>>());
         let results = Mutex::new(Vec::new());
@@ -131,6 +160,16 @@ impl Pusher<'_> {
                         };
                         match self.push_blob(&target, &b) {
                             Ok((outcome, sent)) => {
+                                self.counters.done.fetch_add(1, Ordering::Relaxed);
+                                match outcome {
+                                    BlobOutcome::Existed => {
+                                        self.counters.existed.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    BlobOutcome::Mounted => {
+                                        self.counters.mounted.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    _ => 0,
+                                };
                                 (self.progress)(&format!(
                                     "{:9} {} ({})",
                                     format!("{outcome:?}").to_lowercase(),
@@ -349,7 +388,10 @@ impl Pusher<'_> {
         let open = |offset: u64, len: u64| -> Result<Payload> {
             let mut f = fs_err::File::open(path)?;
             f.seek(SeekFrom::Start(offset))?;
-            Ok(Payload::Reader(Box::new(f.take(len))))
+            Ok(Payload::Reader(Box::new(Counting {
+                inner: f.take(len),
+                counters: self.counters.clone(),
+            })))
         };
         let actual = fs_err::metadata(path)?.len();
         if actual != b.size {
@@ -424,7 +466,10 @@ impl Pusher<'_> {
                     &mut || Ok(Payload::Empty),
                 )?;
                 expect(&mut r, &[200], "GET", &get_url)?;
-                Ok(Payload::Reader(Box::new(r.body.into_reader())))
+                Ok(Payload::Reader(Box::new(Counting {
+                    inner: r.body.into_reader(),
+                    counters: self.counters.clone(),
+                })))
             })?;
         expect(&mut resp, &[201], "PUT", &url)
     }
