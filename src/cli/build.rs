@@ -176,8 +176,8 @@ pub fn run(a: BuildArgs) -> Result<()> {
     }
     outputs.commit()?;
     match pushed {
-        Some(reference) => println!("{reference}"),
-        None => println!("{}", built.digest()),
+        Some(reference) => crate::cli::outln!("{reference}"),
+        None => crate::cli::outln!("{}", built.digest()),
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ pub fn run(a: ImageArgs) -> Result<()> {
     let mut outputs = Outputs::new();
     write_image(&mut outputs, &built, &a)?;
     outputs.commit()?;
-    println!("{}", built.digest());
+    crate::cli::outln!("{}", built.digest());
     Ok(())
 }
 

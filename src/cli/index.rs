@@ -45,6 +45,6 @@ pub fn run(a: IndexArgs) -> Result<()> {
         write_digest(&mut outputs, p, &desc.digest)?;
     }
     outputs.commit()?;
-    println!("{}", desc.digest);
+    crate::cli::outln!("{}", desc.digest);
     Ok(())
 }

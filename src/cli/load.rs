@@ -93,7 +93,7 @@ pub fn run(a: LoadArgs) -> Result<()> {
     eprint!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("rko: loaded with {program}");
     for t in &tags {
-        println!("{t}");
+        crate::cli::outln!("{t}");
     }
     Ok(())
 }

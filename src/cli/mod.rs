@@ -2,6 +2,22 @@
 //! writing its outputs all-or-nothing. Arguments are parsed here and validated by the
 //! library modules they are handed to.
 
+/// Prints a line of output on stdout. A closed pipe (`rko … | head -1`) ends the output
+/// quietly instead of panicking as `println!` does.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("rko: error: writing to stdout: {e}");
+                std::process::exit(1);
+            }
+        }
+    }};
+}
+pub(crate) use outln;
+
 pub mod build;
 pub mod image;
 pub mod index;

@@ -58,6 +58,6 @@ pub fn run(a: PullArgs) -> Result<()> {
         pulled.media_type,
         crate::registry::push::human(pulled.bytes_downloaded)
     );
-    println!("{}", pulled.digest);
+    crate::cli::outln!("{}", pulled.digest);
     Ok(())
 }

@@ -172,9 +172,9 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         )
     })?;
     let report = push(&pm, &a.registry)?;
-    println!("{}", report.reference);
+    crate::cli::outln!("{}", report.reference);
     for t in &report.tagged {
-        println!("{t}");
+        crate::cli::outln!("{t}");
     }
     if let Some(p) = &a.image_refs {
         write_image_refs(p, &report)?;
