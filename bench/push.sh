@@ -25,9 +25,11 @@ fi
 
 W=$BENCH/work/push.$$
 mkdir -p "$W"
-REG_PID=
 cleanup() {
-  if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null; wait "$REG_PID" 2>/dev/null || true; fi
+  if [ -f "$W/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done < "$W/pids"
+    sleep 0.2
+  fi
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -40,19 +42,23 @@ fi
 (set +o pipefail; cat /usr/lib/go-*/pkg/tool/linux_amd64/* /usr/lib/go-*/bin/* /usr/lib/go-*/pkg/tool/linux_amd64/* 2>/dev/null \
   | head -c $((SIZE_MIB << 20)) > "$W/app")
 
-# A registry on a free loopback port.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-cat > "$W/reg.yml" <<YML
-version: 0.1
-storage: {filesystem: {rootdirectory: $W/storage}}
-http: {addr: $HOST}
-health: {storagedriver: {enabled: false}}
-log: {level: error}
-YML
-docker-registry serve "$W/reg.yml" > "$W/reg.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+# Registries on free loopback ports, each with fresh storage: a contender pushing a "new
+# image" must not find its blobs anywhere in the registry (skopeo remembers where it has
+# seen a blob and would mount it from an earlier run's repository).
+REG_PIDS=()
+start_registry() { # prints HOST; the registry runs until the script ends
+  local port dir
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  dir=$W/reg.$port
+  mkdir -p "$dir"
+  printf 'version: 0.1\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\nhealth: {storagedriver: {enabled: false}}\nlog: {level: error}\n' \
+    "$dir/storage" "$port" > "$dir/cfg.yml"
+  docker-registry serve "$dir/cfg.yml" > "$dir/log" 2>&1 &
+  echo $! >> "$W/pids"
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+  echo "127.0.0.1:$port"
+}
+HOST=$(start_registry)
 
 # The image, as an OCI layout, and its push manifest inputs.
 "$R" build "$W/app" --import-path example.com/bench/cmd/app --platform linux/amd64 --layout "$W/L" --tag bench:1 > "$W/digest"
@@ -72,12 +78,13 @@ elapsed() { python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))
 
 declare -a T_RKO T_SKOPEO T_RE
 for i in $(seq "$N"); do
-  "$R" push-manifest --root "$W/desc.json" --blobs "$W/L" --repository "$HOST/rko$i" -o "$W/push$i.json"
-  a=$(now); "$R" push --manifest "$W/push$i.json" --insecure-registry "$HOST" > /dev/null 2>>"$W/rko.log" || { cat "$W/rko.log" >&2; exit 1; }; b=$(now)
+  RH=$(start_registry); SH=$(start_registry)
+  "$R" push-manifest --root "$W/desc.json" --blobs "$W/L" --repository "$RH/rko$i" -o "$W/push$i.json"
+  a=$(now); "$R" push --manifest "$W/push$i.json" --insecure-registry "$RH" > /dev/null 2>>"$W/rko.log" || { cat "$W/rko.log" >&2; exit 1; }; b=$(now)
   T_RKO+=("$(elapsed "$a" "$b")")
-  a=$(now); skopeo copy -q --dest-tls-verify=false "oci:$W/L:1" "docker://$HOST/skopeo$i:1" > /dev/null; b=$(now)
+  a=$(now); skopeo copy -q --dest-tls-verify=false "oci:$W/L:1" "docker://$SH/skopeo$i:1" > /dev/null; b=$(now)
   T_SKOPEO+=("$(elapsed "$a" "$b")")
-  a=$(now); "$R" push --manifest "$W/push$i.json" --insecure-registry "$HOST" --image-refs "$W/re$i.json" > /dev/null 2>>"$W/rko.log" || { cat "$W/rko.log" >&2; exit 1; }; b=$(now)
+  a=$(now); "$R" push --manifest "$W/push$i.json" --insecure-registry "$RH" --image-refs "$W/re$i.json" > /dev/null 2>>"$W/rko.log" || { cat "$W/rko.log" >&2; exit 1; }; b=$(now)
   T_RE+=("$(elapsed "$a" "$b")")
 done
 rko_new=$(printf '%s\n' "${T_RKO[@]}" | median)

@@ -55,6 +55,10 @@ pub struct RegistryArgs {
     /// Attempts per request and per blob on connection errors, 5xx and 429.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
+    /// Upload blobs larger than this many bytes in chunks of that size (for slow or flaky
+    /// links); by default every blob goes in one streamed PUT.
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<u64>,
 }
 
 impl RegistryArgs {
@@ -118,6 +122,7 @@ pub fn push(pm: &PushManifest, registry: &RegistryArgs) -> Result<PushReport> {
         counters: counters.clone(),
         jobs: registry.jobs,
         attempts: registry.attempts,
+        chunk_size: registry.chunk_size,
         progress: &progress,
     };
     let done = AtomicBool::new(false);

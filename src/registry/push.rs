@@ -16,11 +16,6 @@ use crate::digest::Sha256Digest;
 use crate::registry::client::{Client, Payload, RegistryError, Response};
 use crate::registry::reference::Reference;
 
-/// Blobs larger than this are uploaded in chunks (PATCH with Content-Range).
-pub const CHUNKED_ABOVE: u64 = 32 << 20;
-/// The size of one uploaded chunk.
-pub const CHUNK: u64 = 16 << 20;
-
 /// The `source` of a blob that is the embedded static base's layer.
 pub const STATIC_SOURCE: &str = "rko:static";
 
@@ -110,6 +105,9 @@ pub struct Pusher<'a> {
     pub jobs: usize,
     /// Attempts per blob, each a fresh upload.
     pub attempts: u32,
+    /// Upload blobs larger than this in chunks of this size (PATCH with Content-Range);
+    /// `None` sends every blob in one streamed PUT, which is fastest on a good link.
+    pub chunk_size: Option<u64>,
     /// Called with a line of progress for each blob as it finishes.
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
@@ -404,9 +402,10 @@ impl Pusher<'_> {
         }
         let mut location = location.to_string();
         let mut offset = 0;
-        if chunked && b.size > CHUNKED_ABOVE {
+        let chunk = self.chunk_size.filter(|c| chunked && *c > 0 && b.size > *c);
+        if let Some(chunk) = chunk {
             while offset < b.size {
-                let len = CHUNK.min(b.size - offset);
+                let len = chunk.min(b.size - offset);
                 let range = format!("{}-{}", offset, offset + len - 1);
                 let headers = [
                     ("content-type", "application/octet-stream".to_string()),
