@@ -169,6 +169,27 @@ fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
         reg.tag_digest(&format!("team/api-{md5}"), "v1").as_deref(),
         Some(digest.as_str())
     );
+    // Chunked uploads (1 MiB PATCHes with Content-Range) give the same image.
+    let (chunked, _) = build_push(
+        &e,
+        "example.com/svc/cmd/api",
+        &[
+            "--repository",
+            &format!("{host}/chunked"),
+            "--naming",
+            "bare",
+            "--insecure-registry",
+            &host,
+            "--chunk-size",
+            "1048576",
+        ],
+    );
+    assert_eq!(chunked.split('@').nth(1).unwrap(), digest);
+    assert_eq!(
+        skopeo_digest(&format!("{host}/chunked:latest"), &["--tls-verify=false"]),
+        digest
+    );
+    assert_eq!(outcome_counts(&e).2, 4);
 }
 
 #[test]
