@@ -120,6 +120,11 @@ fn media_type_of(desc: &Descriptor, bytes: &[u8]) -> String {
     if !desc.media_type.is_empty() {
         return desc.media_type.clone();
     }
+    probe_media_type(bytes)
+}
+
+/// The `mediaType` field of a manifest or index JSON, or "" when it has none.
+pub fn probe_media_type(bytes: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType", default)]

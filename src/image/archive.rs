@@ -3,12 +3,11 @@
 //! Every blob is checked against its digest and size while it is copied.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::base::layout::blob_path;
 use crate::digest::Sha256Digest;
@@ -148,24 +147,8 @@ impl BlobStore {
             }
             BlobSource::File(p) => {
                 let mut f = fs_err::File::open(&p)?;
-                let mut h = Sha256::new();
-                let mut buf = vec![0u8; 1 << 20];
-                let mut n = 0u64;
-                loop {
-                    let k = f
-                        .read(&mut buf)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    if k == 0 {
-                        break;
-                    }
-                    n += k as u64;
-                    if n > desc.size {
-                        break;
-                    }
-                    h.update(&buf[..k]);
-                    out.write_all(&buf[..k])?;
-                }
-                let found = Sha256Digest::from_hasher(h);
+                let (found, n) = crate::digest::copy_hashed(&mut f, out, desc.size)
+                    .with_context(|| format!("copying {}", p.display()))?;
                 if found != desc.digest || n != desc.size {
                     bail!(ArchiveError::Mismatch {
                         path: p,

@@ -3,12 +3,11 @@
 //! size; the layers stay in the registry, and `rko-sources.json` records where they can be
 //! read. Eager mode also fetches the layer blobs (verified while streaming to disk).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::image::descriptor::{Descriptor, Index, Manifest, to_go_json};
@@ -122,23 +121,7 @@ impl Puller<'_> {
     /// Streams a blob into `out`, checking digest and size; returns the bytes read.
     fn blob(&self, r: &Reference, d: &Descriptor, out: &mut impl Write) -> Result<u64> {
         let mut resp = self.get(r, &format!("/v2/{}/blobs/{}", r.repository, d.digest), None)?;
-        let mut reader = resp.body.as_reader();
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let k = reader.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-            out.write_all(&buf[..k])?;
-            n += k as u64;
-            if n > d.size {
-                break;
-            }
-        }
-        let found = Sha256Digest::from_hasher(h);
+        let (found, n) = crate::digest::copy_hashed(&mut resp.body.as_reader(), out, d.size)?;
         if found != d.digest || n != d.size {
             bail!(PullError::Mismatch {
                 reference: r.to_string(),
@@ -244,17 +227,17 @@ impl Puller<'_> {
 }
 
 fn media_type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType", default)]
-        media_type: Option<String>,
-        #[serde(default)]
-        manifests: Option<serde_json::Value>,
+    let probed = crate::base::layout::probe_media_type(bytes);
+    if !probed.is_empty() {
+        return Some(probed);
     }
-    let p: Probe = serde_json::from_slice(bytes).ok()?;
-    match p.media_type {
-        Some(m) if !m.is_empty() => Some(m),
-        _ if p.manifests.is_some() => Some(media::OCI_INDEX.to_string()),
-        _ => Some(media::OCI_MANIFEST.to_string()),
-    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    Some(
+        if v.get("manifests").is_some() {
+            media::OCI_INDEX
+        } else {
+            media::OCI_MANIFEST
+        }
+        .to_string(),
+    )
 }
