@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::registry::{Fault, FaultProxy, FaultRule, Registry, RegistryOptions};
+use common::registry::{Fault, FaultProxy, FaultRule, Registry, RegistryOptions, TokenServer};
 use common::{RKO, fake_go_binary, read_json, run_ok};
 
 struct Env {
@@ -705,4 +705,52 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn bearer_tokens_from_the_registrys_token_server() {
+    let tokens = TokenServer::start("tok-user", "tok-pass");
+    let reg = Registry::start(tokens.registry_options());
+    let e = Env::new();
+    let host = reg.host();
+    let repo = format!("{host}/tok");
+    let args = [
+        "--repository",
+        repo.as_str(),
+        "--naming",
+        "bare",
+        "--insecure-registry",
+        host.as_str(),
+        "--attempts",
+        "2",
+    ];
+    e.fails(
+        &[
+            &["build", "app", "--import-path", "example.com/t", "--push"][..],
+            &args,
+        ]
+        .concat(),
+        &["requires authentication"],
+    );
+    e.login(&host, "tok-user", "wrong");
+    e.fails(
+        &[
+            &["build", "app", "--import-path", "example.com/t", "--push"][..],
+            &args,
+        ]
+        .concat(),
+        &["refused the credentials"],
+    );
+    e.login(&host, "tok-user", "tok-pass");
+    let (reference, _) = build_push(&e, "example.com/t", &args);
+    let digest = reference.split('@').nth(1).unwrap();
+    let (out, _) = e.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        "pulled",
+        "--insecure-registry",
+        &host,
+    ]);
+    assert_eq!(out.trim(), digest);
 }

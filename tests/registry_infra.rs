@@ -187,6 +187,7 @@ fn plain_registry_with_basic_auth() {
     let reg = Registry::start(RegistryOptions {
         tls: false,
         auth: Some(("bob".into(), "pw".into())),
+        token: None,
     });
     let r = http_request(&reg.host(), "GET", "/v2/", &[], b"").unwrap();
     assert_eq!(r.status, 401, "{}", reg.log());

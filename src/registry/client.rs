@@ -424,6 +424,11 @@ impl Client {
             detail: e.to_string(),
         })?;
         let status = resp.status().as_u16();
+        if (status == 401 || status == 403) && cred.is_none() {
+            bail!(RegistryError::NoCredentials {
+                registry: registry.to_string()
+            });
+        }
         if status == 401 || status == 403 {
             bail!(RegistryError::Unauthorized {
                 registry: registry.to_string(),

@@ -29,6 +29,17 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Require HTTP basic auth with this (user, password) (htpasswd, bcrypt).
     pub auth: Option<(String, String)>,
+    /// Require Bearer tokens from this token server instead.
+    pub token: Option<TokenAuth>,
+}
+
+/// Token auth settings for the registry (see [`TokenServer`]).
+#[derive(Clone, Debug)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub rootcertbundle: PathBuf,
 }
 
 impl RegistryOptions {
@@ -40,6 +51,7 @@ impl RegistryOptions {
         RegistryOptions {
             tls: true,
             auth: Some((user.to_string(), pass.to_string())),
+            token: None,
         }
     }
 }
@@ -221,7 +233,15 @@ impl Registry {
              health:\n  storagedriver:\n    enabled: false\n",
             d.join("storage").display()
         );
-        if opts.auth.is_some() {
+        if let Some(t) = &opts.token {
+            cfg.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.rootcertbundle.display()
+            ));
+        } else if opts.auth.is_some() {
             cfg.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: rko-test\n    path: {}\n",
                 d.join("htpasswd").display()
@@ -1016,5 +1036,104 @@ fn reason(code: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Injected",
+    }
+}
+
+/// The Go token server of tests/goref/tokenserver.go on 127.0.0.1, issuing ES256 tokens
+/// for one user; killed on drop.
+pub struct TokenServer {
+    child: Child,
+    addr: String,
+    dir: TempDir,
+}
+
+impl TokenServer {
+    pub const SERVICE: &'static str = "rko-test-registry";
+    pub const ISSUER: &'static str = "rko-test-issuer";
+
+    pub fn start(user: &str, pass: &str) -> TokenServer {
+        let dir = tempfile::Builder::new()
+            .prefix("rko-token-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goref/tokenserver.go");
+        let bin = d.join("tokenserver");
+        run_tool(
+            Command::new("go")
+                .args(["build", "-o"])
+                .arg(&bin)
+                .arg(&src)
+                .env("GO111MODULE", "off")
+                .env("GOCACHE", super::go_cache()),
+        );
+        let ossl = |args: &[&str]| {
+            run_tool(
+                Command::new("openssl")
+                    .args(args)
+                    .current_dir(d)
+                    .stdin(Stdio::null()),
+            );
+        };
+        ossl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "token.key",
+        ]);
+        ossl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "token.key",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rko-test-token",
+            "-out",
+            "token.pem",
+        ]);
+        let mut child = Command::new(&bin)
+            .arg(d.join("token.key"))
+            .arg(d.join("token.pem"))
+            .args([user, pass, Self::SERVICE, Self::ISSUER])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut BufReader::new(child.stdout.take().unwrap()), &mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("token server said {line:?}"))
+            .to_string();
+        TokenServer { child, addr, dir }
+    }
+
+    /// Registry options that trust this server's tokens.
+    pub fn registry_options(&self) -> RegistryOptions {
+        RegistryOptions {
+            tls: false,
+            auth: None,
+            token: Some(TokenAuth {
+                realm: format!("http://{}/token", self.addr),
+                service: Self::SERVICE.to_string(),
+                issuer: Self::ISSUER.to_string(),
+                rootcertbundle: self.dir.path().join("token.pem"),
+            }),
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
