@@ -100,14 +100,7 @@ impl Registry {
         if opts.tls {
             // A CA and a server certificate it signs, as real deployments have (rustls, like
             // browsers, refuses a CA certificate used as the server's own).
-            let ossl = |args: &[&str]| {
-                run_tool(
-                    Command::new("openssl")
-                        .args(args)
-                        .current_dir(d)
-                        .stdin(Stdio::null()),
-                );
-            };
+            let ossl = |args: &[&str]| openssl(d, args);
             ossl(&[
                 "req",
                 "-x509",
@@ -1067,14 +1060,7 @@ impl TokenServer {
                 .env("GO111MODULE", "off")
                 .env("GOCACHE", super::go_cache()),
         );
-        let ossl = |args: &[&str]| {
-            run_tool(
-                Command::new("openssl")
-                    .args(args)
-                    .current_dir(d)
-                    .stdin(Stdio::null()),
-            );
-        };
+        let ossl = |args: &[&str]| openssl(d, args);
         ossl(&[
             "ecparam",
             "-name",
@@ -1136,4 +1122,14 @@ impl Drop for TokenServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `openssl ARGS…` in `dir`, asserting success.
+fn openssl(dir: &Path, args: &[&str]) {
+    run_tool(
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null()),
+    );
 }
