@@ -367,6 +367,32 @@ fn shallow_pull_then_mount_in_the_same_registry_and_copy_from_another() {
             .arg(format!("oci:{}:x", e.path("copied").display())),
     );
 
+    // A tarball on the shallow base streams the base layers from their registry.
+    e.ok(&[
+        "build",
+        "app",
+        "--import-path",
+        "example.com/x",
+        "--base",
+        &base_arg,
+        "--tarball",
+        "shallow.tar",
+        "--insecure-registry",
+        &s,
+    ]);
+    let inspected = run_ok(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}", e.path("shallow.tar").display())),
+    );
+    assert_eq!(
+        common::parse_json(&inspected)["Layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
     // Eager: the layers too, and the tarball of an image on it needs nothing else.
     e.ok(&[
         "pull",

@@ -141,6 +141,9 @@ pub fn run(a: BuildArgs) -> Result<()> {
         if let Some(d) = &base.blob_dir {
             store.add_dir(d.clone());
         }
+        if a.tarball.is_some() || a.layout.is_some() {
+            a.registry.connect(&mut store)?;
+        }
         let artifact = Artifact::collect(built.descriptor.clone(), &store)?;
         if let Some(t) = &a.tarball {
             let f = outputs.file(t)?;

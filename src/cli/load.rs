@@ -32,6 +32,9 @@ pub struct LoadArgs {
     /// Which tool loads the image.
     #[arg(long, value_enum, default_value = "auto")]
     pub tool: Tool,
+    /// How to reach the registry of a shallow base's blobs.
+    #[command(flatten)]
+    pub registry: crate::cli::push::RegistryArgs,
 }
 
 fn works(program: &str, args: &[&str]) -> bool {
@@ -62,7 +65,8 @@ pub fn run(a: LoadArgs) -> Result<()> {
         .iter()
         .map(|t| parse_tag(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let (artifact, store) = a.sources.load()?;
+    let (artifact, mut store) = a.sources.load()?;
+    a.registry.connect(&mut store)?;
     let program = pick(a.tool)?;
     let mut child = Command::new(program)
         .arg("load")

@@ -62,6 +62,14 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// Gives `store` a client when some of its blobs live only in a registry.
+    pub fn connect(&self, store: &mut crate::image::archive::BlobStore) -> Result<()> {
+        if store.has_remote() {
+            store.set_client(self.client()?);
+        }
+        Ok(())
+    }
+
     pub fn client(&self) -> Result<Client> {
         Client::new(ClientOptions {
             insecure: self.insecure.clone(),

@@ -63,6 +63,9 @@ pub struct TarballArgs {
     /// A tag, NAME[:TAG], recorded for `docker load` and in index.json. Repeatable.
     #[arg(long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
+    /// How to reach the registry of a shallow base's blobs.
+    #[command(flatten)]
+    pub registry: crate::cli::push::RegistryArgs,
     /// For an index: the platform `docker load` gets (default linux/amd64, else the first).
     #[arg(long)]
     pub load_platform: Option<Platform>,
@@ -78,13 +81,17 @@ pub struct LayoutArgs {
     /// A tag, NAME[:TAG], recorded in index.json. Repeatable.
     #[arg(long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
+    /// How to reach the registry of a shallow base's blobs.
+    #[command(flatten)]
+    pub registry: crate::cli::push::RegistryArgs,
     /// The layout directory to write (replaced if it exists).
     #[arg(long, short)]
     pub output: PathBuf,
 }
 
 pub fn run_tarball(a: TarballArgs) -> Result<()> {
-    let (artifact, store) = a.sources.load()?;
+    let (artifact, mut store) = a.sources.load()?;
+    a.registry.connect(&mut store)?;
     let tags = parse_tags(&a.tags)?;
     let mut outputs = Outputs::new();
     let f = outputs.file(&a.output)?;
@@ -96,7 +103,8 @@ pub fn run_tarball(a: TarballArgs) -> Result<()> {
 }
 
 pub fn run_layout(a: LayoutArgs) -> Result<()> {
-    let (artifact, store) = a.sources.load()?;
+    let (artifact, mut store) = a.sources.load()?;
+    a.registry.connect(&mut store)?;
     let tags = parse_tags(&a.tags)?;
     let mut outputs = Outputs::new();
     let dir = outputs.dir(&a.output)?;

@@ -49,6 +49,8 @@ pub struct BlobStore {
     known: BTreeMap<Sha256Digest, BlobSource>,
     dirs: Vec<PathBuf>,
     remote: Option<String>,
+    /// When set, blobs found nowhere on disk are streamed from `remote`.
+    client: Option<crate::registry::client::Client>,
 }
 
 impl BlobStore {
@@ -98,6 +100,16 @@ impl BlobStore {
         }
     }
 
+    /// Whether some blobs may live only in a registry (a shallow base).
+    pub fn has_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// Lets outputs that need base blobs the disk lacks stream them from their registry.
+    pub fn set_client(&mut self, client: crate::registry::client::Client) {
+        self.client = Some(client);
+    }
+
     /// A directory with `blobs/sha256/<hex>` (an OCI layout).
     pub fn add_dir(&mut self, dir: PathBuf) {
         // A layout `rko pull` made says where the blobs it did not download can be read.
@@ -140,7 +152,16 @@ impl BlobStore {
 
     /// Streams a blob into `out`, checking digest and size.
     fn copy(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
-        match self.find(desc, what)? {
+        let found = match (self.find(desc, what), &self.remote, &self.client) {
+            (Err(_), Some(remote), Some(client)) => {
+                // A base blob of a shallow pull: stream it from the registry it lives in.
+                let r = crate::registry::reference::Reference::parse(remote)?;
+                crate::registry::pull::Puller { client }.blob(&r, desc, out)?;
+                return Ok(());
+            }
+            (found, _, _) => found?,
+        };
+        match found {
             BlobSource::Bytes(b) => {
                 check_bytes(desc, &b, what)?;
                 out.write_all(&b)?;

@@ -119,7 +119,7 @@ impl Puller<'_> {
     }
 
     /// Streams a blob into `out`, checking digest and size; returns the bytes read.
-    fn blob(&self, r: &Reference, d: &Descriptor, out: &mut impl Write) -> Result<u64> {
+    pub fn blob(&self, r: &Reference, d: &Descriptor, out: &mut impl Write) -> Result<u64> {
         let mut resp = self.get(r, &format!("/v2/{}/blobs/{}", r.repository, d.digest), None)?;
         let (found, n) = crate::digest::copy_hashed(&mut resp.body.as_reader(), out, d.size)?;
         if found != d.digest || n != d.size {
