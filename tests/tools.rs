@@ -378,6 +378,38 @@ fn assert_on_base(base_layout: &Path, base_digest: &str, layout: &Path, digest: 
     config
 }
 
+/// An image built on a layout base, written as a tarball and a layout, and checked to be
+/// the base plus kodata and binary layers.
+struct OnBase {
+    tar: PathBuf,
+    layout: PathBuf,
+    reference: String,
+    digest: String,
+    config: Value,
+}
+
+fn build_on_base(f: &Fixture, base_dir: &Path, base_digest: &str, name: &str) -> OnBase {
+    let (tar, layout, reference) = (f.path("t.tar"), f.path("layout"), unique_ref(name));
+    let digest = f.build(&[
+        "--base",
+        &format!("{}@{base_digest}", p(base_dir)),
+        "--tag",
+        &reference,
+        "--tarball",
+        p(&tar),
+        "--layout",
+        p(&layout),
+    ]);
+    let config = assert_on_base(base_dir, base_digest, &layout, &digest);
+    OnBase {
+        tar,
+        layout,
+        reference,
+        digest,
+        config,
+    }
+}
+
 #[test]
 fn base_written_by_skopeo() {
     let f = Fixture::new("derived");
@@ -388,20 +420,12 @@ fn base_written_by_skopeo() {
         OCI_MANIFEST
     );
 
-    let tar = f.path("t.tar");
-    let layout = f.path("layout");
-    let reference = unique_ref("skopeo-base");
-    let digest = f.build(&[
-        "--base",
-        &format!("{}@{base_digest}", p(&base_dir)),
-        "--tag",
-        &reference,
-        "--tarball",
-        p(&tar),
-        "--layout",
-        p(&layout),
-    ]);
-    assert_on_base(&base_dir, &base_digest, &layout, &digest);
+    let OnBase {
+        tar,
+        reference,
+        digest,
+        ..
+    } = build_on_base(&f, &base_dir, &base_digest, "skopeo-base");
     let inspected = skopeo_json(&["inspect", &format!("oci-archive:{}", p(&tar))]);
     assert_eq!(inspected["Digest"], digest.as_str());
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 5);
@@ -441,20 +465,12 @@ fn base_written_by_umoci() {
     ]);
     let base_digest = layout_root_digest(&base_dir);
 
-    let tar = f.path("t.tar");
-    let layout = f.path("layout");
-    let reference = unique_ref("umoci-base");
-    let digest = f.build(&[
-        "--base",
-        &format!("{}@{base_digest}", p(&base_dir)),
-        "--tag",
-        &reference,
-        "--tarball",
-        p(&tar),
-        "--layout",
-        p(&layout),
-    ]);
-    let config = assert_on_base(&base_dir, &base_digest, &layout, &digest);
+    let OnBase {
+        tar,
+        reference,
+        config,
+        ..
+    } = build_on_base(&f, &base_dir, &base_digest, "umoci-base");
     assert_eq!(config["config"]["User"], "1234");
     assert_eq!(config["config"]["WorkingDir"], "/");
     let env = strings(&config["config"]["Env"]);
@@ -488,20 +504,13 @@ fn base_with_docker_media_types() {
         "skopeo wrote no Docker manifest: {base}"
     );
 
-    let tar = f.path("t.tar");
-    let layout = f.path("layout");
-    let reference = unique_ref("docker-base");
-    let digest = f.build(&[
-        "--base",
-        &format!("{}@{base_digest}", p(&base_dir)),
-        "--tag",
-        &reference,
-        "--tarball",
-        p(&tar),
-        "--layout",
-        p(&layout),
-    ]);
-    assert_on_base(&base_dir, &base_digest, &layout, &digest);
+    let OnBase {
+        tar,
+        layout,
+        reference,
+        digest,
+        ..
+    } = build_on_base(&f, &base_dir, &base_digest, "docker-base");
 
     let index = read_json(layout.join("index.json"));
     assert_eq!(

@@ -206,29 +206,13 @@ pub fn read_base(
         match mt.as_str() {
             media::OCI_INDEX | media::DOCKER_MANIFEST_LIST => {
                 let idx: Index = parse(&bytes, &path, "image index")?;
-                let found = idx
-                    .manifests
-                    .iter()
-                    .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)));
-                let Some(child) = found else {
-                    let have = idx
-                        .manifests
-                        .iter()
-                        .map(|m| {
-                            m.platform
-                                .as_ref()
-                                .map(|p| p.to_string())
-                                .unwrap_or_else(|| "(no platform)".into())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(LayoutError::NoPlatform {
+                let child = crate::image::index::select(&idx, platform).map_err(|found| {
+                    LayoutError::NoPlatform {
                         digest: desc.digest,
                         wanted: platform.to_string(),
-                        found: have,
+                        found,
                     }
-                    .into());
-                };
+                })?;
                 index_media_type.get_or_insert(mt.clone());
                 desc = child.clone();
             }

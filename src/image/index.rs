@@ -74,3 +74,28 @@ pub fn build(
     let desc = Descriptor::new(mt, &bytes);
     Ok((bytes, desc))
 }
+
+/// The first entry of `index` for `platform`, matched as ko matches (an unnamed variant
+/// matches any); otherwise the platforms the index has, for the error message.
+pub fn select<'a>(
+    index: &'a Index,
+    platform: &crate::platform::Platform,
+) -> Result<&'a Descriptor, String> {
+    index
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
+        .ok_or_else(|| {
+            index
+                .manifests
+                .iter()
+                .map(|m| {
+                    m.platform
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "(no platform)".into())
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+}

@@ -157,23 +157,13 @@ impl Puller<'_> {
         if top_mt == media::OCI_INDEX || top_mt == media::DOCKER_MANIFEST_LIST {
             let idx: Index = serde_json::from_slice(&top).context("parsing the base index")?;
             for p in platforms {
-                let child = idx
-                    .manifests
-                    .iter()
-                    .find(|m| m.platform.as_ref().is_some_and(|mp| p.matches(mp)));
-                let Some(child) = child else {
-                    let found = idx
-                        .manifests
-                        .iter()
-                        .filter_map(|m| m.platform.as_ref().map(|p| p.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    bail!(PullError::NoPlatform {
+                let child = crate::image::index::select(&idx, p).map_err(|found| {
+                    PullError::NoPlatform {
                         reference: r.to_string(),
                         wanted: p.to_string(),
-                        found
-                    });
-                };
+                        found,
+                    }
+                })?;
                 let (bytes, _, d) =
                     self.manifest(r, &child.digest.to_string(), Some(&child.digest))?;
                 write(&d, &bytes)?;
