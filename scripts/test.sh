@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(golang-go skopeo umoci podman runc buildah docker-registry apache2-utils openssl ca-certificates)
+packages=(golang-go skopeo umoci podman runc buildah docker-registry apache2-utils openssl ca-certificates bazel-bootstrap nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

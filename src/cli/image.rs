@@ -61,7 +61,10 @@ pub fn run(a: ImageArgs) -> Result<()> {
     let mut outputs = Outputs::new();
     write_image(&mut outputs, &built, &a)?;
     outputs.commit()?;
-    crate::cli::outln!("{}", built.digest());
+    // The digest goes to stdout unless a file takes it (build actions keep their logs quiet).
+    if a.digest_out.is_none() {
+        crate::cli::outln!("{}", built.digest());
+    }
     Ok(())
 }
 

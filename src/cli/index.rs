@@ -45,6 +45,8 @@ pub fn run(a: IndexArgs) -> Result<()> {
         write_digest(&mut outputs, p, &desc.digest)?;
     }
     outputs.commit()?;
-    crate::cli::outln!("{}", desc.digest);
+    if a.digest_out.is_none() {
+        crate::cli::outln!("{}", desc.digest);
+    }
     Ok(())
 }

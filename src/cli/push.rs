@@ -32,9 +32,20 @@ pub struct PushManifestArgs {
     /// A tag to push (pushed after everything else). Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// A file of tags, one per line (blank lines and `#` comments skipped). Repeatable.
+    #[arg(long = "tag-file", value_name = "FILE")]
+    pub tag_files: Vec<PathBuf>,
+    /// A workspace status file (`KEY value` lines, as Bazel's stable-status.txt and
+    /// volatile-status.txt): `{KEY}` in a tag becomes its value. Repeatable.
+    #[arg(long = "stamp-file", value_name = "FILE")]
+    pub stamp_files: Vec<PathBuf>,
     /// A repository (HOST/REPO) to read base blobs from when they are not on disk.
     #[arg(long, value_name = "HOST/REPO")]
     pub remote_blobs: Option<String>,
+    /// Record blob paths under FROM (a file or directory given above) as TO instead, for
+    /// when the push runs where the files sit elsewhere (Bazel runfiles). Repeatable.
+    #[arg(long = "path-map", value_name = "FROM=TO")]
+    pub path_maps: Vec<String>,
     /// Where to write the push manifest JSON.
     #[arg(long, short)]
     pub output: PathBuf,
@@ -84,6 +95,9 @@ pub struct PushArgs {
     /// The push manifest from `rko push-manifest`.
     #[arg(long)]
     pub manifest: PathBuf,
+    /// Push to this HOST[:PORT]/REPOSITORY instead of the manifest's.
+    #[arg(long)]
+    pub repository: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Write the pushed references and what was sent as JSON, for CI.
@@ -106,7 +120,25 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
         }
         None => a.repository.clone(),
     };
-    let pm = artifact.push_manifest(&store, &repository, &a.tags)?;
+    let tags = expand_tags(&a.tags, &a.tag_files, &a.stamp_files)?;
+    for t in &tags {
+        crate::reference::parse_tag(&format!("{repository}:{t}"))
+            .with_context(|| format!("tag {t:?}"))?;
+    }
+    let maps = a
+        .path_maps
+        .iter()
+        .map(|m| parse_path_map(m))
+        .collect::<Result<Vec<_>>>()?;
+    let mut pm = artifact.push_manifest(&store, &repository, &tags)?;
+    for b in std::iter::once(&mut pm.root)
+        .chain(pm.manifests.iter_mut())
+        .chain(pm.blobs.iter_mut())
+    {
+        if let Some(p) = &b.path {
+            b.path = Some(map_path(p, &maps));
+        }
+    }
     let mut outputs = Outputs::new();
     let mut bytes = serde_json::to_vec_pretty(&pm)?;
     bytes.push(b'\n');
@@ -176,14 +208,99 @@ fn status_line(c: &Counters) -> String {
     )
 }
 
+/// The tags from flags and tag files, with `{KEY}` replaced from the status files.
+fn expand_tags(
+    tags: &[String],
+    tag_files: &[PathBuf],
+    stamp_files: &[PathBuf],
+) -> Result<Vec<String>> {
+    let mut all = tags.to_vec();
+    for f in tag_files {
+        let text = fs_err::read_to_string(f)?;
+        all.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    let mut status = std::collections::BTreeMap::new();
+    for f in stamp_files {
+        for line in fs_err::read_to_string(f)?.lines() {
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            if !k.is_empty() {
+                status.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in all {
+        let mut expanded = String::new();
+        let mut rest = t.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                anyhow::bail!("tag {t:?} has an unclosed '{{'; expected {{KEY}} placeholders");
+            };
+            let key = &rest[open + 1..open + close];
+            let value = match status.get(key) {
+                Some(v) => v,
+                None if stamp_files.is_empty() => anyhow::bail!(
+                    "tag {t:?} uses the workspace status key {key} but the build is not stamped; \
+                     build with --stamp (or set stamp = 1 on the target), or drop the placeholder"
+                ),
+                None => anyhow::bail!(
+                    "tag {t:?} uses the workspace status key {key}, which the status files do not \
+                     have; keys found: {}",
+                    status.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            expanded.push_str(&rest[..open]);
+            expanded.push_str(value);
+            rest = &rest[open + close + 1..];
+        }
+        expanded.push_str(rest);
+        if !out.contains(&expanded) {
+            out.push(expanded);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_path_map(s: &str) -> Result<(PathBuf, PathBuf)> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((PathBuf::from(from), PathBuf::from(to)))
+        }
+        _ => anyhow::bail!("--path-map {s:?}: expected FROM=TO, two non-empty paths"),
+    }
+}
+
+/// Rewrites `p` by the map whose FROM is its longest leading run of whole components.
+fn map_path(p: &std::path::Path, maps: &[(PathBuf, PathBuf)]) -> PathBuf {
+    maps.iter()
+        .filter_map(|(from, to)| p.strip_prefix(from).ok().map(|rest| (from, to, rest)))
+        .max_by_key(|(from, _, _)| from.components().count())
+        .map(|(_, to, rest)| {
+            if rest.as_os_str().is_empty() {
+                to.clone()
+            } else {
+                to.join(rest)
+            }
+        })
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
 pub fn run_push(a: PushArgs) -> Result<()> {
     let bytes = fs_err::read(&a.manifest)?;
-    let pm: PushManifest = serde_json::from_slice(&bytes).with_context(|| {
+    let mut pm: PushManifest = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{} is not a push manifest: expected the JSON `rko push-manifest` writes",
             a.manifest.display()
         )
     })?;
+    if let Some(r) = a.repository {
+        pm.repository = r;
+    }
     let report = push(&pm, &a.registry)?;
     crate::cli::outln!("{}", report.reference);
     for t in &report.tagged {
@@ -219,4 +336,55 @@ pub fn write_image_refs(path: &std::path::Path, report: &PushReport) -> Result<(
     bytes.push(b'\n');
     outputs.write(path, &bytes)?;
     outputs.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_map_takes_the_longest_whole_component_prefix() {
+        let maps = vec![
+            parse_path_map("external/base=img.blobs/0").unwrap(),
+            parse_path_map("external/base/layout=img.blobs/1").unwrap(),
+            parse_path_map("out/l.tgz=img.blobs/2").unwrap(),
+        ];
+        let m = |p: &str| map_path(std::path::Path::new(p), &maps);
+        assert_eq!(
+            m("external/base/layout/blobs/sha256/ab"),
+            PathBuf::from("img.blobs/1/blobs/sha256/ab")
+        );
+        assert_eq!(m("external/base/x"), PathBuf::from("img.blobs/0/x"));
+        assert_eq!(m("out/l.tgz"), PathBuf::from("img.blobs/2"));
+        // A name that merely starts with FROM's text is not under it.
+        assert_eq!(
+            m("external/baseline/x"),
+            PathBuf::from("external/baseline/x")
+        );
+        assert!(parse_path_map("nothing").is_err());
+        assert!(parse_path_map("=x").is_err());
+    }
+
+    #[test]
+    fn tags_expand_from_status_files_and_tag_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let stable = dir.path().join("stable-status.txt");
+        std::fs::write(&stable, "STABLE_GIT_COMMIT abc123\nBUILD_USER ci bot\n").unwrap();
+        let tag_file = dir.path().join("tags.txt");
+        std::fs::write(&tag_file, "# release tags\n\nv1.2\nlatest\n").unwrap();
+        let tags = expand_tags(
+            &["git-{STABLE_GIT_COMMIT}".into(), "latest".into()],
+            &[tag_file],
+            std::slice::from_ref(&stable),
+        )
+        .unwrap();
+        assert_eq!(tags, ["git-abc123", "latest", "v1.2"]);
+        let unstamped = expand_tags(&["git-{STABLE_GIT_COMMIT}".into()], &[], &[]).unwrap_err();
+        assert!(unstamped.to_string().contains("--stamp"), "{unstamped}");
+        let unknown = expand_tags(&["{NOPE}".into()], &[], &[stable]).unwrap_err();
+        assert!(
+            unknown.to_string().contains("STABLE_GIT_COMMIT"),
+            "{unknown}"
+        );
+    }
 }

@@ -1,0 +1,193 @@
+"""ko_image: a Go binary (and kodata) on a base, as ko lays it out.
+
+Actions, each with its own mnemonic so Bazel caches and re-runs them apart:
+  KoLayer (kodata)  rko layer kodata  -> kodata layer blob + descriptor
+  KoLayer (binary)  rko layer binary  -> binary layer blob + descriptor
+  KoImage           rko image         -> config, manifest, descriptor, digest (metadata only)
+  KoTarball/KoLayout (output groups "tarball" and "layout") -> the whole image
+A Go change re-runs the binary layer and the image; an env change re-runs only the image.
+"""
+
+load("//starlark:ko.bzl", "COMPRESSIONS", "check_importpath", "check_key_values", "check_one_of", "check_platform", "image_args", "kodata_image_path", "layer_binary_args", "layer_kodata_args")
+load(":outputs.bzl", "image_sources", "output_group_actions")
+load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
+load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo")
+
+TOOLCHAIN_TYPE = str(Label("//rules/bazel:toolchain_type"))
+
+def rko_tool(ctx):
+    return ctx.toolchains[TOOLCHAIN_TYPE].rko
+
+def _binary_file(ctx, rule):
+    files = ctx.attr.binary[DefaultInfo].files.to_list()
+    executable = ctx.attr.binary[DefaultInfo].files_to_run.executable
+    if len(files) == 1:
+        return files[0]
+    if executable and len(files) == 0:
+        return executable
+    fail("%s: attribute 'binary': expected one Go executable (a go_binary target), found %d files: %s. Point binary at the go_binary itself, not a filegroup" % (
+        rule,
+        len(files),
+        ", ".join([f.short_path for f in files[:5]]) + (" ..." if len(files) > 5 else ""),
+    ))
+
+def _ko_image_impl(ctx):
+    rule = "ko_image %s" % ctx.label
+    rko = rko_tool(ctx)
+    importpath = check_importpath(rule, ctx.attr.importpath)
+    check_one_of(rule, "compression", ctx.attr.compression, sorted(COMPRESSIONS.keys()))
+    for attr in ["env", "labels", "annotations"]:
+        check_key_values(rule, attr, getattr(ctx.attr, attr))
+    if ctx.attr.platform:
+        platform = check_platform(rule, "platform", ctx.attr.platform)
+    else:
+        platform = target_platform(ctx)
+        if not platform:
+            fail("%s: attribute 'platform': the target platform matches no platform rules_ko knows; set platform = \"linux/amd64\" (or another os/arch), or build with --platforms=@rules_ko//platforms:linux_amd64" % rule)
+    binary = _binary_file(ctx, rule)
+    base = ctx.attr.base[KoBaseInfo]
+    ext = COMPRESSIONS[ctx.attr.compression]
+    prefix = ctx.label.name + ".ko/"
+
+    # kodata first, then the binary: ko's layer order.
+    kodata_prefix = ctx.label.package
+    if ctx.attr.kodata_strip_prefix:
+        kodata_prefix = (kodata_prefix + "/" if kodata_prefix else "") + ctx.attr.kodata_strip_prefix
+    kodata_files = []
+    for f in ctx.files.kodata:
+        path = f.short_path
+        if path.startswith("../"):
+            fail("%s: attribute 'kodata': expected files of this workspace, found %s from another repository" % (rule, f.short_path))
+        kodata_files.append([kodata_image_path(rule, path, kodata_prefix), f])
+    kodata = KoLayerInfo(
+        descriptor = ctx.actions.declare_file(prefix + "kodata.json"),
+        blob = ctx.actions.declare_file(prefix + "kodata" + ext),
+    )
+    ctx.actions.run(
+        executable = rko,
+        arguments = layer_kodata_args(
+            [[p, f.path] for p, f in kodata_files],
+            importpath,
+            kodata.blob.path,
+            kodata.descriptor.path,
+            ctx.attr.compression,
+            ctx.attr.compression_level,
+        ),
+        inputs = [f for _, f in kodata_files],
+        outputs = [kodata.descriptor, kodata.blob],
+        mnemonic = "KoLayer",
+        progress_message = "KoLayer kodata " + str(ctx.label) + " (" + str(len(kodata_files)) + " files)",
+    )
+    layer = KoLayerInfo(
+        descriptor = ctx.actions.declare_file(prefix + "binary.json"),
+        blob = ctx.actions.declare_file(prefix + "binary" + ext),
+    )
+    ctx.actions.run(
+        executable = rko,
+        arguments = layer_binary_args(
+            binary.path,
+            importpath,
+            platform,
+            layer.blob.path,
+            layer.descriptor.path,
+            ctx.attr.compression,
+            ctx.attr.compression_level,
+        ),
+        inputs = [binary],
+        outputs = [layer.descriptor, layer.blob],
+        mnemonic = "KoLayer",
+        progress_message = "KoLayer binary " + str(ctx.label) + " (" + platform + ")",
+    )
+    layers = [kodata, layer]
+
+    outs = {
+        "config": ctx.actions.declare_file(ctx.label.name + ".config.json"),
+        "manifest": ctx.actions.declare_file(ctx.label.name + ".manifest.json"),
+        "descriptor": ctx.actions.declare_file(ctx.label.name + ".descriptor.json"),
+        "digest": ctx.actions.declare_file(ctx.label.name + ".digest"),
+    }
+    ctx.actions.run(
+        executable = rko,
+        arguments = image_args(
+            base.spec,
+            platform,
+            [l.descriptor.path for l in layers],
+            {k: v.path for k, v in outs.items()},
+            env = ctx.attr.env,
+            labels = ctx.attr.labels,
+            annotations = ctx.attr.annotations,
+            user = ctx.attr.user,
+            workdir = ctx.attr.workdir,
+            entrypoint = ctx.attr.entrypoint if ctx.attr.entrypoint else None,
+            cmd = ctx.attr.cmd if ctx.attr.cmd else None,
+            ports = ctx.attr.ports,
+            created = ctx.attr.created,
+            base_name = base.reference,
+        ),
+        # Descriptors and the base's metadata only: never layer bytes.
+        inputs = depset([l.descriptor for l in layers], transitive = [base.metadata]),
+        outputs = outs.values(),
+        mnemonic = "KoImage",
+        progress_message = "KoImage " + str(ctx.label) + " (" + platform + ")",
+    )
+    info = KoImageInfo(
+        importpath = importpath,
+        platform = platform,
+        descriptor = outs["descriptor"],
+        manifest = outs["manifest"],
+        config = outs["config"],
+        digest = outs["digest"],
+        layers = layers,
+        base = base,
+    )
+    return [
+        info,
+        DefaultInfo(files = depset([outs["manifest"], outs["config"], outs["digest"]])),
+        OutputGroupInfo(**output_group_actions(ctx, rko, image_sources(info), [base])),
+    ]
+
+IMAGE_ATTRS = dict(PLATFORM_ATTRS)
+IMAGE_ATTRS.update({
+    "binary": attr.label(
+        mandatory = True,
+        cfg = "target",
+        doc = "The Go executable (rules_go go_binary, or any rule whose output is one executable). Goes to /ko-app/<last element of importpath>.",
+    ),
+    "importpath": attr.string(
+        doc = "The Go import path of the binary's main package (ko://... accepted). Names /ko-app/<name> and, with ko_push naming, the repository.",
+    ),
+    "base": attr.label(
+        default = Label("//base:static"),
+        providers = [KoBaseInfo],
+        doc = "The base: a ko_base repository's image (pinned by digest), @rules_ko//base:static (default) or @rules_ko//base:scratch.",
+    ),
+    "kodata": attr.label_list(
+        allow_files = True,
+        doc = "Files for /var/run/ko (KO_DATA_PATH), at their path below kodata_strip_prefix. glob([\"kodata/**\"]) as ko would.",
+    ),
+    "kodata_strip_prefix": attr.string(
+        default = "kodata",
+        doc = "The directory, relative to this package, whose contents become /var/run/ko.",
+    ),
+    "platform": attr.string(
+        doc = "os/arch[/variant] of the image. Default: from the target platform (so ko_image_index's transition sets it).",
+    ),
+    "env": attr.string_dict(doc = "Environment variables, replacing the base's."),
+    "labels": attr.string_dict(doc = "Config labels."),
+    "annotations": attr.string_dict(doc = "Manifest annotations."),
+    "user": attr.string(doc = "The user to run as (default: the base's; 65532 for the static base)."),
+    "workdir": attr.string(doc = "The working directory."),
+    "entrypoint": attr.string_list(doc = "Replaces ko's entrypoint [/ko-app/<name>] when not empty."),
+    "cmd": attr.string_list(doc = "Arguments to the entrypoint, when not empty."),
+    "ports": attr.string_list(doc = "Exposed ports: PORT[/tcp|udp|sctp]."),
+    "created": attr.string(doc = "The config's created time, seconds since the epoch (default: the base's)."),
+    "compression": attr.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
+    "compression_level": attr.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+})
+
+ko_image = rule(
+    implementation = _ko_image_impl,
+    doc = "A Go binary as an OCI image in ko's layout. Default outputs: manifest, config and digest; output groups `tarball` and `layout` have the whole image.",
+    attrs = IMAGE_ATTRS,
+    toolchains = [TOOLCHAIN_TYPE],
+)

@@ -1,0 +1,37 @@
+"""ko_load: `bazel run` loads an image (or an index's platform) into docker or podman."""
+
+load("//starlark:ko.bzl", "check_tag", "load_args")
+load(":image.bzl", "TOOLCHAIN_TYPE", "rko_tool")
+load(":outputs.bzl", "insecure_registries", "launcher", "source_paths", "stage")
+load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
+load(":push.bzl", "sources_of")
+
+def _ko_load_impl(ctx):
+    rule = "ko_load %s" % ctx.label
+    rko = rko_tool(ctx)
+    if not ctx.attr.repo_tags:
+        fail("%s: attribute 'repo_tags': expected at least one NAME:TAG for the loaded image (e.g. \"foo:latest\"), found none" % rule)
+    for t in ctx.attr.repo_tags:
+        name, _, tag = t.rpartition(":")
+        if not name or "/" in tag:
+            fail("%s: attribute 'repo_tags': expected NAME:TAG, found %r" % (rule, t))
+        check_tag(rule, "repo_tags", tag)
+    sources, _ = sources_of(ctx.attr.image)
+    staging = stage(ctx, sources)
+    script = launcher(ctx, rko, load_args(source_paths(sources, staging.staged), ctx.attr.repo_tags, insecure_registries(sources)))
+    return [DefaultInfo(executable = script, runfiles = ctx.runfiles(files = [rko], symlinks = staging.symlinks))]
+
+ko_load = rule(
+    implementation = _ko_load_impl,
+    doc = "`bazel run` streams the image into docker (or podman) with repo_tags. Extra arguments go to `rko load` (--tool podman, --platform os/arch for an index).",
+    attrs = {
+        "image": attr.label(
+            mandatory = True,
+            providers = [[KoImageInfo], [KoIndexInfo]],
+            doc = "A ko_image or ko_image_index.",
+        ),
+        "repo_tags": attr.string_list(doc = "NAME:TAG names for the loaded image."),
+    },
+    executable = True,
+    toolchains = [TOOLCHAIN_TYPE],
+)

@@ -1,0 +1,88 @@
+"""ko_push: `bazel run` pushes an image or index with `rko push`.
+
+The push manifest (repository, tags, every blob and where its bytes are) is made at build
+time by the KoPushManifest action, so a bad repository or tag fails the build, and the run
+step only moves bytes: blobs the registry has are skipped, base layers are mounted or
+streamed from the base's registry, and tags go last.
+"""
+
+load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_tag", "push_manifest_args", "registry_args")
+load(":image.bzl", "TOOLCHAIN_TYPE", "rko_tool")
+load(":outputs.bzl", "image_sources", "index_sources", "insecure_registries", "launcher", "source_files", "source_paths", "stage")
+load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
+load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
+
+def sources_of(target):
+    """(sources, importpath) of a ko_image or ko_image_index target."""
+    if KoIndexInfo in target:
+        info = target[KoIndexInfo]
+        return index_sources(info), info.importpath
+    info = target[KoImageInfo]
+    return image_sources(info), info.importpath
+
+def _ko_push_impl(ctx):
+    rule = "ko_push %s" % ctx.label
+    rko = rko_tool(ctx)
+    if not ctx.attr.repository:
+        fail("%s: attribute 'repository': expected HOST[:PORT]/REPOSITORY (e.g. \"ghcr.io/acme/foo\"), found nothing" % rule)
+    if "@" in ctx.attr.repository or ctx.attr.repository.rfind(":") > ctx.attr.repository.rfind("/"):
+        fail("%s: attribute 'repository': expected HOST[:PORT]/REPOSITORY without a tag or digest, found %r; put tags in remote_tags" % (rule, ctx.attr.repository))
+    if ctx.attr.naming:
+        check_one_of(rule, "naming", ctx.attr.naming, NAMING_STRATEGIES)
+    for t in ctx.attr.remote_tags:
+        check_tag(rule, "remote_tags", t)
+    sources, importpath = sources_of(ctx.attr.image)
+    staging = stage(ctx, sources)
+    manifest = ctx.actions.declare_file(ctx.label.name + ".json")
+    stamps = stamp_files(ctx)
+    ctx.actions.run(
+        executable = rko,
+        arguments = push_manifest_args(
+            source_paths(sources),
+            ctx.attr.repository,
+            manifest.path,
+            importpath = importpath,
+            naming = ctx.attr.naming,
+            tags = ctx.attr.remote_tags,
+            tag_files = [f.path for f in ctx.files.tag_file],
+            stamp_files = [f.path for f in stamps],
+            path_maps = staging.path_maps,
+        ),
+        inputs = depset(ctx.files.tag_file + stamps, transitive = [source_files(sources)]),
+        outputs = [manifest],
+        mnemonic = "KoPushManifest",
+        progress_message = "KoPushManifest %s" % ctx.label,
+    )
+    script = launcher(ctx, rko, ["push", "--manifest", manifest.short_path] + registry_args(insecure_registries(sources)))
+    runfiles = ctx.runfiles(files = [rko, manifest], symlinks = staging.symlinks)
+    return [DefaultInfo(executable = script, files = depset([manifest]), runfiles = runfiles)]
+
+PUSH_ATTRS = dict(STAMP_ATTRS)
+PUSH_ATTRS.update({
+    "image": attr.label(
+        mandatory = True,
+        providers = [[KoImageInfo], [KoIndexInfo]],
+        doc = "A ko_image or ko_image_index.",
+    ),
+    "repository": attr.string(
+        doc = "HOST[:PORT]/REPOSITORY to push to; with naming set, the prefix ko calls KO_DOCKER_REPO. `bazel run ... -- --repository R` overrides it.",
+    ),
+    "naming": attr.string(
+        doc = "Empty: push to repository as given. Else ko's naming strategy for the image name under repository: " + ", ".join(NAMING_STRATEGIES) + ".",
+    ),
+    "remote_tags": attr.string_list(
+        doc = "Tags to push after the image. {KEY} is replaced from the workspace status when stamped (e.g. \"{STABLE_GIT_COMMIT}\").",
+    ),
+    "tag_file": attr.label(
+        allow_single_file = True,
+        doc = "A file of tags, one per line (e.g. made by a genrule).",
+    ),
+})
+
+ko_push = rule(
+    implementation = _ko_push_impl,
+    doc = "`bazel run` pushes the image by digest, then its tags. Extra arguments go to `rko push` (--repository, --insecure-registry, --ca-file, --image-refs FILE, --jobs).",
+    attrs = PUSH_ATTRS,
+    executable = True,
+    toolchains = [TOOLCHAIN_TYPE],
+)

@@ -1,0 +1,321 @@
+"""Build-system-neutral rules_ko helpers: validation and `rko` argument lists.
+
+The Bazel rules (rules/bazel/private) and the Buck2 rules load this file. It holds pure
+Starlark over strings, lists and dicts: no ctx, no File objects, no providers, nothing that
+differs between Bazel and Buck2, so both build systems give rko the same arguments and
+users get the same error messages. Paths are passed in as strings by the adapters.
+"""
+
+# Platforms rules_ko knows: the OCI platform string, then the constraint names (from the
+# `platforms` repository) that mean it, and the Go GOOS/GOARCH/GOARM for it.
+PLATFORMS = {
+    "linux/amd64": {"os": "linux", "cpu": "x86_64", "goos": "linux", "goarch": "amd64", "goarm": ""},
+    "linux/arm64": {"os": "linux", "cpu": "aarch64", "goos": "linux", "goarch": "arm64", "goarm": ""},
+    "linux/arm/v7": {"os": "linux", "cpu": "armv7", "goos": "linux", "goarch": "arm", "goarm": "7"},
+    "linux/386": {"os": "linux", "cpu": "x86_32", "goos": "linux", "goarch": "386", "goarm": ""},
+    "linux/ppc64le": {"os": "linux", "cpu": "ppc", "goos": "linux", "goarch": "ppc64le", "goarm": ""},
+    "linux/s390x": {"os": "linux", "cpu": "s390x", "goos": "linux", "goarch": "s390x", "goarm": ""},
+    "linux/riscv64": {"os": "linux", "cpu": "riscv64", "goos": "linux", "goarch": "riscv64", "goarm": ""},
+}
+
+NAMING_STRATEGIES = ["md5", "bare", "base-import-paths", "preserve-import-paths"]
+
+COMPRESSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst"}
+
+_HEX = "0123456789abcdef"
+_TAG_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+def platform_key(platform):
+    """The platform as a name part: `linux/arm/v7` -> `linux_arm_v7`."""
+    return platform.replace("/", "_")
+
+def attr_error(rule, attr, expected, found, fix = ""):
+    """A fail() message that names the target and attribute, what was expected and found."""
+    msg = "%s: attribute '%s': expected %s, found %s" % (rule, attr, expected, found)
+    if fix:
+        msg += ". " + fix
+    return msg
+
+def check_importpath(rule, value, attr = "importpath"):
+    """Returns the import path without a `ko://` scheme; fails on a missing or bad one."""
+    if value.startswith("ko://"):
+        value = value[len("ko://"):]
+    if not value:
+        fail(attr_error(
+            rule,
+            attr,
+            "the Go import path of the binary's main package (e.g. \"example.com/app/cmd/foo\")",
+            "nothing",
+            "ko names the image and the /ko-app/<name> path from it; set %s" % attr,
+        ))
+    for bad in [" ", "\\", "://", "@", "\t"]:
+        if bad in value:
+            fail(attr_error(rule, attr, "a Go import path such as \"example.com/app/cmd/foo\"", repr(value), "remove %r" % bad))
+    if value.startswith("/") or value.endswith("/"):
+        fail(attr_error(rule, attr, "a Go import path without a leading or trailing '/'", repr(value)))
+    return value
+
+def is_digest(value):
+    """Whether value is `sha256:` and 64 lowercase hex digits."""
+    if not value.startswith("sha256:"):
+        return False
+    hexpart = value[len("sha256:"):]
+    if len(hexpart) != 64:
+        return False
+    for c in hexpart.elems():
+        if c not in _HEX:
+            return False
+    return True
+
+def check_digest(rule, attr, value):
+    if not is_digest(value):
+        fail(attr_error(
+            rule,
+            attr,
+            "a digest \"sha256:<64 lowercase hex digits>\"",
+            repr(value) if value else "none",
+            "Pin the base by digest (skopeo inspect docker://IMAGE prints it) so builds are reproducible",
+        ))
+    return value
+
+def split_reference(rule, attr, image, digest):
+    """Splits `image` (HOST/REPO[:TAG][@sha256:...]) and `digest` into (repository, digest).
+
+    A reference without a digest fails: a tag can move, so a build from it is not reproducible.
+    """
+    repo = image
+    pinned = ""
+    if "@" in image:
+        repo, pinned = image.split("@", 1)
+    if pinned and digest and pinned != digest:
+        fail(attr_error(rule, "digest", "the digest in '%s' (%s)" % (attr, pinned), digest, "Give the digest once"))
+    digest = digest or pinned
+    if not digest:
+        fail(attr_error(
+            rule,
+            "digest",
+            "the base pinned by digest: digest = \"sha256:...\" or %s = \"HOST/REPO@sha256:...\"" % attr,
+            "%r with no digest" % image,
+            "A tag can move; run `skopeo inspect docker://%s` and copy its Digest" % image,
+        ))
+    check_digest(rule, "digest", digest)
+
+    # Drop a tag: the digest is what is pulled.
+    slash = repo.rfind("/")
+    colon = repo.rfind(":")
+    if colon > slash and slash >= 0:
+        repo = repo[:colon]
+    if not repo or "/" not in repo:
+        fail(attr_error(rule, attr, "HOST/REPOSITORY, e.g. \"cgr.dev/chainguard/static\"", repr(image)))
+    return repo, digest
+
+def check_platform(rule, attr, value):
+    if value not in PLATFORMS:
+        fail(attr_error(
+            rule,
+            attr,
+            "one of " + ", ".join(sorted(PLATFORMS.keys())),
+            repr(value),
+        ))
+    return value
+
+def check_one_of(rule, attr, value, allowed):
+    if value not in allowed:
+        fail(attr_error(rule, attr, "one of " + ", ".join([repr(a) for a in allowed]), repr(value)))
+    return value
+
+def check_tag(rule, attr, tag):
+    """A tag: 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'; `{KEY}` stamps allowed."""
+    plain = tag
+    for _ in range(16):
+        open = plain.find("{")
+        if open < 0:
+            break
+        close = plain.find("}", open)
+        if close < 0:
+            break
+        plain = plain[:open] + "x" + plain[close + 1:]
+    ok = len(plain) > 0 and len(tag) <= 128 and plain[0] not in ".-"
+    for c in plain.elems():
+        if c not in _TAG_CHARS:
+            ok = False
+    if not ok:
+        fail(attr_error(
+            rule,
+            attr,
+            "tags of 1-128 letters, digits, '_', '.', '-' (not starting with '.' or '-'), or {STATUS_KEY} placeholders",
+            repr(tag),
+        ))
+    return tag
+
+def check_key_values(rule, attr, values):
+    for k in values.keys():
+        if not k or "=" in k:
+            fail(attr_error(rule, attr, "keys without '='", repr(k)))
+
+def kodata_image_path(rule, path, prefix):
+    """Where a kodata file goes under /var/run/ko: its path below `prefix`."""
+    if prefix and not path.startswith(prefix + "/"):
+        fail(attr_error(
+            rule,
+            "kodata",
+            "files under %s/ (the image path is the part below it)" % prefix,
+            repr(path),
+            "Move the file, or set kodata_strip_prefix",
+        ))
+    return path[len(prefix) + 1:] if prefix else path
+
+def compression_args(compression, level):
+    args = ["--compression", compression]
+    if level:
+        args.extend(["--compression-level", str(level)])
+    return args
+
+def layer_binary_args(binary, importpath, platform, output, descriptor, compression, level):
+    """`rko layer binary`: the Go binary at /ko-app/<name>."""
+    return [
+        "layer",
+        "binary",
+        "--binary",
+        binary,
+        "--import-path",
+        importpath,
+        "--platform",
+        platform,
+        "-o",
+        output,
+        "--descriptor",
+        descriptor,
+    ] + compression_args(compression, level)
+
+def layer_kodata_args(files, importpath, output, descriptor, compression, level):
+    """`rko layer kodata`: files is a list of [image_path, path] pairs under /var/run/ko."""
+    args = ["layer", "kodata", "--import-path", importpath, "-o", output, "--descriptor", descriptor]
+    for image_path, path in files:
+        args.extend(["--file", image_path + "=" + path])
+    return args + compression_args(compression, level)
+
+def _key_value_args(flag, values):
+    args = []
+    for k in sorted(values.keys()):
+        args.extend([flag, k + "=" + values[k]])
+    return args
+
+def image_args(
+        base,
+        platform,
+        layers,
+        outputs,
+        env = {},
+        labels = {},
+        annotations = {},
+        user = "",
+        workdir = "",
+        entrypoint = None,
+        cmd = None,
+        ports = [],
+        created = "",
+        base_name = ""):
+    """`rko image`: config and manifest from the base and the layer descriptors (in order).
+
+    outputs: dict with config, manifest, descriptor, digest paths.
+    entrypoint/cmd: None keeps ko's default; a list (even empty) sets it.
+    """
+    args = ["image", "--base", base, "--platform", platform]
+    for d in layers:
+        args.extend(["--layer", d])
+    args.extend(_key_value_args("--env", env))
+    args.extend(_key_value_args("--label", labels))
+    args.extend(_key_value_args("--annotation", annotations))
+    if user:
+        args.extend(["--user", user])
+    if workdir:
+        args.extend(["--workdir", workdir])
+    if entrypoint != None:
+        for a in entrypoint:
+            args.extend(["--entrypoint", a])
+    if cmd != None:
+        for a in cmd:
+            args.extend(["--cmd", a])
+    for p in ports:
+        args.extend(["--port", p])
+    if created:
+        args.extend(["--created", created])
+    if base_name:
+        args.extend(["--base-name", base_name])
+    args.extend([
+        "--config-out",
+        outputs["config"],
+        "--manifest-out",
+        outputs["manifest"],
+        "--descriptor-out",
+        outputs["descriptor"],
+        "--digest-out",
+        outputs["digest"],
+    ])
+    return args
+
+def index_args(image_descriptors, index, descriptor, digest):
+    args = ["index"]
+    for d in image_descriptors:
+        args.extend(["--image", d])
+    return args + ["--index-out", index, "--descriptor-out", descriptor, "--digest-out", digest]
+
+def sources_args(sources):
+    """The blob sources of an image or index, for tarball, layout, load and push-manifest.
+
+    sources: dict with root (descriptor path), blobs (manifest/config/index paths), layers
+    (list of [descriptor, blob] paths) and blob_dirs (OCI layout dirs, e.g. the base's).
+    """
+    args = ["--root", sources["root"]]
+    for b in sources["blobs"]:
+        args.extend(["--blob", b])
+    for d, b in sources["layers"]:
+        args.extend(["--layer", d + "=" + b])
+    for d in sources["blob_dirs"]:
+        args.extend(["--blobs", d])
+    return args
+
+def registry_args(insecure_registries):
+    args = []
+    for r in insecure_registries:
+        args.extend(["--insecure-registry", r])
+    return args
+
+def tarball_args(sources, tags, output, insecure_registries = []):
+    args = ["tarball"] + sources_args(sources)
+    for t in tags:
+        args.extend(["--tag", t])
+    return args + registry_args(insecure_registries) + ["-o", output]
+
+def layout_args(sources, output, insecure_registries = []):
+    return ["layout"] + sources_args(sources) + registry_args(insecure_registries) + ["-o", output]
+
+def load_args(sources, tags, insecure_registries = []):
+    args = ["load"] + sources_args(sources)
+    for t in tags:
+        args.extend(["--tag", t])
+    return args + registry_args(insecure_registries)
+
+def push_manifest_args(sources, repository, output, importpath = "", naming = "", tags = [], tag_files = [], stamp_files = [], path_maps = []):
+    """`rko push-manifest`. With naming, repository is a prefix (ko's KO_DOCKER_REPO)."""
+    args = ["push-manifest"] + sources_args(sources) + ["--repository", repository]
+    if naming:
+        args.extend(["--import-path", importpath, "--naming", naming])
+    for t in tags:
+        args.extend(["--tag", t])
+    for f in tag_files:
+        args.extend(["--tag-file", f])
+    for f in stamp_files:
+        args.extend(["--stamp-file", f])
+    for src, dst in path_maps:
+        args.extend(["--path-map", src + "=" + dst])
+    return args + ["-o", output]
+
+def pull_args(reference, output, platforms = [], eager = False, insecure_registries = []):
+    args = ["pull", reference, "-o", output]
+    for p in platforms:
+        args.extend(["--platform", p])
+    if eager:
+        args.append("--eager")
+    return args + registry_args(insecure_registries)

@@ -1,0 +1,8 @@
+// bar is the second service: it shares foo's base.
+package main
+
+import "fmt"
+
+func main() {
+	fmt.Println("bar: ready")
+}
