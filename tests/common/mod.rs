@@ -307,4 +307,11 @@ pub fn fake_go_binary(path: &Path, elf_machine: u8, size: usize) {
     }
     std::fs::write(path, b).unwrap();
 }
+pub mod bazel;
 pub mod registry;
+
+/// The lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -69,7 +69,7 @@ const START_ATTEMPTS: usize = 5;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("cannot bind 127.0.0.1:0");
     l.local_addr().unwrap().port()
 }

@@ -1,0 +1,590 @@
+//! End to end: the Bazel rules under the real Bazel (Debian `bazel-bootstrap` 4.2.3) on
+//! copies of tests/e2e/ws, with a docker-registry on loopback holding the two-platform base
+//! that `ko_base` pulls, nginx WebDAV as the remote cache, and skopeo, umoci, docker and
+//! podman checking what comes out. Bazel runs one build at a time (see `bazel::serial`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::bazel::{self, CacheServer, Spawn, Workspace};
+use common::registry::{Registry, RegistryOptions};
+use common::{DockerImage, Podman, go_build, read_json, rko_ok, run_ok};
+
+fn e2e_src() -> PathBuf {
+    bazel::repo_root().join("tests/e2e/ws")
+}
+
+/// Pushes a two-platform base (the static base plus a small Go program and a release file,
+/// for linux/amd64 and linux/arm64) to `reg`/base; returns the index digest.
+fn push_base(reg: &Registry, dir: &Path) -> String {
+    let release = dir.join("release.txt");
+    std::fs::write(&release, "e2e base 1\n").unwrap();
+    let mut descriptors = Vec::new();
+    let mut sources: Vec<String> = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let bin = go_build(
+            dir,
+            &format!("base-init-{arch}"),
+            "package main\n\nfunc main() { println(\"base\") }\n",
+            arch,
+        );
+        let p = |s: &str| dir.join(format!("{s}-{arch}")).display().to_string();
+        rko_ok([
+            "layer",
+            "kodata",
+            "--file",
+            &format!("base-release.txt={}", release.display()),
+            "--import-path",
+            "example.com/base",
+            "-o",
+            &p("k.tgz"),
+            "--descriptor",
+            &p("k.json"),
+        ]);
+        rko_ok([
+            "layer",
+            "binary",
+            "--binary",
+            bin.to_str().unwrap(),
+            "--import-path",
+            "example.com/base/init",
+            "--platform",
+            &format!("linux/{arch}"),
+            "-o",
+            &p("b.tgz"),
+            "--descriptor",
+            &p("b.json"),
+        ]);
+        rko_ok([
+            "image",
+            "--base",
+            "static",
+            "--platform",
+            &format!("linux/{arch}"),
+            "--layer",
+            &p("k.json"),
+            "--layer",
+            &p("b.json"),
+            "--config-out",
+            &p("config.json"),
+            "--manifest-out",
+            &p("manifest.json"),
+            "--descriptor-out",
+            &p("descriptor.json"),
+        ]);
+        descriptors.push(p("descriptor.json"));
+        sources.extend([
+            "--blob".into(),
+            p("config.json"),
+            "--blob".into(),
+            p("manifest.json"),
+            "--layer".into(),
+            format!("{}={}", p("k.json"), p("k.tgz")),
+            "--layer".into(),
+            format!("{}={}", p("b.json"), p("b.tgz")),
+        ]);
+    }
+    let idx = |s: &str| dir.join(s).display().to_string();
+    rko_ok([
+        "index",
+        "--image",
+        &descriptors[0],
+        "--image",
+        &descriptors[1],
+        "--index-out",
+        &idx("index.json"),
+        "--descriptor-out",
+        &idx("index.desc.json"),
+        "--digest-out",
+        &idx("index.digest"),
+    ]);
+    let mut args: Vec<String> = vec![
+        "push-manifest".into(),
+        "--root".into(),
+        idx("index.desc.json"),
+        "--blob".into(),
+        idx("index.json"),
+    ];
+    args.extend(sources);
+    args.extend([
+        "--repository".into(),
+        format!("{}/base", reg.host()),
+        "-o".into(),
+        idx("push.json"),
+    ]);
+    rko_ok(&args);
+    rko_ok([
+        "push",
+        "--manifest",
+        &idx("push.json"),
+        "--insecure-registry",
+        &reg.host(),
+    ]);
+    std::fs::read_to_string(dir.join("index.digest"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A registry with the base, and a workspace copy pointed at them.
+struct Setup {
+    reg: Registry,
+    base_digest: String,
+    _scratch: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let reg = Registry::start(RegistryOptions::plain());
+    let scratch = tempfile::tempdir().unwrap();
+    let base_digest = push_base(&reg, scratch.path());
+    Setup {
+        reg,
+        base_digest,
+        _scratch: scratch,
+    }
+}
+
+impl Setup {
+    fn workspace(&self, subpath: &str) -> Workspace {
+        let ws = Workspace::copy(&e2e_src(), subpath);
+        ws.write(
+            "e2e.bzl",
+            &format!(
+                "E2E_REGISTRY = \"{}\"\nE2E_BASE_DIGEST = \"{}\"\n",
+                self.reg.host(),
+                self.base_digest
+            ),
+        );
+        ws
+    }
+}
+
+fn digest_of(ws: &Workspace, rel: &str) -> String {
+    std::fs::read_to_string(ws.bin(rel))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", reference]));
+    common::parse_json(&out)["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Unpacks the image in an OCI layout with umoci (via a tagged copy, as umoci needs a tag);
+/// returns the rootfs.
+fn umoci_unpack(layout: &Path, work: &Path) -> PathBuf {
+    let tagged = work.join("tagged");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}", layout.display()),
+        &format!("oci:{}:img", tagged.display()),
+    ]));
+    let bundle = work.join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:img", tagged.display()))
+            .arg(&bundle),
+    );
+    bundle.join("rootfs")
+}
+
+#[test]
+fn bazel_builds_checks_pushes_and_loads_images() {
+    let _serial = bazel::serial();
+    let s = setup();
+    let mut ws = s.workspace("ws");
+    let podman = Podman::new();
+    for (k, v) in podman.env() {
+        ws.env(k, v);
+    }
+    ws.ok(&[
+        "build",
+        "//cmd/foo:image",
+        "//cmd/foo:image_index",
+        "//cmd/bar:image",
+        "--output_groups=+tarball,+layout",
+    ]);
+    let foo = digest_of(&ws, "cmd/foo/image.digest");
+
+    // The tarball and the layout are the image the digest names, and unpack to ko's layout.
+    assert_eq!(
+        skopeo_digest(&format!(
+            "oci-archive:{}",
+            ws.bin("cmd/foo/image.tar").display()
+        )),
+        foo
+    );
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = umoci_unpack(&ws.bin("cmd/foo/image.layout"), work.path());
+    assert!(rootfs.join("ko-app/foo").is_file());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("var/run/ko/greeting.txt")).unwrap(),
+        "hello from kodata"
+    );
+    assert!(rootfs.join("var/run/ko/static/site.css").is_file());
+    // The base's own file and static base content are there too.
+    assert!(rootfs.join("var/run/ko/base-release.txt").is_file());
+    assert!(rootfs.join("etc/passwd").is_file());
+    let config = read_json(ws.bin("cmd/foo/image.config.json"));
+    let env: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"GREETING_STYLE=plain"), "{env:?}");
+    assert!(env.contains(&"KO_DATA_PATH=/var/run/ko"), "{env:?}");
+    assert_eq!(config["config"]["Entrypoint"][0], "/ko-app/foo");
+
+    // The index: amd64 then arm64, and the arm64 image carries an arm64 binary.
+    let index = read_json(ws.bin("cmd/foo/image_index.index.json"));
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // The transitioned amd64 image is the same image as the plain one.
+    assert_eq!(index["manifests"][0]["digest"], foo.as_str());
+    let arm_layout = work.path().join("arm");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--override-arch",
+        "arm64",
+        &format!("oci:{}", ws.bin("cmd/foo/image_index.layout").display()),
+        &format!("oci:{}:img", arm_layout.display()),
+    ]));
+    let arm_bundle = work.path().join("arm-bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:img", arm_layout.display()))
+            .arg(&arm_bundle),
+    );
+    let elf = std::fs::read(arm_bundle.join("rootfs/ko-app/foo")).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([elf[18], elf[19]]),
+        183,
+        "not an arm64 ELF"
+    );
+
+    // bazel run :image.push, then the registry has it under its digest and tag.
+    let (stdout, _) = ws.ok(&["run", "//cmd/foo:image.push"]);
+    assert!(
+        stdout.contains(&format!("{}/foo@{foo}", s.reg.host())),
+        "{stdout}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/foo:latest", s.reg.host())),
+        foo
+    );
+    let (_, stderr) = ws.ok(&["run", "//cmd/foo:image_index.push"]);
+    assert!(
+        stderr.contains("mounted"),
+        "base layers not mounted:\n{stderr}"
+    );
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/e2e:multi", s.reg.host()),
+    ]));
+    assert_eq!(
+        format!("sha256:{}", common::sha256_hex(raw.as_bytes())),
+        digest_of(&ws, "cmd/foo/image_index.digest")
+    );
+    // The run-time --repository override.
+    let (stdout, _) = ws.ok(&[
+        "run",
+        "//cmd/foo:image.push",
+        "--",
+        "--repository",
+        &format!("{}/elsewhere", s.reg.host()),
+    ]);
+    assert!(stdout.contains("/elsewhere@"), "{stdout}");
+
+    // bazel run :image.load into docker, and the image runs.
+    let image = DockerImage {
+        reference: "rko-e2e/foo:latest".into(),
+    };
+    let (_, stderr) = ws.ok(&["run", "//cmd/foo:image.load"]);
+    assert!(stderr.contains("loaded with docker"), "{stderr}");
+    assert_eq!(
+        image.run(&[]).trim(),
+        "foo linux/amd64 says hello from kodata (style plain)"
+    );
+
+    // ... and into podman.
+    let (_, stderr) = ws.ok(&["run", "//cmd/foo:image.load", "--", "--tool", "podman"]);
+    assert!(stderr.contains("loaded with podman"), "{stderr}");
+    let out = podman.ok(&["run", "--rm", "rko-e2e/foo:latest"]);
+    assert_eq!(
+        out.trim(),
+        "foo linux/amd64 says hello from kodata (style plain)"
+    );
+}
+
+fn ko_spawns(log: &[Spawn]) -> Vec<&Spawn> {
+    log.iter()
+        .filter(|s| s.mnemonic.starts_with("Ko"))
+        .collect()
+}
+
+fn ran(log: &[Spawn]) -> Vec<String> {
+    let mut v: Vec<String> = ko_spawns(log)
+        .into_iter()
+        .filter(|s| !s.remote_cache_hit)
+        .map(|s| s.progress.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
+    let _serial = bazel::serial();
+    let s = setup();
+    let cache = CacheServer::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = |name: &str| logs.path().join(name).display().to_string();
+    let remote = format!("--remote_cache={}", cache.url());
+    let targets = [
+        "//cmd/foo:image",
+        "//cmd/foo:image_index",
+        "//cmd/bar:image",
+    ];
+    let build = |ws: &Workspace, log_name: &str, targets: &[&str]| -> (Vec<Spawn>, String) {
+        let exec_log = format!("--execution_log_json_file={}", log(log_name));
+        let mut args = vec!["build", remote.as_str(), exec_log.as_str()];
+        args.extend_from_slice(targets);
+        let (_, stderr) = ws.ok(&args);
+        (bazel::read_execution_log(Path::new(&log(log_name))), stderr)
+    };
+
+    // Checkout A fills the cache.
+    let a = s.workspace("a/ws");
+    let (log_a, _) = build(&a, "a.json", &targets);
+    assert!(
+        ko_spawns(&log_a).len() >= 10,
+        "expected rules_ko actions in A's log: {log_a:?}"
+    );
+    let digests_a: Vec<String> = [
+        "cmd/foo/image.digest",
+        "cmd/foo/image_index.digest",
+        "cmd/bar/image.digest",
+    ]
+    .iter()
+    .map(|p| digest_of(&a, p))
+    .collect();
+    a.expunge();
+    drop(a);
+
+    // Checkout B, elsewhere and deeper, after A's output base is gone: every rules_ko
+    // action is a remote cache hit and the images are the same.
+    let b = s.workspace("somewhere/else/b/ws");
+    let (log_b, stderr_b) = build(&b, "b.json", &targets);
+    let ko_b = ko_spawns(&log_b);
+    assert!(ko_b.len() >= 10, "{log_b:?}");
+    let misses: Vec<&&Spawn> = ko_b.iter().filter(|s| !s.remote_cache_hit).collect();
+    assert!(
+        misses.is_empty(),
+        "rules_ko actions missed the cache in B: {misses:?}"
+    );
+    for m in ["KoLayer", "KoImage", "KoIndex"] {
+        assert!(ko_b.iter().any(|s| s.mnemonic == m), "no {m} in B's log");
+    }
+    assert!(
+        bazel::remote_cache_hits(&stderr_b) >= ko_b.len(),
+        "Bazel's summary shows fewer hits than rules_ko actions:\n{stderr_b}"
+    );
+    let digests_b: Vec<String> = [
+        "cmd/foo/image.digest",
+        "cmd/foo/image_index.digest",
+        "cmd/bar/image.digest",
+    ]
+    .iter()
+    .map(|p| digest_of(&b, p))
+    .collect();
+    assert_eq!(digests_a, digests_b);
+
+    // One Go source line changes: only the binary layer and the image re-run, and the cache
+    // grows by the new layer plus a little metadata (and the new Go binary, which is
+    // rules_go's output here, not ours).
+    let before = cache.entries();
+    b.write(
+        "cmd/foo/main.go",
+        &b.read("cmd/foo/main.go").replace(" says ", " still says "),
+    );
+    let (log_go, _) = build(&b, "go.json", &["//cmd/foo:image"]);
+    assert_eq!(
+        ran(&log_go),
+        [
+            "KoImage //cmd/foo:image (linux/amd64)",
+            "KoLayer binary //cmd/foo:image (linux/amd64)"
+        ]
+    );
+    let after = cache.entries();
+    let added: Vec<(&String, &u64)> = after
+        .iter()
+        .filter(|(k, _)| !before.contains_key(*k))
+        .collect();
+    let go_binary = log_go
+        .iter()
+        .find(|s| s.mnemonic == "HostGoBuild")
+        .expect("the Go binary was rebuilt")
+        .outputs[0]
+        .1
+        .clone();
+    let layer = log_go
+        .iter()
+        .find(|s| s.progress.starts_with("KoLayer binary"))
+        .unwrap()
+        .outputs
+        .iter()
+        .find(|o| o.0.ends_with("binary.tar.gz"))
+        .unwrap()
+        .clone();
+    assert!(
+        added.iter().any(|(k, _)| k.ends_with(&layer.1)),
+        "the new layer is not in the cache: {added:?}"
+    );
+    let ours: u64 = added
+        .iter()
+        .filter(|(k, _)| !k.ends_with(&go_binary))
+        .map(|(_, v)| **v)
+        .sum();
+    eprintln!(
+        "cache growth after a Go change: {ours} bytes from rules_ko (layer {} bytes), {} entries",
+        layer.2,
+        added.len()
+    );
+    assert!(
+        ours >= layer.2 && ours <= layer.2 + 64 * 1024,
+        "rules_ko added {ours} bytes for a {}-byte layer: {added:?}",
+        layer.2
+    );
+
+    // Only env changes: only the image action re-runs.
+    b.write(
+        "cmd/foo/BUILD.bazel",
+        &b.read("cmd/foo/BUILD.bazel").replace(
+            "\"GREETING_STYLE\": \"plain\"",
+            "\"GREETING_STYLE\": \"fancy\"",
+        ),
+    );
+    let (log_env, _) = build(&b, "env.json", &["//cmd/foo:image"]);
+    assert_eq!(ran(&log_env), ["KoImage //cmd/foo:image (linux/amd64)"]);
+    assert!(log_env.iter().all(|s| s.mnemonic != "HostGoBuild"));
+    let config = read_json(b.bin("cmd/foo/image.config.json"));
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING_STYLE=fancy")
+    );
+}
+
+#[test]
+fn bazel_bad_configuration_fails_with_the_rules_own_message() {
+    let _serial = bazel::serial();
+    // No registry: every case fails before anything is fetched.
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    let cases = [
+        (
+            "//bad/missing_importpath:image",
+            "ko_image //bad/missing_importpath:image: attribute 'importpath': expected the Go import path",
+        ),
+        (
+            "//bad/base_without_digest:image",
+            "ko_base(name = \"undigested_base\"): attribute 'digest': expected the base pinned by digest",
+        ),
+        (
+            "//bad/binary_many_files:image",
+            "ko_image //bad/binary_many_files:image: attribute 'binary': expected one Go executable (a go_binary target), found 2 files",
+        ),
+        (
+            "//bad/unknown_platform:index",
+            "ko_image_index: attribute 'platforms': expected one of linux/386, linux/amd64, linux/arm/v7, linux/arm64, linux/ppc64le, linux/riscv64, linux/s390x, found \"linux/mips\"",
+        ),
+    ];
+    for (target, message) in cases {
+        let stderr = ws.fail(&["build", target]);
+        assert!(
+            stderr.contains(message),
+            "bazel build {target}: expected {message:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn bazel_toolchain_from_a_url_checks_its_sha256() {
+    let _serial = bazel::serial();
+    // A prebuilt rko "downloaded" from a file:// URL, as users get a release binary.
+    let rko = std::fs::read(common::RKO).unwrap();
+    let sha = common::sha256_hex(&rko);
+    let src = tempfile::tempdir().unwrap();
+    let d = src.path();
+    std::fs::create_dir_all(d.join("app")).unwrap();
+    let workspace = |sha: &str| {
+        format!(
+            "workspace(name = \"url_toolchain\")\n\
+             local_repository(name = \"rules_ko\", path = \"{}\")\n\
+             load(\"@rules_ko//rules/bazel:repositories.bzl\", \"rules_ko_register_toolchains\")\n\
+             rules_ko_register_toolchains(urls = [\"file://{}\"], sha256 = \"{sha}\")\n",
+            bazel::repo_root().display(),
+            common::RKO
+        )
+    };
+    std::fs::write(
+        d.join(".bazelrc"),
+        "build --nosandbox_debug\ntry-import %workspace%/user.bazelrc\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("BUILD.bazel"), "").unwrap();
+    std::fs::write(
+        d.join("app/main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app\") }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("app/BUILD.bazel"),
+        "load(\"@rules_ko//rules/bazel:defs.bzl\", \"ko_image\")\n\
+         load(\"@rules_ko//rules/bazel/testing:host_go.bzl\", \"host_go_binary\")\n\
+         host_go_binary(name = \"app\", srcs = [\"main.go\"], importpath = \"example.com/app\")\n\
+         ko_image(name = \"image\", binary = \":app\", importpath = \"example.com/app\")\n",
+    )
+    .unwrap();
+
+    std::fs::write(d.join("WORKSPACE"), workspace(&"0".repeat(64))).unwrap();
+    let ws = Workspace::copy(d, "ws");
+    let stderr = ws.fail(&["build", "//app:image"]);
+    assert!(
+        stderr.contains(&format!("Checksum was {sha} but wanted {}", "0".repeat(64))),
+        "a wrong sha256 was not refused:\n{stderr}"
+    );
+    drop(ws);
+
+    std::fs::write(d.join("WORKSPACE"), workspace(&sha)).unwrap();
+    let ws = Workspace::copy(d, "ws");
+    ws.ok(&["build", "//app:image"]);
+    let digest = digest_of(&ws, "app/image.digest");
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let manifest = read_json(ws.bin("app/image.manifest.json"));
+    // The static base's layer, kodata (empty, as ko always adds it), the binary.
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+}
