@@ -317,6 +317,38 @@ fn bazel_builds_checks_pushes_and_loads_images() {
     ]);
     assert!(stdout.contains("/elsewhere@"), "{stdout}");
 
+    // Tags from the workspace status: refused unstamped, expanded with --stamp.
+    let stderr = ws.fail(&["build", "//cmd/foo:image_stamped.push"]);
+    assert!(
+        stderr
+            .contains("uses the workspace status key STABLE_RELEASE but the build is not stamped"),
+        "{stderr}"
+    );
+    let status = format!(
+        "--workspace_status_command={}",
+        ws.dir.join("status.sh").display()
+    );
+    let (stdout, _) = ws.ok(&["run", "--stamp", &status, "//cmd/foo:image_stamped.push"]);
+    assert!(
+        stdout.contains(&format!("{}/foo:release-v9.8.7@{foo}", s.reg.host())),
+        "{stdout}"
+    );
+
+    // ko_image with platforms, pushed with ko's preserve-import-paths naming.
+    ws.ok(&["run", "//cmd/bar:image_multi.push"]);
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/ko/example.com/e2e/cmd/bar:multi", s.reg.host()),
+    ]));
+    let multi = common::parse_json(&raw);
+    assert_eq!(multi["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    assert_eq!(
+        format!("sha256:{}", common::sha256_hex(raw.as_bytes())),
+        digest_of(&ws, "cmd/bar/image_multi.digest")
+    );
+
     // bazel run :image.load into docker, and the image runs.
     let image = DockerImage {
         reference: "rko-e2e/foo:latest".into(),
@@ -587,4 +619,37 @@ fn bazel_toolchain_from_a_url_checks_its_sha256() {
     let manifest = read_json(ws.bin("app/image.manifest.json"));
     // The static base's layer, kodata (empty, as ko always adds it), the binary.
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bazel_example_monorepo_builds_pushes_and_loads() {
+    let _serial = bazel::serial();
+    let reg = Registry::start(RegistryOptions::plain());
+    let ws = Workspace::copy(&bazel::repo_root().join("examples/monorepo"), "monorepo");
+    ws.ok(&[
+        "build",
+        "//cmd/foo:image",
+        "//cmd/foo:image_index",
+        "//cmd/bar:image",
+    ]);
+    let foo = digest_of(&ws, "cmd/foo/image.digest");
+    let index = read_json(ws.bin("cmd/foo/image_index.index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // Both services share //base: the same first layer.
+    let foo_m = read_json(ws.bin("cmd/foo/image.manifest.json"));
+    let bar_m = read_json(ws.bin("cmd/bar/image.manifest.json"));
+    assert_eq!(foo_m["layers"][0], bar_m["layers"][0]);
+
+    // A registry on loopback needs no flag; --repository redirects the push.
+    let repo = format!("{}/monorepo/foo", reg.host());
+    let (stdout, _) = ws.ok(&["run", "//cmd/foo:image.push", "--", "--repository", &repo]);
+    assert!(stdout.contains(&format!("{repo}@{foo}")), "{stdout}");
+    assert_eq!(skopeo_digest(&format!("docker://{repo}:latest")), foo);
+
+    let image = DockerImage {
+        reference: "monorepo/foo:latest".into(),
+    };
+    ws.ok(&["run", "//cmd/foo:image.load"]);
+    let out = image.run(&[]);
+    assert!(out.contains("foo (linux/amd64"), "{out}");
 }

@@ -190,6 +190,13 @@ fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
         digest
     );
     assert_eq!(outcome_counts(&e).2, 4);
+    // A registry on this machine speaking plain HTTP needs no flag (as with docker and ko).
+    let local = format!("localhost:{}/team", reg.port());
+    let (local_ref, _) = build_push(&e, "example.com/svc/cmd/api", &["--repository", &local]);
+    assert!(
+        local_ref.starts_with(&format!("{local}/api-")),
+        "{local_ref}"
+    );
 }
 
 #[test]

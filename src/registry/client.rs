@@ -193,8 +193,11 @@ impl Client {
 
     /// The base URL of a registry: https, or for an insecure host whichever of https
     /// (unverified) and http answers.
+    /// A registry on this machine (localhost, 127.x, ::1) gets verified https, or plain http
+    /// when its server does not speak TLS at all, as docker and ko allow.
     fn base(&self, registry: &str) -> Result<(String, Scheme)> {
-        if !self.insecure(registry) {
+        let insecure = self.insecure(registry);
+        if !insecure && !is_loopback(registry) {
             return Ok((format!("https://{registry}"), Scheme::Https));
         }
         if let Some(https) = self.schemes.lock().expect("lock").get(registry) {
@@ -204,11 +207,19 @@ impl Client {
                 (format!("http://{registry}"), Scheme::Http)
             });
         }
-        let https = self
-            .unverified
-            .get(format!("https://{registry}/v2/"))
-            .call()
-            .is_ok();
+        let https = if insecure {
+            self.unverified
+                .get(format!("https://{registry}/v2/"))
+                .call()
+                .is_ok()
+        } else {
+            // Only a server that answers TLS with plain HTTP drops to http: a certificate
+            // problem stays https, so it is reported as one.
+            match self.verified.get(format!("https://{registry}/v2/")).call() {
+                Ok(_) => true,
+                Err(e) => !format!("{e:#}").contains("InvalidContentType"),
+            }
+        };
         self.schemes
             .lock()
             .expect("lock")
@@ -476,6 +487,21 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// A certificate problem: retrying cannot fix it.
+/// Whether `registry` (`host[:port]`) names this machine.
+fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        registry.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn is_tls(e: &anyhow::Error) -> bool {
     let text = format!("{e:#}").to_lowercase();
     text.contains("certificate")
@@ -538,6 +564,28 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_recognised() {
+        for r in [
+            "localhost:5000",
+            "localhost",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "x.localhost:1",
+        ] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+        ] {
+            assert!(!is_loopback(r), "{r}");
+        }
+    }
 
     #[test]
     fn challenge_parsing() {
