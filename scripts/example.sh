@@ -21,20 +21,8 @@ for arg in "$@"; do
   esac
 done
 
-packages=(bazel-bootstrap bazel-rules-java golang-go)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [ "$(id -u)" != 0 ]; then
-    echo "example.sh: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
-    exit 1
-  fi
-  echo "example.sh: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/lib/packages.sh
+ensure_packages example.sh bazel-bootstrap bazel-rules-java golang-go
 
 echo "example.sh: cargo build --release --locked --bin rko"
 cargo build --release --locked --bin rko

@@ -370,6 +370,43 @@ fn bazel_builds_checks_pushes_and_loads_images() {
     );
 }
 
+#[test]
+fn bazel_eager_base_builds_a_tarball_with_the_registry_gone() {
+    let _serial = bazel::serial();
+    let s = setup();
+    let ws = s.workspace("ws");
+    // The first build pulls the base, layers and all.
+    ws.ok(&["build", "//cmd/bar:image_eager"]);
+    let digest = digest_of(&ws, "cmd/bar/image_eager.digest");
+    // The same image as on the shallow base.
+    ws.ok(&["build", "//cmd/bar:image"]);
+    assert_eq!(digest_of(&ws, "cmd/bar/image.digest"), digest);
+    let Setup { reg, .. } = s;
+    drop(reg);
+    ws.ok(&["build", "//cmd/bar:image_eager", "--output_groups=+tarball"]);
+    assert_eq!(
+        skopeo_digest(&format!(
+            "oci-archive:{}",
+            ws.bin("cmd/bar/image_eager.tar").display()
+        )),
+        digest
+    );
+    let layers = run_ok(
+        Command::new("tar")
+            .arg("-tf")
+            .arg(ws.bin("cmd/bar/image_eager.tar")),
+    );
+    assert_eq!(
+        layers
+            .lines()
+            .filter(|l| l.starts_with("blobs/sha256/"))
+            .count(),
+        // manifest, config, static base, base kodata, base binary, kodata, binary
+        7,
+        "{layers}"
+    );
+}
+
 fn ko_spawns(log: &[Spawn]) -> Vec<&Spawn> {
     log.iter()
         .filter(|s| s.mnemonic.starts_with("Ko"))

@@ -65,12 +65,17 @@ def output_group_actions(ctx, rko, sources, bases):
     inputs = source_files(sources)
     paths = source_paths(sources)
     regs = insecure_registries(sources)
+
+    # A shallow base's layers stream from its registry while these run.
+    shallow = [b for b in bases if b.dir and not b.blobs.to_list()]
+    requirements = {"requires-network": "1"} if shallow else {}
     ctx.actions.run(
         executable = rko,
         arguments = tarball_args(paths, [], tarball.path, regs),
         inputs = inputs,
         outputs = [tarball],
         mnemonic = "KoTarball",
+        execution_requirements = requirements,
         progress_message = "KoTarball %s" % ctx.label,
     )
     layout = ctx.actions.declare_directory(ctx.label.name + ".layout")
@@ -80,6 +85,7 @@ def output_group_actions(ctx, rko, sources, bases):
         inputs = inputs,
         outputs = [layout],
         mnemonic = "KoLayout",
+        execution_requirements = requirements,
         progress_message = "KoLayout %s" % ctx.label,
     )
     return {"tarball": depset([tarball]), "layout": depset([layout])}
