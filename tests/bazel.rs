@@ -569,10 +569,13 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
 }
 
 #[test]
-fn bazel_bad_configuration_fails_with_the_rules_own_message() {
+fn bazel_analysis_checks_and_bad_configuration_messages() {
     let _serial = bazel::serial();
-    // No registry: every case fails before anything is fetched.
+    // No registry: nothing here fetches the e2e base.
     let ws = Workspace::copy(&e2e_src(), "ws");
+    // The actions the rules register, their mnemonics and arguments
+    // (tests/e2e/ws/analysis/actions_check.bzl fails analysis on any mismatch).
+    ws.ok(&["build", "//analysis:all"]);
     let cases = [
         (
             "//bad/missing_importpath:image",
@@ -601,7 +604,7 @@ fn bazel_bad_configuration_fails_with_the_rules_own_message() {
 }
 
 #[test]
-fn bazel_toolchain_from_a_url_checks_its_sha256() {
+fn bazel_toolchain_from_a_url_or_built_from_source() {
     let _serial = bazel::serial();
     // A prebuilt rko "downloaded" from a file:// URL, as users get a release binary.
     let rko = std::fs::read(common::RKO).unwrap();
@@ -609,13 +612,18 @@ fn bazel_toolchain_from_a_url_checks_its_sha256() {
     let src = tempfile::tempdir().unwrap();
     let d = src.path();
     std::fs::create_dir_all(d.join("app")).unwrap();
-    let workspace = |sha: &str| {
+    let workspace = |toolchain: &str| {
         format!(
             "workspace(name = \"url_toolchain\")\n\
              local_repository(name = \"rules_ko\", path = \"{}\")\n\
              load(\"@rules_ko//rules/bazel:repositories.bzl\", \"rules_ko_register_toolchains\")\n\
-             rules_ko_register_toolchains(urls = [\"file://{}\"], sha256 = \"{sha}\")\n",
+             {toolchain}\n",
             bazel::repo_root().display(),
+        )
+    };
+    let from_url = |sha: &str| {
+        format!(
+            "rules_ko_register_toolchains(urls = [\"file://{}\"], sha256 = \"{sha}\")",
             common::RKO
         )
     };
@@ -639,7 +647,7 @@ fn bazel_toolchain_from_a_url_checks_its_sha256() {
     )
     .unwrap();
 
-    std::fs::write(d.join("WORKSPACE"), workspace(&"0".repeat(64))).unwrap();
+    std::fs::write(d.join("WORKSPACE"), workspace(&from_url(&"0".repeat(64)))).unwrap();
     let ws = Workspace::copy(d, "ws");
     let stderr = ws.fail(&["build", "//app:image"]);
     assert!(
@@ -648,7 +656,7 @@ fn bazel_toolchain_from_a_url_checks_its_sha256() {
     );
     drop(ws);
 
-    std::fs::write(d.join("WORKSPACE"), workspace(&sha)).unwrap();
+    std::fs::write(d.join("WORKSPACE"), workspace(&from_url(&sha))).unwrap();
     let ws = Workspace::copy(d, "ws");
     ws.ok(&["build", "//app:image"]);
     let digest = digest_of(&ws, "app/image.digest");
@@ -656,6 +664,26 @@ fn bazel_toolchain_from_a_url_checks_its_sha256() {
     let manifest = read_json(ws.bin("app/image.manifest.json"));
     // The static base's layer, kodata (empty, as ko always adds it), the binary.
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+    drop(ws);
+
+    // No URL and no $RKO_BINARY: rko is built from this checkout by `cargo build --release`
+    // (into its target/), and that optimized rko makes the very same image.
+    std::fs::write(
+        d.join("WORKSPACE"),
+        workspace("rules_ko_register_toolchains()"),
+    )
+    .unwrap();
+    let ws = Workspace::copy_with(d, "ws", false);
+    ws.ok(&["build", "//app:image"]);
+    let (output_base, _) = ws.ok(&["info", "output_base"]);
+    let rko_build =
+        std::fs::read_to_string(Path::new(output_base.trim()).join("external/rko/BUILD.bazel"))
+            .unwrap();
+    assert!(
+        rko_build.starts_with("# rko, built by cargo from "),
+        "{rko_build}"
+    );
+    assert_eq!(digest_of(&ws, "app/image.digest"), digest);
 }
 
 #[test]

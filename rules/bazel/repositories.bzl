@@ -28,7 +28,9 @@ def _rko_repository_impl(rctx):
         if not cargo:
             fail("rko_repository %s: building rko from source needs cargo on PATH, found none. Install Rust (rustup.rs), set RKO_BINARY to a built rko, or give urls + sha256 of a release binary" % rctx.name)
         manifest = rctx.path(rctx.attr.cargo_toml)
-        target = rctx.os.environ.get("CARGO_TARGET_DIR") or str(rctx.path("target"))
+        # cargo's own default, next to Cargo.toml: a rebuild after `bazel clean --expunge` or
+        # in another workspace is incremental, as any cargo build of the checkout is.
+        target = rctx.os.environ.get("CARGO_TARGET_DIR") or str(manifest.dirname) + "/target"
         rctx.report_progress("cargo build --release (rko)")
         res = rctx.execute(
             [cargo, "build", "--release", "--locked", "--bin", "rko", "--manifest-path", str(manifest), "--target-dir", target],

@@ -62,6 +62,12 @@ impl Workspace {
     /// can sit at different depths) and writes user.bazelrc: rules_ko from this checkout,
     /// the rko under test, the offline stand-ins for Debian's Bazel, a shared GOCACHE.
     pub fn copy(src: &Path, subpath: &str) -> Workspace {
+        Self::copy_with(src, subpath, true)
+    }
+
+    /// As [`Workspace::copy`]; without `rko_binary` the rko toolchain is built from the
+    /// checkout's sources by cargo (`rules_ko_register_toolchains()` with no $RKO_BINARY).
+    pub fn copy_with(src: &Path, subpath: &str, rko_binary: bool) -> Workspace {
         let holder = tempfile::Builder::new()
             .prefix("rko-e2e-ws-")
             .tempdir()
@@ -73,7 +79,11 @@ impl Workspace {
         let root = repo_root();
         let rc = [
             format!("build --override_repository=rules_ko={}", root.display()),
-            format!("build --repo_env=RKO_BINARY={}", super::RKO),
+            if rko_binary {
+                format!("build --repo_env=RKO_BINARY={}", super::RKO)
+            } else {
+                "build --repo_env=RKO_BINARY=".to_string()
+            },
             format!(
                 "build --override_repository=rules_cc={}",
                 root.join("tests/e2e/offline/rules_cc").display()
