@@ -314,8 +314,17 @@ fn bazel_builds_checks_pushes_and_loads_images() {
         "--",
         "--repository",
         &format!("{}/elsewhere", s.reg.host()),
+        "--image-refs",
+        "refs.json",
     ]);
     assert!(stdout.contains("/elsewhere@"), "{stdout}");
+    // A relative path is where the user ran bazel, not in the runfiles tree.
+    let refs = read_json(ws.dir.join("refs.json"));
+    assert!(
+        refs.to_string()
+            .contains(&format!("{}/elsewhere@{foo}", s.reg.host())),
+        "{refs}"
+    );
 
     // Tags from the workspace status: refused unstamped, expanded with --stamp.
     let stderr = ws.fail(&["build", "//cmd/foo:image_stamped.push"]);
@@ -381,6 +390,14 @@ fn bazel_eager_base_builds_a_tarball_with_the_registry_gone() {
     // The same image as on the shallow base.
     ws.ok(&["build", "//cmd/bar:image"]);
     assert_eq!(digest_of(&ws, "cmd/bar/image.digest"), digest);
+    // An image for a platform the base was not pulled for fails analysis, naming both.
+    let stderr = ws.fail(&["build", "//bad/base_lacks_platform:index"]);
+    assert!(
+        stderr.contains(
+            "ko_image //cmd/bar:image_eager: attribute 'base': expected a base with an image for linux/arm64, found @e2e_base_eager//:image with only linux/amd64"
+        ),
+        "{stderr}"
+    );
     let Setup { reg, .. } = s;
     drop(reg);
     ws.ok(&["build", "//cmd/bar:image_eager", "--output_groups=+tarball"]);

@@ -84,7 +84,7 @@ impl RegistryArgs {
     pub fn client(&self) -> Result<Client> {
         Client::new(ClientOptions {
             insecure: self.insecure.clone(),
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.as_deref().map(user_path),
             attempts: self.attempts,
         })
     }
@@ -266,6 +266,15 @@ fn expand_tags(
     Ok(out)
 }
 
+/// A path the user typed: under `bazel run` (which runs in the runfiles tree and sets
+/// BUILD_WORKING_DIRECTORY) a relative one is relative to where the user ran bazel.
+pub fn user_path(p: &std::path::Path) -> PathBuf {
+    match std::env::var_os("BUILD_WORKING_DIRECTORY") {
+        Some(dir) if p.is_relative() && !dir.is_empty() => PathBuf::from(dir).join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
 fn parse_path_map(s: &str) -> Result<(PathBuf, PathBuf)> {
     match s.split_once('=') {
         Some((from, to)) if !from.is_empty() && !to.is_empty() => {
@@ -307,7 +316,7 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         crate::cli::outln!("{t}");
     }
     if let Some(p) = &a.image_refs {
-        write_image_refs(p, &report)?;
+        write_image_refs(&user_path(p), &report)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ def _ko_builtin_base_impl(ctx):
         blobs = depset(),
         reference = "",
         insecure_registries = [],
+        platforms = None,
     )]
 
 ko_builtin_base = rule(
@@ -30,6 +31,7 @@ def _ko_base_image_impl(ctx):
             blobs = depset(ctx.files.layers),
             reference = ctx.attr.reference,
             insecure_registries = ctx.attr.insecure_registries,
+            platforms = ctx.attr.platforms,
         ),
         DefaultInfo(files = depset([marker] + ctx.files.metadata + ctx.files.layers)),
     ]
@@ -44,5 +46,6 @@ ko_base_image = rule(
         "digest": attr.string(mandatory = True, doc = "The pinned manifest or index digest."),
         "reference": attr.string(doc = "HOST/REPO@sha256:... it was pulled from."),
         "insecure_registries": attr.string_list(doc = "Registries reached over plain HTTP or unverified TLS."),
+        "platforms": attr.string_list(doc = "The platforms pulled (os/arch)."),
     },
 )

@@ -61,6 +61,7 @@ ko_base_image(
     layers = {layer_files},
     metadata = {metadata},
     oci_layout = "layout/oci-layout",
+    platforms = {platforms},
     reference = "{reference}",
     visibility = ["//visibility:public"],
 )
@@ -73,6 +74,7 @@ ko_base_image(
         insecure = repr(rctx.attr.insecure_registries),
         layer_files = repr(layers),
         metadata = repr(metadata),
+        platforms = repr(platforms),
         alias = "" if alias == "image" else "alias(\n    name = \"%s\",\n    actual = \":image\",\n    visibility = [\"//visibility:public\"],\n)" % alias,
     ))
 

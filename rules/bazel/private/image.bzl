@@ -46,6 +46,14 @@ def _ko_image_impl(ctx):
             fail("%s: attribute 'platform': the target platform matches no platform rules_ko knows; set platform = \"linux/amd64\" (or another os/arch), or build with --platforms=@rules_ko//platforms:linux_amd64" % rule)
     binary = _binary_file(ctx, rule)
     base = ctx.attr.base[KoBaseInfo]
+    if base.platforms != None and platform not in base.platforms:
+        fail("%s: attribute 'base': expected a base with an image for %s, found %s with only %s. Add %r to the ko_base's platforms" % (
+            rule,
+            platform,
+            ctx.attr.base.label,
+            ", ".join(base.platforms),
+            platform,
+        ))
     ext = COMPRESSIONS[ctx.attr.compression]
     prefix = ctx.label.name + ".ko/"
 

@@ -9,6 +9,7 @@ KoBaseInfo = provider(
         "blobs": "depset[File]: the layout's layer blobs (present only for layers = \"eager\")",
         "reference": "string: HOST/REPO@sha256:... the base was pulled from, or \"\"",
         "insecure_registries": "list[string]: registries reached over plain HTTP or unverified TLS",
+        "platforms": "list[string] or None: the os/arch the layout holds images for (None: any)",
     },
 )
 
