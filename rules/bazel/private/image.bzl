@@ -31,6 +31,22 @@ def _binary_file(ctx, rule):
         ", ".join([f.short_path for f in files[:5]]) + (" ..." if len(files) > 5 else ""),
     ))
 
+def _declare_layer(ctx, prefix, name, ext):
+    return KoLayerInfo(
+        descriptor = ctx.actions.declare_file(prefix + name + ".json"),
+        blob = ctx.actions.declare_file(prefix + name + ext),
+    )
+
+def _run_layer(ctx, rko, layer, arguments, inputs, what):
+    ctx.actions.run(
+        executable = rko,
+        arguments = arguments,
+        inputs = inputs,
+        outputs = [layer.descriptor, layer.blob],
+        mnemonic = "KoLayer",
+        progress_message = "KoLayer " + what,
+    )
+
 def _ko_image_impl(ctx):
     rule = "ko_image %s" % ctx.label
     rko = rko_tool(ctx)
@@ -67,13 +83,12 @@ def _ko_image_impl(ctx):
         if path.startswith("../"):
             fail("%s: attribute 'kodata': expected files of this workspace, found %s from another repository" % (rule, f.short_path))
         kodata_files.append([kodata_image_path(rule, path, kodata_prefix), f])
-    kodata = KoLayerInfo(
-        descriptor = ctx.actions.declare_file(prefix + "kodata.json"),
-        blob = ctx.actions.declare_file(prefix + "kodata" + ext),
-    )
-    ctx.actions.run(
-        executable = rko,
-        arguments = layer_kodata_args(
+    kodata = _declare_layer(ctx, prefix, "kodata", ext)
+    _run_layer(
+        ctx,
+        rko,
+        kodata,
+        layer_kodata_args(
             [[p, f.path] for p, f in kodata_files],
             importpath,
             kodata.blob.path,
@@ -81,18 +96,15 @@ def _ko_image_impl(ctx):
             ctx.attr.compression,
             ctx.attr.compression_level,
         ),
-        inputs = [f for _, f in kodata_files],
-        outputs = [kodata.descriptor, kodata.blob],
-        mnemonic = "KoLayer",
-        progress_message = "KoLayer kodata " + str(ctx.label) + " (" + str(len(kodata_files)) + " files)",
+        [f for _, f in kodata_files],
+        "kodata %s (%d files)" % (ctx.label, len(kodata_files)),
     )
-    layer = KoLayerInfo(
-        descriptor = ctx.actions.declare_file(prefix + "binary.json"),
-        blob = ctx.actions.declare_file(prefix + "binary" + ext),
-    )
-    ctx.actions.run(
-        executable = rko,
-        arguments = layer_binary_args(
+    layer = _declare_layer(ctx, prefix, "binary", ext)
+    _run_layer(
+        ctx,
+        rko,
+        layer,
+        layer_binary_args(
             binary.path,
             importpath,
             platform,
@@ -101,10 +113,8 @@ def _ko_image_impl(ctx):
             ctx.attr.compression,
             ctx.attr.compression_level,
         ),
-        inputs = [binary],
-        outputs = [layer.descriptor, layer.blob],
-        mnemonic = "KoLayer",
-        progress_message = "KoLayer binary " + str(ctx.label) + " (" + platform + ")",
+        [binary],
+        "binary %s (%s)" % (ctx.label, platform),
     )
     layers = [kodata, layer]
 
