@@ -12,11 +12,7 @@ load("//starlark:ko.bzl", "COMPRESSIONS", "check_importpath", "check_key_values"
 load(":outputs.bzl", "image_sources", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
 load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo")
-
-TOOLCHAIN_TYPE = str(Label("//rules/bazel:toolchain_type"))
-
-def rko_tool(ctx):
-    return ctx.toolchains[TOOLCHAIN_TYPE].rko
+load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _binary_file(ctx, rule):
     files = ctx.attr.binary[DefaultInfo].files.to_list()
@@ -45,6 +41,7 @@ def _run_layer(ctx, rko, layer, arguments, inputs, what):
         outputs = [layer.descriptor, layer.blob],
         mnemonic = "KoLayer",
         progress_message = "KoLayer " + what,
+        **TOOLCHAIN_KWARGS
     )
 
 def _ko_image_impl(ctx):
@@ -147,6 +144,7 @@ def _ko_image_impl(ctx):
         outputs = outs.values(),
         mnemonic = "KoImage",
         progress_message = "KoImage " + str(ctx.label) + " (" + platform + ")",
+        **TOOLCHAIN_KWARGS
     )
     info = KoImageInfo(
         importpath = importpath,

@@ -6,9 +6,9 @@ reads its platform from the target configuration.
 """
 
 load("//starlark:ko.bzl", "PLATFORMS", "check_platform", "index_args", "platform_key")
-load(":image.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 load(":outputs.bzl", "index_sources", "output_group_actions")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
+load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _platforms_transition_impl(settings, attr):
     rule = "ko_image_index"
@@ -47,6 +47,7 @@ def _ko_image_index_impl(ctx):
         outputs = [index, descriptor, digest],
         mnemonic = "KoIndex",
         progress_message = "KoIndex %s (%s)" % (ctx.label, ", ".join(ctx.attr.platforms)),
+        **TOOLCHAIN_KWARGS
     )
     info = KoIndexInfo(
         importpath = images[0].importpath,

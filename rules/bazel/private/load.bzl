@@ -1,10 +1,10 @@
 """ko_load: `bazel run` loads an image (or an index's platform) into docker or podman."""
 
 load("//starlark:ko.bzl", "check_tag", "load_args")
-load(":image.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 load(":outputs.bzl", "insecure_registries", "launcher", "source_paths", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":push.bzl", "sources_of")
+load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _ko_load_impl(ctx):
     rule = "ko_load %s" % ctx.label

@@ -6,6 +6,7 @@ starlark/ko.bzl turns their paths into rko's --root/--blob/--layer/--blobs argum
 """
 
 load("//starlark:ko.bzl", "layout_args", "tarball_args")
+load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS")
 
 def image_sources(info):
     """The files of one KoImageInfo."""
@@ -77,6 +78,7 @@ def output_group_actions(ctx, rko, sources, bases):
         mnemonic = "KoTarball",
         execution_requirements = requirements,
         progress_message = "KoTarball %s" % ctx.label,
+        **TOOLCHAIN_KWARGS
     )
     layout = ctx.actions.declare_directory(ctx.label.name + ".layout")
     ctx.actions.run(
@@ -87,6 +89,7 @@ def output_group_actions(ctx, rko, sources, bases):
         mnemonic = "KoLayout",
         execution_requirements = requirements,
         progress_message = "KoLayout %s" % ctx.label,
+        **TOOLCHAIN_KWARGS
     )
     return {"tarball": depset([tarball]), "layout": depset([layout])}
 

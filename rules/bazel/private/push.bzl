@@ -7,10 +7,10 @@ streamed from the base's registry, and tags go last.
 """
 
 load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_tag", "push_manifest_args", "registry_args")
-load(":image.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 load(":outputs.bzl", "image_sources", "index_sources", "insecure_registries", "launcher", "source_files", "source_paths", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
+load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def sources_of(target):
     """(sources, importpath) of a ko_image or ko_image_index target."""
@@ -52,6 +52,7 @@ def _ko_push_impl(ctx):
         outputs = [manifest],
         mnemonic = "KoPushManifest",
         progress_message = "KoPushManifest %s" % ctx.label,
+        **TOOLCHAIN_KWARGS
     )
     script = launcher(ctx, rko, ["push", "--manifest", manifest.short_path] + registry_args(insecure_registries(sources)))
     runfiles = ctx.runfiles(files = [rko, manifest], symlinks = staging.symlinks)
