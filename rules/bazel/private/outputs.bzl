@@ -39,6 +39,11 @@ def source_files(sources):
         direct.extend([l.descriptor, l.blob])
     return depset(direct, transitive = [b.metadata for b in sources.bases] + [b.blobs for b in sources.bases])
 
+def metadata_files(sources):
+    """depset[File] of the sources without layer bytes: what a push manifest needs."""
+    direct = [sources.root] + sources.blobs + [l.descriptor for l in sources.layers]
+    return depset(direct, transitive = [b.metadata for b in sources.bases])
+
 def source_paths(sources, staged = None):
     """The neutral dict for starlark/ko.bzl sources_args.
 

@@ -7,7 +7,7 @@ streamed from the base's registry, and tags go last.
 """
 
 load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_tag", "push_manifest_args", "registry_args")
-load(":outputs.bzl", "image_sources", "index_sources", "insecure_registries", "launcher", "source_files", "source_paths", "stage")
+load(":outputs.bzl", "image_sources", "index_sources", "insecure_registries", "launcher", "metadata_files", "source_paths", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
@@ -48,7 +48,8 @@ def _ko_push_impl(ctx):
             stamp_files = [f.path for f in stamps],
             path_maps = staging.path_maps,
         ),
-        inputs = depset(ctx.files.tag_file + stamps, transitive = [source_files(sources)]),
+        # Descriptors and paths only: the layers reach `bazel run` as runfiles.
+        inputs = depset(ctx.files.tag_file + stamps, transitive = [metadata_files(sources)]),
         outputs = [manifest],
         mnemonic = "KoPushManifest",
         progress_message = "KoPushManifest %s" % ctx.label,
