@@ -461,6 +461,17 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         (bazel::read_execution_log(Path::new(&log(log_name))), stderr)
     };
 
+    let digests = |ws: &Workspace| -> Vec<String> {
+        [
+            "cmd/foo/image.digest",
+            "cmd/foo/image_index.digest",
+            "cmd/bar/image.digest",
+        ]
+        .iter()
+        .map(|p| digest_of(ws, p))
+        .collect()
+    };
+
     // Checkout A fills the cache.
     let a = s.workspace("a/ws");
     let (log_a, _) = build(&a, "a.json", &targets);
@@ -468,14 +479,7 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         ko_spawns(&log_a).len() >= 10,
         "expected rules_ko actions in A's log: {log_a:?}"
     );
-    let digests_a: Vec<String> = [
-        "cmd/foo/image.digest",
-        "cmd/foo/image_index.digest",
-        "cmd/bar/image.digest",
-    ]
-    .iter()
-    .map(|p| digest_of(&a, p))
-    .collect();
+    let digests_a = digests(&a);
     a.expunge();
     drop(a);
 
@@ -497,14 +501,7 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         bazel::remote_cache_hits(&stderr_b) >= ko_b.len(),
         "Bazel's summary shows fewer hits than rules_ko actions:\n{stderr_b}"
     );
-    let digests_b: Vec<String> = [
-        "cmd/foo/image.digest",
-        "cmd/foo/image_index.digest",
-        "cmd/bar/image.digest",
-    ]
-    .iter()
-    .map(|p| digest_of(&b, p))
-    .collect();
+    let digests_b = digests(&b);
     assert_eq!(digests_a, digests_b);
 
     // One Go source line changes: only the binary layer and the image re-run, and the cache

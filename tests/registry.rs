@@ -111,18 +111,15 @@ fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
     let e = Env::new();
     let host = reg.host();
     let repo = format!("{host}/team");
-    let (reference, _) = build_push(
-        &e,
-        "example.com/svc/cmd/api",
-        &[
-            "--repository",
-            &repo,
-            "--insecure-registry",
-            &host,
-            "--push-tag",
-            "v1",
-        ],
-    );
+    let args = [
+        "--repository",
+        repo.as_str(),
+        "--insecure-registry",
+        host.as_str(),
+        "--push-tag",
+        "v1",
+    ];
+    let (reference, _) = build_push(&e, "example.com/svc/cmd/api", &args);
     // ko's default naming: <repo>/<base>-<md5(import path)>.
     let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(
         b"example.com/svc/cmd/api",
@@ -151,18 +148,7 @@ fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
     assert_eq!(uploaded, 4, "config + static + kodata + binary layers");
     assert!(sent > 1 << 20);
     // Again: every blob is already there; nothing is sent.
-    build_push(
-        &e,
-        "example.com/svc/cmd/api",
-        &[
-            "--repository",
-            &repo,
-            "--insecure-registry",
-            &host,
-            "--push-tag",
-            "v1",
-        ],
-    );
+    build_push(&e, "example.com/svc/cmd/api", &args);
     let (existed, mounted, uploaded, copied, sent) = outcome_counts(&e);
     assert_eq!((existed, mounted, uploaded, copied, sent), (4, 0, 0, 0, 0));
     assert_eq!(

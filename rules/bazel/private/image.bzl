@@ -159,7 +159,7 @@ def _ko_image_impl(ctx):
     return [
         info,
         DefaultInfo(files = depset([outs["manifest"], outs["config"], outs["digest"]])),
-        OutputGroupInfo(**output_group_actions(ctx, rko, image_sources(info), [base])),
+        OutputGroupInfo(**output_group_actions(ctx, rko, image_sources(info))),
     ]
 
 IMAGE_ATTRS = dict(PLATFORM_ATTRS)

@@ -60,7 +60,7 @@ def _ko_image_index_impl(ctx):
     return [
         info,
         DefaultInfo(files = depset([index, digest])),
-        OutputGroupInfo(**output_group_actions(ctx, rko, sources, sources.bases)),
+        OutputGroupInfo(**output_group_actions(ctx, rko, sources)),
     ]
 
 ko_image_index = rule(

@@ -65,7 +65,7 @@ def insecure_registries(sources):
                 regs.append(r)
     return regs
 
-def output_group_actions(ctx, rko, sources, bases):
+def output_group_actions(ctx, rko, sources):
     """Declares the KoTarball and KoLayout actions; returns the output groups."""
     tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
     inputs = source_files(sources)
@@ -73,7 +73,7 @@ def output_group_actions(ctx, rko, sources, bases):
     regs = insecure_registries(sources)
 
     # A shallow base's layers stream from its registry while these run.
-    shallow = [b for b in bases if b.dir and not b.blobs.to_list()]
+    shallow = [b for b in sources.bases if b.dir and not b.blobs.to_list()]
     requirements = {"requires-network": "1"} if shallow else {}
     ctx.actions.run(
         executable = rko,
@@ -137,7 +137,11 @@ def stage(ctx, sources):
     )
 
 def launcher(ctx, rko, args):
-    """An executable script that runs rko from this target's runfiles with args (and "$@")."""
+    """An executable script that runs rko from this target's runfiles with args (and "$@").
+
+    It runs in the runfiles workspace directory, where a short_path (../<repo>/... for other
+    repositories) and the staged paths resolve.
+    """
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
     quoted = " ".join([_shell_quote(a) for a in args])
     ctx.actions.write(
@@ -155,13 +159,9 @@ else
   exit 1
 fi
 exec {rko} {args} "$@"
-""".format(label = ctx.label, ws = ctx.workspace_name, rko = _shell_quote(_runfiles_path(rko)), args = quoted),
+""".format(label = ctx.label, ws = ctx.workspace_name, rko = _shell_quote(rko.short_path), args = quoted),
     )
     return script
-
-def _runfiles_path(f):
-    # Relative to the runfiles workspace directory: ../<repo>/... for other repositories.
-    return f.short_path
 
 def _shell_quote(s):
     return "'" + s.replace("'", "'\\''") + "'"
