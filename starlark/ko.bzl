@@ -1,9 +1,17 @@
 """Build-system-neutral rules_ko helpers: validation and `rko` argument lists.
 
-The Bazel rules (rules/bazel/private) and the Buck2 rules load this file. It holds pure
-Starlark over strings, lists and dicts: no ctx, no File objects, no providers, nothing that
-differs between Bazel and Buck2, so both build systems give rko the same arguments and
-users get the same error messages. Paths are passed in as strings by the adapters.
+The Bazel rules (rules/bazel/private) and the Buck2 rules (rules/buck2/private) load this
+file, so both build systems give rko the same arguments and users get the same messages.
+
+It never looks inside a file object. An argument list is a list of items:
+  - a string: one argument as it is;
+  - a file (Bazel File, Buck2 artifact, or a path string): one argument, the file's path;
+  - out(file): an output the action writes (Buck2 needs `.as_output()` there);
+  - join(parts, sep): one argument, the parts (strings and files) joined by sep.
+Each adapter renders the list: Bazel with ctx.actions.args(), Buck2 with cmd_args().
+Files are never turned into strings here: Buck2 artifacts have no `.path` and no `+`.
+
+The dialect is the common subset of Bazel 4.2+ and Buck2 Starlark: no f-strings, no types.
 """
 
 # Platforms rules_ko knows: the OCI platform string, then the constraint names (from the
@@ -148,13 +156,157 @@ def check_tag(rule, attr, tag):
         ))
     return tag
 
+
 def check_key_values(rule, attr, values):
     for k in values.keys():
         if not k or "=" in k:
             fail(attr_error(rule, attr, "keys without '='", repr(k)))
 
+def check_image_attrs(rule, attrs):
+    """Checks a ko_image's attributes (Bazel's ctx.attr or Buck2's ctx.attrs: the same
+    names); returns the import path without ko://."""
+    importpath = check_importpath(rule, attrs.importpath)
+    check_one_of(rule, "compression", attrs.compression, sorted(COMPRESSIONS.keys()))
+    for attr in ["env", "labels", "annotations"]:
+        check_key_values(rule, attr, getattr(attrs, attr))
+    if attrs.platform:
+        check_platform(rule, "platform", attrs.platform)
+    return importpath
+
+def image_options(attrs, base_name):
+    """image_args' keyword arguments from a ko_image's attributes."""
+    return {
+        "env": attrs.env,
+        "labels": attrs.labels,
+        "annotations": attrs.annotations,
+        "user": attrs.user,
+        "workdir": attrs.workdir,
+        "entrypoint": attrs.entrypoint if attrs.entrypoint else None,
+        "cmd": attrs.cmd if attrs.cmd else None,
+        "ports": attrs.ports,
+        "created": attrs.created,
+        "base_name": base_name,
+    }
+
+def image_sources(info):
+    """The files of one image (KoImageInfo): what tarball, layout, load and push read."""
+    return struct(
+        root = info.descriptor,
+        blobs = [info.manifest, info.config],
+        layers = info.layers,
+        bases = [info.base],
+    )
+
+def index_sources(info):
+    """The files of an index (KoIndexInfo) and all its images; each base once."""
+    blobs = [info.index]
+    layers = []
+    bases = []
+    seen = {}
+    for img in info.images:
+        blobs.extend([img.manifest, img.config])
+        layers.extend(img.layers)
+        key = "%s|%s|%s" % (img.base.spec, img.base.reference, img.base.digest)
+        if key not in seen:
+            seen[key] = True
+            bases.append(img.base)
+    return struct(root = info.descriptor, blobs = blobs, layers = layers, bases = bases)
+
+def insecure_registries(sources):
+    """The registries the bases of sources are reached over plain HTTP or unverified TLS."""
+    regs = []
+    for b in sources.bases:
+        for r in b.insecure_registries:
+            if r not in regs:
+                regs.append(r)
+    return regs
+
+def check_binary(rule, names):
+    """names: the files the `binary` target gives (their short paths). Exactly one."""
+    if len(names) != 1:
+        fail(attr_error(
+            rule,
+            "binary",
+            "one Go executable (a go_binary target)",
+            "%d files: %s" % (len(names), ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")),
+            "Point binary at the go_binary itself, not a filegroup",
+        ))
+
+def check_base_platform(rule, platform, base_label, base_platforms):
+    """base_platforms: the os/arch the base holds, or None for a base that has them all."""
+    if base_platforms != None and platform not in base_platforms:
+        fail(attr_error(
+            rule,
+            "base",
+            "a base with an image for %s" % platform,
+            "%s with only %s" % (base_label, ", ".join(base_platforms)),
+            "Add %r to the ko_base's platforms" % platform,
+        ))
+
+def unknown_target_platform(rule):
+    fail(attr_error(
+        rule,
+        "platform",
+        "a target platform rules_ko knows (" + ", ".join(sorted(PLATFORMS.keys())) + ")",
+        "a target platform with none of their os/cpu constraints",
+        "Set platform = \"linux/amd64\" (or another os/arch), or build for one of rules_ko's platforms",
+    ))
+
+def check_index_platforms(rule, platforms):
+    """The platforms of an index: known, each once, at least one."""
+    if not platforms:
+        fail(attr_error(rule, "platforms", "a list of os/arch platforms such as [\"linux/amd64\", \"linux/arm64\"]", "none"))
+    seen = {}
+    for p in platforms:
+        check_platform(rule, "platforms", p)
+        if p in seen:
+            fail(attr_error(rule, "platforms", "each platform once", "%r twice" % p))
+        seen[p] = True
+    return platforms
+
+def check_index_image(rule, expected, found):
+    if expected != found:
+        fail(attr_error(
+            rule,
+            "image",
+            "an image for %s" % expected,
+            "one for %s" % found,
+            "Leave the ko_image's platform attribute unset so the transition sets it",
+        ))
+
+def check_repository(rule, repository):
+    """A push repository: HOST[:PORT]/REPOSITORY, no tag or digest."""
+    if not repository:
+        fail(attr_error(rule, "repository", "HOST[:PORT]/REPOSITORY (e.g. \"ghcr.io/acme/foo\")", "nothing"))
+    if "@" in repository or repository.rfind(":") > repository.rfind("/"):
+        fail(attr_error(
+            rule,
+            "repository",
+            "HOST[:PORT]/REPOSITORY without a tag or digest",
+            repr(repository),
+            "Put tags in remote_tags",
+        ))
+    return repository
+
+def check_repo_tags(rule, repo_tags):
+    """NAME:TAG names for `rko load`."""
+    if not repo_tags:
+        fail(attr_error(rule, "repo_tags", "at least one NAME:TAG for the loaded image (e.g. \"foo:latest\")", "none"))
+    for t in repo_tags:
+        name, _, tag = t.rpartition(":")
+        if not name or "/" in tag:
+            fail(attr_error(rule, "repo_tags", "NAME:TAG", repr(t)))
+        check_tag(rule, "repo_tags", tag)
+    return repo_tags
+
+def kodata_prefix(package, strip_prefix):
+    """The workspace-relative directory whose contents become /var/run/ko."""
+    if not strip_prefix:
+        return package
+    return (package + "/" if package else "") + strip_prefix
+
 def kodata_image_path(rule, path, prefix):
-    """Where a kodata file goes under /var/run/ko: its path below `prefix`."""
+    """Where a kodata file (workspace-relative path) goes under /var/run/ko: below `prefix`."""
     if prefix and not path.startswith(prefix + "/"):
         fail(attr_error(
             rule,
@@ -164,6 +316,34 @@ def kodata_image_path(rule, path, prefix):
             "Move the file, or set kodata_strip_prefix",
         ))
     return path[len(prefix) + 1:] if prefix else path
+
+# Argument items (see the module docstring).
+
+def out(file):
+    """An output file of the action."""
+    return struct(ko_out = file)
+
+def join(parts, sep):
+    """One argument: parts (strings and files) joined by sep."""
+    return struct(ko_join = parts, ko_sep = sep)
+
+def is_out(item):
+    return type(item) == "struct" and hasattr(item, "ko_out")
+
+def is_join(item):
+    return type(item) == "struct" and hasattr(item, "ko_join")
+
+def render_strings(items):
+    """The arguments as strings, for items whose files are all path strings already."""
+    args = []
+    for item in items:
+        if is_out(item):
+            args.append(item.ko_out)
+        elif is_join(item):
+            args.append(item.ko_sep.join(item.ko_join))
+        else:
+            args.append(item)
+    return args
 
 def compression_args(compression, level):
     args = ["--compression", compression]
@@ -183,16 +363,16 @@ def layer_binary_args(binary, importpath, platform, output, descriptor, compress
         "--platform",
         platform,
         "-o",
-        output,
+        out(output),
         "--descriptor",
-        descriptor,
+        out(descriptor),
     ] + compression_args(compression, level)
 
 def layer_kodata_args(files, importpath, output, descriptor, compression, level):
-    """`rko layer kodata`: files is a list of [image_path, path] pairs under /var/run/ko."""
-    args = ["layer", "kodata", "--import-path", importpath, "-o", output, "--descriptor", descriptor]
-    for image_path, path in files:
-        args.extend(["--file", image_path + "=" + path])
+    """`rko layer kodata`: files is a list of [image_path, file] pairs under /var/run/ko."""
+    args = ["layer", "kodata", "--import-path", importpath, "-o", out(output), "--descriptor", out(descriptor)]
+    for image_path, f in files:
+        args.extend(["--file", join([image_path, f], "=")])
     return args + compression_args(compression, level)
 
 def _key_value_args(flag, values):
@@ -200,6 +380,12 @@ def _key_value_args(flag, values):
     for k in sorted(values.keys()):
         args.extend([flag, k + "=" + values[k]])
     return args
+
+def base_arg(base_spec, base_dir, base_digest):
+    """`--base`'s value: a built-in base name, or the pulled layout directory @ its digest."""
+    if base_dir == None or base_dir == "":
+        return base_spec
+    return join([base_dir, base_digest], "@")
 
 def image_args(
         base,
@@ -218,7 +404,7 @@ def image_args(
         base_name = ""):
     """`rko image`: config and manifest from the base and the layer descriptors (in order).
 
-    outputs: dict with config, manifest, descriptor, digest paths.
+    base: base_arg(...). outputs: dict with config, manifest, descriptor, digest files.
     entrypoint/cmd: None keeps ko's default; a list (even empty) sets it.
     """
     args = ["image", "--base", base, "--platform", platform]
@@ -245,13 +431,13 @@ def image_args(
         args.extend(["--base-name", base_name])
     args.extend([
         "--config-out",
-        outputs["config"],
+        out(outputs["config"]),
         "--manifest-out",
-        outputs["manifest"],
+        out(outputs["manifest"]),
         "--descriptor-out",
-        outputs["descriptor"],
+        out(outputs["descriptor"]),
         "--digest-out",
-        outputs["digest"],
+        out(outputs["digest"]),
     ])
     return args
 
@@ -259,19 +445,19 @@ def index_args(image_descriptors, index, descriptor, digest):
     args = ["index"]
     for d in image_descriptors:
         args.extend(["--image", d])
-    return args + ["--index-out", index, "--descriptor-out", descriptor, "--digest-out", digest]
+    return args + ["--index-out", out(index), "--descriptor-out", out(descriptor), "--digest-out", out(digest)]
 
 def sources_args(sources):
     """The blob sources of an image or index, for tarball, layout, load and push-manifest.
 
-    sources: dict with root (descriptor path), blobs (manifest/config/index paths), layers
-    (list of [descriptor, blob] paths) and blob_dirs (OCI layout dirs, e.g. the base's).
+    sources: dict with root (descriptor file), blobs (manifest/config/index files), layers
+    (list of [descriptor, blob] files) and blob_dirs (OCI layout dirs, e.g. the base's).
     """
     args = ["--root", sources["root"]]
     for b in sources["blobs"]:
         args.extend(["--blob", b])
     for d, b in sources["layers"]:
-        args.extend(["--layer", d + "=" + b])
+        args.extend(["--layer", join([d, b], "=")])
     for d in sources["blob_dirs"]:
         args.extend(["--blobs", d])
     return args
@@ -286,10 +472,10 @@ def tarball_args(sources, tags, output, insecure_registries = []):
     args = ["tarball"] + sources_args(sources)
     for t in tags:
         args.extend(["--tag", t])
-    return args + registry_args(insecure_registries) + ["-o", output]
+    return args + registry_args(insecure_registries) + ["-o", out(output)]
 
 def layout_args(sources, output, insecure_registries = []):
-    return ["layout"] + sources_args(sources) + registry_args(insecure_registries) + ["-o", output]
+    return ["layout"] + sources_args(sources) + registry_args(insecure_registries) + ["-o", out(output)]
 
 def load_args(sources, tags, insecure_registries = []):
     args = ["load"] + sources_args(sources)
@@ -298,7 +484,12 @@ def load_args(sources, tags, insecure_registries = []):
     return args + registry_args(insecure_registries)
 
 def push_manifest_args(sources, repository, output, importpath = "", naming = "", tags = [], tag_files = [], stamp_files = [], path_maps = []):
-    """`rko push-manifest`. With naming, repository is a prefix (ko's KO_DOCKER_REPO)."""
+    """`rko push-manifest`. With naming, repository is a prefix (ko's KO_DOCKER_REPO).
+
+    The manifest records blob paths relative to itself, so `rko push --manifest M` works
+    from any directory; path_maps ([file, path relative to the manifest] pairs) place
+    blobs elsewhere (Bazel's runfiles).
+    """
     args = ["push-manifest"] + sources_args(sources) + ["--repository", repository]
     if naming:
         args.extend(["--import-path", importpath, "--naming", naming])
@@ -309,11 +500,15 @@ def push_manifest_args(sources, repository, output, importpath = "", naming = ""
     for f in stamp_files:
         args.extend(["--stamp-file", f])
     for src, dst in path_maps:
-        args.extend(["--path-map", src + "=" + dst])
-    return args + ["-o", output]
+        args.extend(["--path-map", join([src, dst], "=")])
+    return args + ["-o", out(output)]
+
+def push_args(manifest, insecure_registries = []):
+    """`rko push` of a push manifest, at run time."""
+    return ["push", "--manifest", manifest] + registry_args(insecure_registries)
 
 def pull_args(reference, output, platforms = [], eager = False, insecure_registries = []):
-    args = ["pull", reference, "-o", output]
+    args = ["pull", reference, "-o", out(output)]
     for p in platforms:
         args.extend(["--platform", p])
     if eager:

@@ -535,6 +535,52 @@ fn missing_base_blob_for_a_tarball_names_the_digest() {
     assert!(named || err.contains(&first_layer), "{err}");
 }
 
+#[test]
+fn push_names_the_manifest_and_both_paths_of_a_missing_blob_file() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("push")).unwrap();
+    f.ok(&[
+        "image",
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        &make_layer(&f),
+        "--config-out",
+        "config.json",
+        "--manifest-out",
+        "manifest.json",
+        "--descriptor-out",
+        "desc.json",
+    ]);
+    f.ok(&[
+        "push-manifest",
+        "--root",
+        "desc.json",
+        "--blob",
+        "manifest.json",
+        "--blob",
+        "config.json",
+        "--layer",
+        "l.json=l.gz",
+        "--repository",
+        "127.0.0.1:9/x",
+        "-o",
+        "push/image.push.json",
+    ]);
+    // The layer is gone (a stale or partial build output); nothing is sent, so no registry
+    // is needed to see the message.
+    std::fs::remove_file(f.path("l.gz")).unwrap();
+    f.fails(
+        &["push", "--manifest", "push/image.push.json"],
+        &[
+            "the push manifest push/image.push.json records blob sha256:",
+            "at ../l.gz",
+            "resolves (relative paths against the manifest's directory) to push/../l.gz",
+            "rebuild the push target",
+        ],
+    );
+}
+
 fn make_layer(f: &Fixture) -> String {
     f.ok(&[
         "layer",

@@ -185,6 +185,155 @@ fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
     );
 }
 
+/// Builds an image with the build actions as a build system runs them, into `gen/image/`
+/// (paths relative to the test's directory, as Buck2's buck-out paths are); returns the
+/// image's digest.
+fn build_actions(e: &Env) -> String {
+    std::fs::create_dir_all(e.path("gen/image")).unwrap();
+    e.ok(&[
+        "layer",
+        "binary",
+        "--binary",
+        "app",
+        "--import-path",
+        "example.com/svc/cmd/api",
+        "--platform",
+        "linux/amd64",
+        "-o",
+        "gen/image/bin.tgz",
+        "--descriptor",
+        "gen/image/bin.json",
+    ]);
+    e.ok(&[
+        "image",
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        "gen/image/bin.json",
+        "--config-out",
+        "gen/image/config.json",
+        "--manifest-out",
+        "gen/image/manifest.json",
+        "--descriptor-out",
+        "gen/image/desc.json",
+        "--digest-out",
+        "gen/image/digest",
+    ]);
+    std::fs::read_to_string(e.path("gen/image/digest"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The `rko push-manifest` arguments for the image of `build_actions`, written to `out`.
+fn push_manifest_args(repository: &str, out: &str) -> Vec<String> {
+    [
+        "push-manifest",
+        "--root",
+        "gen/image/desc.json",
+        "--blob",
+        "gen/image/manifest.json",
+        "--blob",
+        "./gen/image/config.json",
+        "--layer",
+        "gen/image/bin.json=gen/image/bin.tgz",
+        "--repository",
+        repository,
+        "--tag",
+        "v1",
+        "-o",
+        out,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Regression: blob paths in a push manifest resolved against the working directory, so
+/// `buck2 run` (in the user's directory, with the manifest's absolute path) and `bazel run`
+/// (in the runfiles tree) could push only from the directory the build ran in. They now
+/// resolve against the manifest's directory.
+#[test]
+fn push_manifest_pushes_from_any_working_directory() {
+    let reg = Registry::start(RegistryOptions::plain());
+    let e = Env::new();
+    let host = reg.host();
+    let digest = build_actions(&e);
+    let repo = format!("{host}/team/api");
+    std::fs::create_dir_all(e.path("gen/push")).unwrap();
+    let args = push_manifest_args(&repo, "gen/push/image.push.json");
+    e.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Every file is recorded relative to the manifest's directory.
+    let pm = read_json(e.path("gen/push/image.push.json"));
+    let mut paths: Vec<&str> = std::iter::once(&pm["root"])
+        .chain(pm["manifests"].as_array().unwrap())
+        .chain(pm["blobs"].as_array().unwrap())
+        .filter_map(|b| b["path"].as_str())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(
+        paths,
+        [
+            "../image/bin.tgz",
+            "../image/config.json",
+            "../image/manifest.json"
+        ],
+        "{pm}"
+    );
+    // An absolute -o for the same directory records the same paths.
+    let abs_out = e.path("gen/push/abs.push.json");
+    let args = push_manifest_args(&repo, abs_out.to_str().unwrap());
+    e.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(read_json(&abs_out), pm);
+
+    // Push from an unrelated directory, naming the manifest by its absolute path.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let manifest = e.path("gen/push/image.push.json");
+    let out = run_ok(
+        e.rko(&[
+            "push",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--insecure-registry",
+            &host,
+            "--image-refs",
+            "refs.json",
+        ])
+        .current_dir(elsewhere.path()),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [format!("{repo}@{digest}"), format!("{repo}:v1@{digest}")],
+        "{out}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{repo}:v1"), &["--tls-verify=false"]),
+        digest
+    );
+    let refs = read_json(elsewhere.path().join("refs.json"));
+    let uploaded = refs["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b[1] == "uploaded")
+        .count();
+    assert_eq!(uploaded, 3, "config, static and binary layers: {refs}");
+
+    // From the build's directory, by the manifest's relative path: the same files, all
+    // already in the registry.
+    e.ok(&[
+        "push",
+        "--manifest",
+        "gen/push/image.push.json",
+        "--insecure-registry",
+        &host,
+        "--image-refs",
+        "refs.json",
+    ]);
+    assert_eq!(outcome_counts(&e), (3, 0, 0, 0, 0));
+}
+
 #[test]
 fn tls_and_basic_auth() {
     let reg = Registry::start(RegistryOptions::tls_auth("rko", "s3cret"));

@@ -5,7 +5,7 @@
 //! push leaves no broken image, and a re-run sends only what is missing.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -43,12 +43,75 @@ pub struct BlobRef {
     pub media_type: String,
     pub digest: Sha256Digest,
     pub size: u64,
-    /// A local file with the bytes.
+    /// A local file with the bytes. In a push manifest file a relative path is relative to
+    /// the directory holding that file, not to the working directory: build systems run the
+    /// push from elsewhere than the build (Bazel in the runfiles tree, Buck2 in the user's
+    /// directory), and only the manifest's own location is known to both.
+    /// [`PushManifest::read`] resolves them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// Or a repository (`host[:port]/repo`) where the blob can be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+/// Why a push manifest file cannot be pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushManifestError {
+    /// (`main` prints the parser's message after this one, as the error's source.)
+    #[error("{manifest} is not a push manifest: expected the JSON `rko push-manifest` writes")]
+    NotAPushManifest {
+        manifest: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the push manifest {manifest} records blob {digest} at {recorded}, which resolves \
+         (relative paths against the manifest's directory) to {resolved}, but no file is there; \
+         rebuild the push target, and run it through the build system (`bazel run`, `buck2 run`) \
+         so that the blobs sit where the manifest says"
+    )]
+    MissingBlobFile {
+        manifest: PathBuf,
+        digest: Sha256Digest,
+        recorded: PathBuf,
+        resolved: PathBuf,
+    },
+}
+
+impl PushManifest {
+    /// Reads a push manifest file and resolves its relative blob paths against the file's
+    /// directory, by joining names (symlinks are not resolved: under Bazel the manifest sits
+    /// in a runfiles tree of symlinks, and the blobs must be found through that tree).
+    /// Every blob file must exist, so a wrong location fails before anything is sent.
+    pub fn read(manifest: &Path) -> Result<PushManifest> {
+        let bytes = fs_err::read(manifest)?;
+        let mut pm: PushManifest = serde_json::from_slice(&bytes).map_err(|source| {
+            PushManifestError::NotAPushManifest {
+                manifest: manifest.to_path_buf(),
+                source,
+            }
+        })?;
+        let dir = manifest.parent().unwrap_or(Path::new(""));
+        for b in std::iter::once(&mut pm.root)
+            .chain(pm.manifests.iter_mut())
+            .chain(pm.blobs.iter_mut())
+        {
+            let Some(recorded) = b.path.take() else {
+                continue;
+            };
+            let resolved = dir.join(&recorded);
+            if !resolved.is_file() {
+                bail!(PushManifestError::MissingBlobFile {
+                    manifest: manifest.to_path_buf(),
+                    digest: b.digest,
+                    recorded,
+                    resolved,
+                });
+            }
+            b.path = Some(resolved);
+        }
+        Ok(pm)
+    }
 }
 
 /// What happened to one blob.

@@ -6,6 +6,7 @@ def _ko_builtin_base_impl(ctx):
     return [KoBaseInfo(
         spec = ctx.attr.kind,
         dir = "",
+        digest = "",
         metadata = depset(),
         blobs = depset(),
         reference = "",
@@ -27,6 +28,7 @@ def _ko_base_image_impl(ctx):
         KoBaseInfo(
             spec = marker.dirname + "@" + ctx.attr.digest,
             dir = marker.dirname,
+            digest = ctx.attr.digest,
             metadata = depset([marker] + ctx.files.metadata),
             blobs = depset(ctx.files.layers),
             reference = ctx.attr.reference,

@@ -5,7 +5,7 @@ nothing else, and pushes mount or stream the base layers from their registry. "e
 downloads the layers, for tarball, layout and load outputs that must work offline.
 """
 
-load("//starlark:ko.bzl", "check_one_of", "check_platform", "pull_args", "split_reference")
+load("//starlark:ko.bzl", "check_one_of", "check_platform", "pull_args", "render_strings", "split_reference")
 
 def _blob(digest):
     return "layout/blobs/sha256/" + digest[len("sha256:"):]
@@ -21,7 +21,7 @@ def _ko_base_impl(rctx):
     rko = str(rctx.path(rctx.attr.rko))
     rctx.report_progress("rko pull " + reference)
     res = rctx.execute(
-        [rko] + pull_args(reference, "layout", platforms, rctx.attr.layers == "eager", rctx.attr.insecure_registries),
+        [rko] + render_strings(pull_args(reference, "layout", platforms, rctx.attr.layers == "eager", rctx.attr.insecure_registries)),
         timeout = rctx.attr.timeout,
     )
     if res.return_code != 0:

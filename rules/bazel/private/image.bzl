@@ -8,8 +8,9 @@ Actions, each with its own mnemonic so Bazel caches and re-runs them apart:
 A Go change re-runs the binary layer and the image; an env change re-runs only the image.
 """
 
-load("//starlark:ko.bzl", "COMPRESSIONS", "check_importpath", "check_key_values", "check_one_of", "check_platform", "image_args", "kodata_image_path", "layer_binary_args", "layer_kodata_args")
-load(":outputs.bzl", "image_sources", "output_group_actions")
+load("//starlark:ko.bzl", "COMPRESSIONS", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "unknown_target_platform")
+load(":args.bzl", "render")
+load(":outputs.bzl", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
 load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
@@ -17,15 +18,10 @@ load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 def _binary_file(ctx, rule):
     files = ctx.attr.binary[DefaultInfo].files.to_list()
     executable = ctx.attr.binary[DefaultInfo].files_to_run.executable
-    if len(files) == 1:
-        return files[0]
     if executable and len(files) == 0:
         return executable
-    fail("%s: attribute 'binary': expected one Go executable (a go_binary target), found %d files: %s. Point binary at the go_binary itself, not a filegroup" % (
-        rule,
-        len(files),
-        ", ".join([f.short_path for f in files[:5]]) + (" ..." if len(files) > 5 else ""),
-    ))
+    check_binary(rule, [f.short_path for f in files])
+    return files[0]
 
 def _declare_layer(ctx, prefix, name, ext):
     return KoLayerInfo(
@@ -36,7 +32,7 @@ def _declare_layer(ctx, prefix, name, ext):
 def _run_layer(ctx, rko, layer, arguments, inputs, what):
     ctx.actions.run(
         executable = rko,
-        arguments = arguments,
+        arguments = [render(ctx, arguments)],
         inputs = inputs,
         outputs = [layer.descriptor, layer.blob],
         mnemonic = "KoLayer",
@@ -47,49 +43,37 @@ def _run_layer(ctx, rko, layer, arguments, inputs, what):
 def _ko_image_impl(ctx):
     rule = "ko_image %s" % ctx.label
     rko = rko_tool(ctx)
-    importpath = check_importpath(rule, ctx.attr.importpath)
-    check_one_of(rule, "compression", ctx.attr.compression, sorted(COMPRESSIONS.keys()))
-    for attr in ["env", "labels", "annotations"]:
-        check_key_values(rule, attr, getattr(ctx.attr, attr))
+    importpath = check_image_attrs(rule, ctx.attr)
     if ctx.attr.platform:
-        platform = check_platform(rule, "platform", ctx.attr.platform)
+        platform = ctx.attr.platform
     else:
         platform = target_platform(ctx)
         if not platform:
-            fail("%s: attribute 'platform': the target platform matches no platform rules_ko knows; set platform = \"linux/amd64\" (or another os/arch), or build with --platforms=@rules_ko//platforms:linux_amd64" % rule)
+            unknown_target_platform(rule)
     binary = _binary_file(ctx, rule)
     base = ctx.attr.base[KoBaseInfo]
-    if base.platforms != None and platform not in base.platforms:
-        fail("%s: attribute 'base': expected a base with an image for %s, found %s with only %s. Add %r to the ko_base's platforms" % (
-            rule,
-            platform,
-            ctx.attr.base.label,
-            ", ".join(base.platforms),
-            platform,
-        ))
+    check_base_platform(rule, platform, str(ctx.attr.base.label), base.platforms)
     ext = COMPRESSIONS[ctx.attr.compression]
     prefix = ctx.label.name + ".ko/"
 
     # kodata first, then the binary: ko's layer order.
-    kodata_prefix = ctx.label.package
-    if ctx.attr.kodata_strip_prefix:
-        kodata_prefix = (kodata_prefix + "/" if kodata_prefix else "") + ctx.attr.kodata_strip_prefix
+    prefix_dir = kodata_prefix(ctx.label.package, ctx.attr.kodata_strip_prefix)
     kodata_files = []
     for f in ctx.files.kodata:
         path = f.short_path
         if path.startswith("../"):
             fail("%s: attribute 'kodata': expected files of this workspace, found %s from another repository" % (rule, f.short_path))
-        kodata_files.append([kodata_image_path(rule, path, kodata_prefix), f])
+        kodata_files.append([kodata_image_path(rule, path, prefix_dir), f])
     kodata = _declare_layer(ctx, prefix, "kodata", ext)
     _run_layer(
         ctx,
         rko,
         kodata,
         layer_kodata_args(
-            [[p, f.path] for p, f in kodata_files],
+            kodata_files,
             importpath,
-            kodata.blob.path,
-            kodata.descriptor.path,
+            kodata.blob,
+            kodata.descriptor,
             ctx.attr.compression,
             ctx.attr.compression_level,
         ),
@@ -102,11 +86,11 @@ def _ko_image_impl(ctx):
         rko,
         layer,
         layer_binary_args(
-            binary.path,
+            binary,
             importpath,
             platform,
-            layer.blob.path,
-            layer.descriptor.path,
+            layer.blob,
+            layer.descriptor,
             ctx.attr.compression,
             ctx.attr.compression_level,
         ),
@@ -123,22 +107,13 @@ def _ko_image_impl(ctx):
     }
     ctx.actions.run(
         executable = rko,
-        arguments = image_args(
-            base.spec,
+        arguments = [render(ctx, image_args(
+            base_arg(base.spec, base.dir, base.digest),
             platform,
-            [l.descriptor.path for l in layers],
-            {k: v.path for k, v in outs.items()},
-            env = ctx.attr.env,
-            labels = ctx.attr.labels,
-            annotations = ctx.attr.annotations,
-            user = ctx.attr.user,
-            workdir = ctx.attr.workdir,
-            entrypoint = ctx.attr.entrypoint if ctx.attr.entrypoint else None,
-            cmd = ctx.attr.cmd if ctx.attr.cmd else None,
-            ports = ctx.attr.ports,
-            created = ctx.attr.created,
-            base_name = base.reference,
-        ),
+            [l.descriptor for l in layers],
+            outs,
+            **image_options(ctx.attr, base.reference)
+        ))],
         # Descriptors and the base's metadata only: never layer bytes.
         inputs = depset([l.descriptor for l in layers], transitive = [base.metadata]),
         outputs = outs.values(),

@@ -5,20 +5,15 @@ built once per platform (rules_go picks its toolchain from the platform) and eac
 reads its platform from the target configuration.
 """
 
-load("//starlark:ko.bzl", "PLATFORMS", "check_platform", "index_args", "platform_key")
-load(":outputs.bzl", "index_sources", "output_group_actions")
+load("//starlark:ko.bzl", "PLATFORMS", "check_index_image", "check_index_platforms", "index_args", "index_sources", "platform_key")
+load(":args.bzl", "render")
+load(":outputs.bzl", "output_group_actions")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _platforms_transition_impl(settings, attr):
-    rule = "ko_image_index"
-    if not attr.platforms:
-        fail("%s: attribute 'platforms': expected a list of os/arch platforms such as [\"linux/amd64\", \"linux/arm64\"], found none" % rule)
     out = {}
-    for p in attr.platforms:
-        check_platform(rule, "platforms", p)
-        if p in out:
-            fail("%s: attribute 'platforms': expected each platform once, found %r twice" % (rule, p))
+    for p in check_index_platforms("ko_image_index", attr.platforms):
         out[p] = {"//command_line_option:platforms": str(Label("//platforms:" + platform_key(p)))}
     return out
 
@@ -34,15 +29,14 @@ def _ko_image_index_impl(ctx):
     images = []
     for p in ctx.attr.platforms:
         info = ctx.split_attr.image[p][KoImageInfo]
-        if info.platform != p:
-            fail("%s: attribute 'image': expected an image for %s, found one for %s; leave the ko_image's platform attribute unset so the transition sets it" % (rule, p, info.platform))
+        check_index_image(rule, p, info.platform)
         images.append(info)
     index = ctx.actions.declare_file(ctx.label.name + ".index.json")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
     digest = ctx.actions.declare_file(ctx.label.name + ".digest")
     ctx.actions.run(
         executable = rko,
-        arguments = index_args([i.descriptor.path for i in images], index.path, descriptor.path, digest.path),
+        arguments = [render(ctx, index_args([i.descriptor for i in images], index, descriptor, digest))],
         inputs = [i.descriptor for i in images],
         outputs = [index, descriptor, digest],
         mnemonic = "KoIndex",

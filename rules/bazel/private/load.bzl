@@ -1,7 +1,7 @@
 """ko_load: `bazel run` loads an image (or an index's platform) into docker or podman."""
 
-load("//starlark:ko.bzl", "check_tag", "load_args")
-load(":outputs.bzl", "insecure_registries", "launcher", "source_paths", "stage")
+load("//starlark:ko.bzl", "check_repo_tags", "insecure_registries", "load_args")
+load(":outputs.bzl", "launcher", "source_items", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":push.bzl", "sources_of")
 load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
@@ -9,16 +9,10 @@ load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 def _ko_load_impl(ctx):
     rule = "ko_load %s" % ctx.label
     rko = rko_tool(ctx)
-    if not ctx.attr.repo_tags:
-        fail("%s: attribute 'repo_tags': expected at least one NAME:TAG for the loaded image (e.g. \"foo:latest\"), found none" % rule)
-    for t in ctx.attr.repo_tags:
-        name, _, tag = t.rpartition(":")
-        if not name or "/" in tag:
-            fail("%s: attribute 'repo_tags': expected NAME:TAG, found %r" % (rule, t))
-        check_tag(rule, "repo_tags", tag)
+    check_repo_tags(rule, ctx.attr.repo_tags)
     sources, _ = sources_of(ctx.attr.image)
     staging = stage(ctx, sources)
-    script = launcher(ctx, rko, load_args(source_paths(sources, staging.staged), ctx.attr.repo_tags, insecure_registries(sources)))
+    script = launcher(ctx, rko, load_args(source_items(sources, staging.staged), ctx.attr.repo_tags, insecure_registries(sources)))
     return [DefaultInfo(executable = script, runfiles = ctx.runfiles(files = [rko], symlinks = staging.symlinks))]
 
 ko_load = rule(

@@ -5,32 +5,9 @@ configurations) plus the base's OCI layout. `sources` gathers them; the neutral
 starlark/ko.bzl turns their paths into rko's --root/--blob/--layer/--blobs arguments.
 """
 
-load("//starlark:ko.bzl", "layout_args", "tarball_args")
+load("//starlark:ko.bzl", "insecure_registries", "layout_args", "render_strings", "tarball_args")
+load(":args.bzl", "render")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS")
-
-def image_sources(info):
-    """The files of one KoImageInfo."""
-    return struct(
-        root = info.descriptor,
-        blobs = [info.manifest, info.config],
-        layers = info.layers,
-        bases = [info.base],
-    )
-
-def index_sources(info):
-    """The files of a KoIndexInfo and all its images."""
-    blobs = [info.index]
-    layers = []
-    bases = []
-    seen = {}
-    for img in info.images:
-        blobs.extend([img.manifest, img.config])
-        layers.extend(img.layers)
-        key = img.base.dir or img.base.spec
-        if key not in seen:
-            seen[key] = True
-            bases.append(img.base)
-    return struct(root = info.descriptor, blobs = blobs, layers = layers, bases = bases)
 
 def source_files(sources):
     """depset[File] of everything the sources name."""
@@ -44,32 +21,31 @@ def metadata_files(sources):
     direct = [sources.root] + sources.blobs + [l.descriptor for l in sources.layers]
     return depset(direct, transitive = [b.metadata for b in sources.bases])
 
-def source_paths(sources, staged = None):
-    """The neutral dict for starlark/ko.bzl sources_args.
+def source_items(sources, staged = None):
+    """The neutral dict for starlark/ko.bzl sources_args: Files, or staged path strings.
 
-    staged: None for exec paths, or a dict exec path -> path to use instead (from stage()).
+    staged: None for the files themselves (build actions), or a dict exec path -> path
+    relative to the runfiles workspace directory (from stage(), for `bazel run`).
     """
-    m = staged or {}
+    if staged == None:
+        return {
+            "root": sources.root,
+            "blobs": sources.blobs,
+            "layers": [[l.descriptor, l.blob] for l in sources.layers],
+            "blob_dirs": [b.dir for b in sources.bases if b.dir],
+        }
     return {
-        "root": m.get(sources.root.path, sources.root.path),
-        "blobs": [m.get(b.path, b.path) for b in sources.blobs],
-        "layers": [[m.get(l.descriptor.path, l.descriptor.path), m.get(l.blob.path, l.blob.path)] for l in sources.layers],
-        "blob_dirs": [m.get(b.dir, b.dir) for b in sources.bases if b.dir],
+        "root": staged[sources.root.path],
+        "blobs": [staged[b.path] for b in sources.blobs],
+        "layers": [[staged[l.descriptor.path], staged[l.blob.path]] for l in sources.layers],
+        "blob_dirs": [staged[b.dir] for b in sources.bases if b.dir],
     }
-
-def insecure_registries(sources):
-    regs = []
-    for b in sources.bases:
-        for r in b.insecure_registries:
-            if r not in regs:
-                regs.append(r)
-    return regs
 
 def output_group_actions(ctx, rko, sources):
     """Declares the KoTarball and KoLayout actions; returns the output groups."""
     tarball = ctx.actions.declare_file(ctx.label.name + ".tar")
     inputs = source_files(sources)
-    paths = source_paths(sources)
+    items = source_items(sources)
     regs = insecure_registries(sources)
 
     # A shallow base's layers stream from its registry while these run.
@@ -77,7 +53,7 @@ def output_group_actions(ctx, rko, sources):
     requirements = {"requires-network": "1"} if shallow else {}
     ctx.actions.run(
         executable = rko,
-        arguments = tarball_args(paths, [], tarball.path, regs),
+        arguments = [render(ctx, tarball_args(items, [], tarball, regs))],
         inputs = inputs,
         outputs = [tarball],
         mnemonic = "KoTarball",
@@ -88,7 +64,7 @@ def output_group_actions(ctx, rko, sources):
     layout = ctx.actions.declare_directory(ctx.label.name + ".layout")
     ctx.actions.run(
         executable = rko,
-        arguments = layout_args(paths, layout.path, regs),
+        arguments = [render(ctx, layout_args(items, layout, regs))],
         inputs = inputs,
         outputs = [layout],
         mnemonic = "KoLayout",
@@ -106,9 +82,12 @@ def stage(ctx, sources):
       symlinks: dict for ctx.runfiles(symlinks = ...), workspace-relative
       staged: dict exec path (of a file or base dir) -> staged path (relative to the
         runfiles workspace directory)
-      path_maps: [[exec path, staged path]] for `rko push-manifest --path-map`
+      path_maps: [[File or base dir, staged path relative to <package>/]] for
+        `rko push-manifest --path-map`: a push manifest records paths relative to itself,
+        and ko_push's manifest sits at <package>/<name>.json in runfiles.
     """
-    top = (ctx.label.package + "/" if ctx.label.package else "") + ctx.label.name + ".files"
+    files_dir = ctx.label.name + ".files"
+    top = (ctx.label.package + "/" if ctx.label.package else "") + files_dir
     symlinks = {}
     staged = {}
     path_maps = []
@@ -118,32 +97,32 @@ def stage(ctx, sources):
     for i, f in enumerate(files):
         if f.path in staged:
             continue
-        to = "%s/%d-%s" % (top, i, f.basename)
-        staged[f.path] = to
-        symlinks[to] = f
-        path_maps.append([f.path, to])
+        name = "%d-%s" % (i, f.basename)
+        staged[f.path] = top + "/" + name
+        symlinks[top + "/" + name] = f
+        path_maps.append([f, files_dir + "/" + name])
     for i, b in enumerate(sources.bases):
         if not b.dir or b.dir in staged:
             continue
-        to = "%s/base%d" % (top, i)
-        staged[b.dir] = to
-        path_maps.append([b.dir, to])
+        name = "base%d" % i
+        staged[b.dir] = top + "/" + name
+        path_maps.append([b.dir, files_dir + "/" + name])
         for f in b.metadata.to_list() + b.blobs.to_list():
-            symlinks[to + f.path[len(b.dir):]] = f
+            symlinks[top + "/" + name + f.path[len(b.dir):]] = f
     return struct(
         symlinks = symlinks,
         staged = staged,
         path_maps = path_maps,
     )
 
-def launcher(ctx, rko, args):
-    """An executable script that runs rko from this target's runfiles with args (and "$@").
+def launcher(ctx, rko, items):
+    """An executable script that runs rko from this target's runfiles with items (and "$@").
 
     It runs in the runfiles workspace directory, where a short_path (../<repo>/... for other
     repositories) and the staged paths resolve.
     """
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
-    quoted = " ".join([_shell_quote(a) for a in args])
+    quoted = " ".join([_shell_quote(a) for a in render_strings(items)])
     ctx.actions.write(
         output = script,
         is_executable = True,

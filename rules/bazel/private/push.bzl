@@ -6,8 +6,9 @@ step only moves bytes: blobs the registry has are skipped, base layers are mount
 streamed from the base's registry, and tags go last.
 """
 
-load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_tag", "push_manifest_args", "registry_args")
-load(":outputs.bzl", "image_sources", "index_sources", "insecure_registries", "launcher", "metadata_files", "source_paths", "stage")
+load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_repository", "check_tag", "image_sources", "index_sources", "insecure_registries", "push_args", "push_manifest_args")
+load(":args.bzl", "render")
+load(":outputs.bzl", "launcher", "metadata_files", "source_items", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
@@ -23,10 +24,7 @@ def sources_of(target):
 def _ko_push_impl(ctx):
     rule = "ko_push %s" % ctx.label
     rko = rko_tool(ctx)
-    if not ctx.attr.repository:
-        fail("%s: attribute 'repository': expected HOST[:PORT]/REPOSITORY (e.g. \"ghcr.io/acme/foo\"), found nothing" % rule)
-    if "@" in ctx.attr.repository or ctx.attr.repository.rfind(":") > ctx.attr.repository.rfind("/"):
-        fail("%s: attribute 'repository': expected HOST[:PORT]/REPOSITORY without a tag or digest, found %r; put tags in remote_tags" % (rule, ctx.attr.repository))
+    check_repository(rule, ctx.attr.repository)
     if ctx.attr.naming:
         check_one_of(rule, "naming", ctx.attr.naming, NAMING_STRATEGIES)
     for t in ctx.attr.remote_tags:
@@ -37,17 +35,17 @@ def _ko_push_impl(ctx):
     stamps = stamp_files(ctx)
     ctx.actions.run(
         executable = rko,
-        arguments = push_manifest_args(
-            source_paths(sources),
+        arguments = [render(ctx, push_manifest_args(
+            source_items(sources),
             ctx.attr.repository,
-            manifest.path,
+            manifest,
             importpath = importpath,
             naming = ctx.attr.naming,
             tags = ctx.attr.remote_tags,
-            tag_files = [f.path for f in ctx.files.tag_file],
-            stamp_files = [f.path for f in stamps],
+            tag_files = ctx.files.tag_file,
+            stamp_files = stamps,
             path_maps = staging.path_maps,
-        ),
+        ))],
         # Descriptors and paths only: the layers reach `bazel run` as runfiles.
         inputs = depset(ctx.files.tag_file + stamps, transitive = [metadata_files(sources)]),
         outputs = [manifest],
@@ -55,7 +53,7 @@ def _ko_push_impl(ctx):
         progress_message = "KoPushManifest %s" % ctx.label,
         **TOOLCHAIN_KWARGS
     )
-    script = launcher(ctx, rko, ["push", "--manifest", manifest.short_path] + registry_args(insecure_registries(sources)))
+    script = launcher(ctx, rko, push_args(manifest.short_path, insecure_registries(sources)))
     runfiles = ctx.runfiles(files = [rko, manifest], symlinks = staging.symlinks)
     return [DefaultInfo(executable = script, files = depset([manifest]), runfiles = runfiles)]
 
