@@ -3,129 +3,19 @@
 //! that `ko_base` pulls, nginx WebDAV as the remote cache, and skopeo, umoci, docker and
 //! podman checking what comes out. Bazel runs one build at a time (see `bazel::serial`).
 
+mod buck2_contract;
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::bazel::{self, CacheServer, Spawn, Workspace};
 use common::registry::{Registry, RegistryOptions};
-use common::{DockerImage, Podman, go_build, read_json, rko_ok, run_ok};
+use common::{DockerImage, Podman, read_json, run_ok};
 
 fn e2e_src() -> PathBuf {
     bazel::repo_root().join("tests/e2e/ws")
-}
-
-/// Pushes a two-platform base (the static base plus a small Go program and a release file,
-/// for linux/amd64 and linux/arm64) to `reg`/base; returns the index digest.
-fn push_base(reg: &Registry, dir: &Path) -> String {
-    let release = dir.join("release.txt");
-    std::fs::write(&release, "e2e base 1\n").unwrap();
-    let mut descriptors = Vec::new();
-    let mut sources: Vec<String> = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let bin = go_build(
-            dir,
-            &format!("base-init-{arch}"),
-            "package main\n\nfunc main() { println(\"base\") }\n",
-            arch,
-        );
-        let p = |s: &str| dir.join(format!("{s}-{arch}")).display().to_string();
-        rko_ok([
-            "layer",
-            "kodata",
-            "--file",
-            &format!("base-release.txt={}", release.display()),
-            "--import-path",
-            "example.com/base",
-            "-o",
-            &p("k.tgz"),
-            "--descriptor",
-            &p("k.json"),
-        ]);
-        rko_ok([
-            "layer",
-            "binary",
-            "--binary",
-            bin.to_str().unwrap(),
-            "--import-path",
-            "example.com/base/init",
-            "--platform",
-            &format!("linux/{arch}"),
-            "-o",
-            &p("b.tgz"),
-            "--descriptor",
-            &p("b.json"),
-        ]);
-        rko_ok([
-            "image",
-            "--base",
-            "static",
-            "--platform",
-            &format!("linux/{arch}"),
-            "--layer",
-            &p("k.json"),
-            "--layer",
-            &p("b.json"),
-            "--config-out",
-            &p("config.json"),
-            "--manifest-out",
-            &p("manifest.json"),
-            "--descriptor-out",
-            &p("descriptor.json"),
-        ]);
-        descriptors.push(p("descriptor.json"));
-        sources.extend([
-            "--blob".into(),
-            p("config.json"),
-            "--blob".into(),
-            p("manifest.json"),
-            "--layer".into(),
-            format!("{}={}", p("k.json"), p("k.tgz")),
-            "--layer".into(),
-            format!("{}={}", p("b.json"), p("b.tgz")),
-        ]);
-    }
-    let idx = |s: &str| dir.join(s).display().to_string();
-    rko_ok([
-        "index",
-        "--image",
-        &descriptors[0],
-        "--image",
-        &descriptors[1],
-        "--index-out",
-        &idx("index.json"),
-        "--descriptor-out",
-        &idx("index.desc.json"),
-        "--digest-out",
-        &idx("index.digest"),
-    ]);
-    let mut args: Vec<String> = vec![
-        "push-manifest".into(),
-        "--root".into(),
-        idx("index.desc.json"),
-        "--blob".into(),
-        idx("index.json"),
-    ];
-    args.extend(sources);
-    args.extend([
-        "--repository".into(),
-        format!("{}/base", reg.host()),
-        "-o".into(),
-        idx("push.json"),
-    ]);
-    rko_ok(&args);
-    rko_ok([
-        "push",
-        "--manifest",
-        &idx("push.json"),
-        "--insecure-registry",
-        &reg.host(),
-    ]);
-    std::fs::read_to_string(dir.join("index.digest"))
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 /// A registry with the base, and a workspace copy pointed at them.
@@ -138,7 +28,7 @@ struct Setup {
 fn setup() -> Setup {
     let reg = Registry::start(RegistryOptions::plain());
     let scratch = tempfile::tempdir().unwrap();
-    let base_digest = push_base(&reg, scratch.path());
+    let base_digest = common::registry::push_two_platform_base(&reg, scratch.path());
     Setup {
         reg,
         base_digest,
@@ -245,18 +135,7 @@ fn bazel_builds_checks_pushes_and_loads_images() {
 
     // The index: amd64 then arm64, and the arm64 image carries an arm64 binary.
     let index = read_json(ws.bin("cmd/foo/image_index.index.json"));
-    let platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let platforms = common::index_platforms(&index);
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     // The transitioned amd64 image is the same image as the plain one.
     assert_eq!(index["manifests"][0]["digest"], foo.as_str());
@@ -590,29 +469,16 @@ fn bazel_analysis_checks_and_bad_configuration_messages() {
     // The actions the rules register, their mnemonics and arguments
     // (tests/e2e/ws/analysis/actions_check.bzl fails analysis on any mismatch).
     ws.ok(&["build", "//analysis:all"]);
-    let cases = [
-        (
-            "//bad/missing_importpath:image",
-            "ko_image //bad/missing_importpath:image: attribute 'importpath': expected the Go import path",
-        ),
-        (
-            "//bad/base_without_digest:image",
-            "ko_base(name = \"undigested_base\"): attribute 'digest': expected the base pinned by digest",
-        ),
-        (
-            "//bad/binary_many_files:image",
-            "ko_image //bad/binary_many_files:image: attribute 'binary': expected one Go executable (a go_binary target), found 2 files",
-        ),
-        (
-            "//bad/unknown_platform:index",
-            "ko_image_index: attribute 'platforms': expected one of linux/386, linux/amd64, linux/arm/v7, linux/arm64, linux/ppc64le, linux/riscv64, linux/s390x, found \"linux/mips\"",
-        ),
-    ];
-    for (target, message) in cases {
+    // The same messages as the Buck2 rules (tests/buck2.rs), from the neutral starlark/ko.bzl.
+    for (target, rule, message) in common::BAD_CONFIGURATION {
         let stderr = ws.fail(&["build", target]);
         assert!(
             stderr.contains(message),
             "bazel build {target}: expected {message:?} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(rule),
+            "bazel build {target}: expected the rule {rule} named in:\n{stderr}"
         );
     }
 }
@@ -731,4 +597,157 @@ fn bazel_example_monorepo_builds_pushes_and_loads() {
     ws.ok(&["run", "//cmd/foo:image.load"]);
     let out = image.run(&[]);
     assert!(out.contains("foo (linux/amd64"), "{out}");
+}
+
+/// A path of either build system's output tree as `OUT/<package>/<declared name>`: Bazel's
+/// `bazel-out/<config>/bin/` and Buck2's `buck-out/v2/gen/<cell>/<config>/` with its
+/// `__<target>__/` directory both drop out.
+fn normalize_arg(arg: &str) -> String {
+    let piece = |p: &str| -> String {
+        let comps: Vec<&str> = p.split('/').collect();
+        if comps.first() == Some(&"bazel-out") && comps.len() > 3 {
+            format!("OUT/{}", comps[3..].join("/"))
+        } else if comps.first() == Some(&"buck-out") && comps.len() > 5 {
+            let rest: Vec<&str> = comps[5..]
+                .iter()
+                .copied()
+                .filter(|c| !(c.starts_with("__") && c.ends_with("__")))
+                .collect();
+            format!("OUT/{}", rest.join("/"))
+        } else {
+            p.to_string()
+        }
+    };
+    arg.split('=').map(piece).collect::<Vec<_>>().join("=")
+}
+
+/// rko's arguments per (target, action), normalized; argv[0] (the rko binary) dropped.
+type Actions = BTreeMap<(String, String), Vec<String>>;
+
+fn bazel_actions(ws: &Workspace, targets: &[&str]) -> Actions {
+    let query = format!("mnemonic(\"Ko.*\", {})", targets.join(" + "));
+    let (out, _) = ws.ok(&["aquery", &query, "--output=jsonproto"]);
+    let json = common::parse_json(&out);
+    let labels: BTreeMap<String, String> = json["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].to_string(),
+                t["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut actions = Actions::new();
+    for a in json["actions"].as_array().unwrap() {
+        let args: Vec<String> = a["arguments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        let category = match a["mnemonic"].as_str().unwrap() {
+            "KoLayer" => format!("ko_layer:{}", args[2]),
+            "KoImage" => "ko_image".into(),
+            "KoIndex" => "ko_index".into(),
+            "KoTarball" => "ko_tarball".into(),
+            "KoLayout" => "ko_layout".into(),
+            "KoPushManifest" => "ko_push_manifest".into(),
+            other => panic!("unexpected mnemonic {other}"),
+        };
+        // --path-map places blobs in Bazel's runfiles; Buck2 has none (paths are relative
+        // to the push manifest).
+        let mut kept = Vec::new();
+        let mut it = args[1..].iter();
+        while let Some(x) = it.next() {
+            if x == "--path-map" {
+                it.next();
+            } else {
+                kept.push(normalize_arg(x));
+            }
+        }
+        let label = labels[&a["targetId"].to_string()].clone();
+        actions.insert((label, category), kept);
+    }
+    actions
+}
+
+fn buck2_actions(p: &buck2_contract::TestProject, targets: &[&str]) -> Actions {
+    let cfg = p.project.default_config().unwrap();
+    let mut actions = Actions::new();
+    for t in targets {
+        let label = buck2_contract::TargetLabel::parse(&format!("root{t}"), "root", "").unwrap();
+        let a = p.project.analyze(&label, &cfg).unwrap();
+        for act in &a.actions {
+            let category = match &act.identifier {
+                Some(i) => format!("{}:{i}", act.category),
+                None => act.category.clone(),
+            };
+            actions.insert(
+                (t.to_string(), category),
+                act.argv()[1..].iter().map(|a| normalize_arg(a)).collect(),
+            );
+        }
+    }
+    actions
+}
+
+#[test]
+fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
+    let _serial = bazel::serial();
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    let targets = [
+        "//analysis:subject",
+        "//analysis:subject.push",
+        "//analysis:multi",
+    ];
+    let bazel = bazel_actions(&ws, &targets);
+    let buck2_project = buck2_contract::TestProject::new(&e2e_src(), Path::new(common::RKO));
+    let buck2 = buck2_actions(&buck2_project, &targets);
+    assert_eq!(
+        bazel.keys().collect::<Vec<_>>(),
+        buck2.keys().collect::<Vec<_>>(),
+        "the two build systems register different rko actions"
+    );
+    for (key, args) in &bazel {
+        assert_eq!(
+            args, &buck2[key],
+            "{key:?}: Bazel and Buck2 give rko different arguments"
+        );
+    }
+    assert_eq!(bazel.len(), 9, "{:?}", bazel.keys());
+
+    // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
+    ws.ok(&["build", "//analysis:subject"]);
+    let by_bazel = digest_of(&ws, "analysis/subject.digest");
+    let cfg = buck2_project.project.default_config().unwrap();
+    let subject = buck2_project
+        .project
+        .analyze(
+            &buck2_contract::TargetLabel::parse("root//analysis:subject", "root", "").unwrap(),
+            &cfg,
+        )
+        .unwrap();
+    let digest = subject
+        .actions
+        .iter()
+        .find(|a| a.category == "ko_image")
+        .unwrap()
+        .outputs
+        .iter()
+        .find(|o| o.short_path.ends_with(".digest"))
+        .unwrap()
+        .clone();
+    buck2_contract::Builder::default()
+        .build(&buck2_project.project, std::slice::from_ref(&digest))
+        .unwrap();
+    let by_buck2 = std::fs::read_to_string(buck2_project.root().join(&digest.path))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(by_bazel, by_buck2);
+    let bin = ws.bin("cmd/bar/bar");
+    let by_rko_build = common::rko_build_analysis_subject(&bin, &e2e_src().join("analysis/kodata"));
+    assert_eq!(by_bazel, by_rko_build);
 }

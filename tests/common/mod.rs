@@ -315,3 +315,72 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Bad configurations of tests/e2e/ws/bad and the message both the Bazel and the Buck2
+/// rules give for each (after the rule and target they name): (target, rule, message).
+pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
+    (
+        "//bad/missing_importpath:image",
+        "ko_image",
+        "attribute 'importpath': expected the Go import path of the binary's main package (e.g. \"example.com/app/cmd/foo\"), found nothing. ko names the image and the /ko-app/<name> path from it; set importpath",
+    ),
+    (
+        "//bad/base_without_digest:image",
+        "ko_base",
+        "attribute 'digest': expected the base pinned by digest: digest = \"sha256:...\" or image = \"HOST/REPO@sha256:...\", found \"127.0.0.1:5000/base:latest\" with no digest",
+    ),
+    (
+        "//bad/binary_many_files:image",
+        "ko_image",
+        "attribute 'binary': expected one Go executable (a go_binary target), found 2 files",
+    ),
+    (
+        "//bad/unknown_platform:index",
+        "ko_image_index",
+        "ko_image_index: attribute 'platforms': expected one of linux/386, linux/amd64, linux/arm/v7, linux/arm64, linux/ppc64le, linux/riscv64, linux/s390x, found \"linux/mips\"",
+    ),
+    (
+        "//bad/kodata_outside:image",
+        "ko_image",
+        "attribute 'kodata': expected files under bad/kodata_outside/kodata/ (the image path is the part below it), found \"bad/kodata_outside/other/kodata/greeting.txt\". Move the file, or set kodata_strip_prefix",
+    ),
+];
+
+/// `rko build` of tests/e2e/ws's //analysis:subject (zstd, env, label, user, one kodata
+/// file) from `binary`: the digest both build systems' rules must reach.
+pub fn rko_build_analysis_subject(binary: &Path, kodata_dir: &Path) -> String {
+    rko_ok([
+        "build",
+        binary.to_str().unwrap(),
+        "--import-path",
+        "example.com/e2e/cmd/bar",
+        "--kodata",
+        kodata_dir.to_str().unwrap(),
+        "--compression",
+        "zstd",
+        "--env",
+        "A=1",
+        "--env",
+        "B=2",
+        "--label",
+        "team=e2e",
+        "--user",
+        "1000",
+    ])
+}
+
+/// The os/arch of each entry of an OCI index, in order.
+pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,153 @@
+"""ko_image for Buck2: a Go binary (and kodata) on a base, as ko lays it out.
+
+Actions (category, identifier), each cached apart:
+  ko_layer kodata   rko layer kodata  -> kodata layer blob + descriptor
+  ko_layer binary   rko layer binary  -> binary layer blob + descriptor
+  ko_image          rko image         -> config, manifest, descriptor, digest (metadata only)
+  ko_tarball, ko_layout               -> the whole image, only for [tarball] / [layout]
+"""
+
+load(
+    "//starlark:ko.bzl",
+    "COMPRESSIONS",
+    "base_arg",
+    "check_base_platform",
+    "check_binary",
+    "check_image_attrs",
+    "image_args",
+    "image_options",
+    "image_sources",
+    "kodata_image_path",
+    "kodata_prefix",
+    "layer_binary_args",
+    "layer_kodata_args",
+    "unknown_target_platform",
+)
+load(":args.bzl", "run_rko")
+load(":outputs.bzl", "image_sub_targets")
+load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo", "KoPlatformInfo")
+load(":toolchain.bzl", "RKO_TOOLCHAIN_ATTR")
+
+def rule_name(kind: str, ctx: AnalysisContext) -> str:
+    """How messages name the target: `ko_image root//cmd/foo:image`."""
+    return "%s %s" % (kind, ctx.label.raw_target())
+
+def _binary(ctx: AnalysisContext, rule: str) -> Artifact:
+    outputs = ctx.attrs.binary[DefaultInfo].default_outputs
+    check_binary(rule, [a.short_path for a in outputs])
+    return outputs[0]
+
+def _workspace_path(ctx: AnalysisContext, a: Artifact) -> str:
+    """A kodata artifact's path from the project root, as Bazel's short_path is."""
+    package = ctx.label.package if a.is_source or a.owner == None else a.owner.package
+    return package + "/" + a.short_path if package else a.short_path
+
+def _declare_layer(ctx: AnalysisContext, prefix: str, name: str, ext: str) -> KoLayerInfo:
+    return KoLayerInfo(
+        descriptor = ctx.actions.declare_output(prefix + name + ".json"),
+        blob = ctx.actions.declare_output(prefix + name + ext),
+    )
+
+def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
+    rule = rule_name("ko_image", ctx)
+    importpath = check_image_attrs(rule, ctx.attrs)
+    if ctx.attrs.platform:
+        platform = ctx.attrs.platform
+    else:
+        platform = ctx.attrs._target_platform[KoPlatformInfo].platform
+        if not platform:
+            unknown_target_platform(rule)
+    binary = _binary(ctx, rule)
+    base = ctx.attrs.base[KoBaseInfo]
+    check_base_platform(rule, platform, str(ctx.attrs.base.label.raw_target()), base.platforms)
+    ext = COMPRESSIONS[ctx.attrs.compression]
+    prefix = ctx.label.name + ".ko/"
+
+    # kodata first, then the binary: ko's layer order.
+    prefix_dir = kodata_prefix(ctx.label.package, ctx.attrs.kodata_strip_prefix)
+    kodata_files = [[kodata_image_path(rule, _workspace_path(ctx, a), prefix_dir), a] for a in ctx.attrs.kodata]
+    kodata = _declare_layer(ctx, prefix, "kodata", ext)
+    run_rko(ctx, layer_kodata_args(
+        kodata_files,
+        importpath,
+        kodata.blob,
+        kodata.descriptor,
+        ctx.attrs.compression,
+        ctx.attrs.compression_level,
+    ), "ko_layer", "kodata")
+    layer = _declare_layer(ctx, prefix, "binary", ext)
+    run_rko(ctx, layer_binary_args(
+        binary,
+        importpath,
+        platform,
+        layer.blob,
+        layer.descriptor,
+        ctx.attrs.compression,
+        ctx.attrs.compression_level,
+    ), "ko_layer", "binary")
+    layers = [kodata, layer]
+
+    outs = {
+        "config": ctx.actions.declare_output(ctx.label.name + ".config.json"),
+        "manifest": ctx.actions.declare_output(ctx.label.name + ".manifest.json"),
+        "descriptor": ctx.actions.declare_output(ctx.label.name + ".descriptor.json"),
+        "digest": ctx.actions.declare_output(ctx.label.name + ".digest"),
+    }
+
+    # Descriptors and the base's metadata only: never layer bytes.
+    run_rko(ctx, image_args(
+        base_arg(base.spec, base.dir, base.digest),
+        platform,
+        [l.descriptor for l in layers],
+        outs,
+        **image_options(ctx.attrs, base.reference)
+    ), "ko_image")
+    info = KoImageInfo(
+        importpath = importpath,
+        platform = platform,
+        descriptor = outs["descriptor"],
+        manifest = outs["manifest"],
+        config = outs["config"],
+        digest = outs["digest"],
+        layers = layers,
+        base = base,
+    )
+    return [
+        info,
+        DefaultInfo(
+            default_output = outs["digest"],
+            other_outputs = [outs["manifest"], outs["config"]],
+            sub_targets = image_sub_targets(ctx, image_sources(info), {
+                "config": outs["config"],
+                "descriptor": outs["descriptor"],
+                "digest": outs["digest"],
+                "manifest": outs["manifest"],
+            }),
+        ),
+    ]
+
+ko_image = rule(
+    impl = _ko_image_impl,
+    doc = "A Go binary as an OCI image in ko's layout. Default output: the digest (manifest and config beside it); sub-targets [tarball], [layout], [digest], [manifest], [config], [descriptor].",
+    attrs = {
+        "binary": attrs.dep(doc = "The Go executable: a prelude go_binary, or any target whose default output is one executable. Goes to /ko-app/<last element of importpath>."),
+        "importpath": attrs.string(default = "", doc = "The Go import path of the binary's main package (ko://... accepted). Names /ko-app/<name> and, with ko_push naming, the repository."),
+        "base": attrs.dep(default = "rules_ko//rules/buck2:static", providers = [KoBaseInfo], doc = "The base: a ko_base (pinned by digest), rules_ko//rules/buck2:static (default) or rules_ko//rules/buck2:scratch."),
+        "kodata": attrs.list(attrs.source(), default = [], doc = "Files for /var/run/ko (KO_DATA_PATH), at their path below kodata_strip_prefix: glob([\"kodata/**\"]) as ko would."),
+        "kodata_strip_prefix": attrs.string(default = "kodata", doc = "The directory, relative to this package, whose contents become /var/run/ko."),
+        "platform": attrs.string(default = "", doc = "os/arch[/variant] of the image. Default: from the target platform's constraints (so ko_image_index's transition sets it)."),
+        "env": attrs.dict(attrs.string(), attrs.string(), default = {}, doc = "Environment variables, replacing the base's."),
+        "labels": attrs.dict(attrs.string(), attrs.string(), default = {}, doc = "Config labels."),
+        "annotations": attrs.dict(attrs.string(), attrs.string(), default = {}, doc = "Manifest annotations."),
+        "user": attrs.string(default = "", doc = "The user to run as (default: the base's; 65532 for the static base)."),
+        "workdir": attrs.string(default = "", doc = "The working directory."),
+        "entrypoint": attrs.list(attrs.string(), default = [], doc = "Replaces ko's entrypoint [/ko-app/<name>] when not empty."),
+        "cmd": attrs.list(attrs.string(), default = [], doc = "Arguments to the entrypoint, when not empty."),
+        "ports": attrs.list(attrs.string(), default = [], doc = "Exposed ports: PORT[/tcp|udp|sctp]."),
+        "created": attrs.string(default = "", doc = "The config's created time, seconds since the epoch (default: the base's)."),
+        "compression": attrs.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
+        "compression_level": attrs.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+        "_target_platform": attrs.default_only(attrs.dep(default = "rules_ko//rules/buck2:target_platform", providers = [KoPlatformInfo])),
+        "_rko": RKO_TOOLCHAIN_ATTR,
+    },
+)

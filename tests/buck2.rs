@@ -1,0 +1,963 @@
+//! The Buck2 rules (rules/buck2) evaluated against the recorded Buck2 API contract
+//! (tests/buck2_contract, tests/buck2/CONTRACT.md): first that the contract enforces what
+//! Buck2 enforces, then every action, sub-target and provider of the e2e workspace's and the
+//! example's targets (insta snapshots), then the registered command lines run for real
+//! through rko (digests equal to `rko build`'s), `buck2 run` of push and load targets from
+//! another directory against a real docker-registry, and the bad-configuration messages.
+//! tests/bazel.rs checks that Bazel gives rko the same arguments for the same targets.
+
+mod buck2_contract;
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use buck2_contract::values::{field, provider_instance};
+use buck2_contract::{
+    Analysis, ArtifactData, Builder, TargetLabel, TestProject, repo_root, run_info,
+};
+use common::registry::{Registry, RegistryOptions};
+use common::{RKO, read_json, run_ok};
+use starlark::values::ValueLike;
+use starlark::values::dict::DictRef;
+use starlark::values::list::ListRef;
+
+fn e2e() -> TestProject {
+    TestProject::new(&repo_root().join("tests/e2e/ws"), Path::new(RKO))
+}
+
+fn label(s: &str) -> TargetLabel {
+    TargetLabel::parse(s, "root", "").unwrap()
+}
+
+fn analyze(p: &TestProject, target: &str) -> std::rc::Rc<Analysis> {
+    let cfg = p.project.default_config().unwrap();
+    p.project
+        .analyze(&label(target), &cfg)
+        .unwrap_or_else(|e| panic!("{target}: {e:#}"))
+}
+
+fn analysis_error(p: &TestProject, target: &str) -> String {
+    let cfg = p.project.default_config().unwrap();
+    match p.project.analyze(&label(target), &cfg) {
+        Ok(_) => panic!("{target}: analysis succeeded, expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// A scratch project whose root cell holds `files`.
+fn scratch(files: &[(&str, &str)]) -> TestProject {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    TestProject::new(dir.path(), Path::new(RKO))
+}
+
+// ---------------------------------------------------------------------------------------
+// The contract enforces Buck2's own rules.
+
+const RULE_PRELUDE: &str = r#"
+def _two_actions(ctx: AnalysisContext, first: dict, second: dict) -> list[Provider]:
+    a = ctx.actions.declare_output("a")
+    b = ctx.actions.declare_output("b")
+    ctx.actions.run(cmd_args("touch", a.as_output()), **first)
+    ctx.actions.run(cmd_args("touch", b.as_output()), **second)
+    return [DefaultInfo(default_output = a)]
+"#;
+
+fn rule_file(body: &str) -> String {
+    format!("{RULE_PRELUDE}\n{body}\n")
+}
+
+#[test]
+fn contract_refuses_categories_buck2_rejects() {
+    for bad in ["KoLayer", "ko-layer", "ko__layer", "_ko", "1ko"] {
+        let p = scratch(&[
+            (
+                "defs.bzl",
+                &rule_file(&format!(
+                    "def _impl(ctx):\n    out = ctx.actions.declare_output(\"o\")\n    ctx.actions.run(cmd_args(\"touch\", out.as_output()), category = \"{bad}\")\n    return [DefaultInfo(default_output = out)]\nr = rule(impl = _impl, attrs = {{}})\n"
+                )),
+            ),
+            ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+        ]);
+        let e = analysis_error(&p, "root//:t");
+        assert!(
+            e.contains(&format!("category \"{bad}\" does not match")),
+            "{bad}: {e}"
+        );
+    }
+    let p = scratch(&[
+        (
+            "defs.bzl",
+            "def _impl(ctx):\n    out = ctx.actions.declare_output(\"o\")\n    ctx.actions.run(cmd_args(\"touch\", out.as_output()), category = \"ko_layer2_x\")\n    return [DefaultInfo(default_output = out)]\nr = rule(impl = _impl, attrs = {})\n",
+        ),
+        ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+    ]);
+    analyze(&p, "root//:t");
+}
+
+#[test]
+fn contract_requires_a_unique_identifier_on_every_use_of_a_reused_category() {
+    let cases = [
+        (
+            "{\"category\": \"c\"}",
+            "{\"category\": \"c\"}",
+            Some("requires an identifier on every one"),
+        ),
+        (
+            "{\"category\": \"c\", \"identifier\": \"x\"}",
+            "{\"category\": \"c\"}",
+            Some("requires an identifier on every one"),
+        ),
+        (
+            "{\"category\": \"c\"}",
+            "{\"category\": \"c\", \"identifier\": \"x\"}",
+            Some("requires an identifier on every one"),
+        ),
+        (
+            "{\"category\": \"c\", \"identifier\": \"x\"}",
+            "{\"category\": \"c\", \"identifier\": \"x\"}",
+            Some("is used twice"),
+        ),
+        (
+            "{\"category\": \"c\", \"identifier\": \"x\"}",
+            "{\"category\": \"c\", \"identifier\": \"y\"}",
+            None,
+        ),
+        ("{\"category\": \"c\"}", "{\"category\": \"d\"}", None),
+    ];
+    for (first, second, error) in cases {
+        let p = scratch(&[
+            (
+                "defs.bzl",
+                &rule_file(&format!(
+                    "def _impl(ctx):\n    return _two_actions(ctx, {first}, {second})\nr = rule(impl = _impl, attrs = {{}})\n"
+                )),
+            ),
+            ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+        ]);
+        match error {
+            Some(msg) => {
+                let e = analysis_error(&p, "root//:t");
+                assert!(e.contains(msg), "{first} then {second}: {e}");
+            }
+            None => {
+                analyze(&p, "root//:t");
+            }
+        }
+    }
+}
+
+#[test]
+fn contract_binds_every_declared_output_exactly_once() {
+    let unbound = "def _impl(ctx):\n    a = ctx.actions.declare_output(\"a\")\n    ctx.actions.declare_output(\"never\")\n    ctx.actions.run(cmd_args(\"touch\", a.as_output()), category = \"c\")\n    return [DefaultInfo(default_output = a)]\nr = rule(impl = _impl, attrs = {})\n";
+    let twice = "def _impl(ctx):\n    a = ctx.actions.declare_output(\"a\")\n    ctx.actions.run(cmd_args(\"touch\", a.as_output()), category = \"c\", identifier = \"1\")\n    ctx.actions.run(cmd_args(\"touch\", a.as_output()), category = \"c\", identifier = \"2\")\n    return [DefaultInfo(default_output = a)]\nr = rule(impl = _impl, attrs = {})\n";
+    let foreign = "def _impl(ctx):\n    a = ctx.actions.declare_output(\"a\")\n    ctx.actions.run(cmd_args(\"touch\", a.as_output(), ctx.attrs.dep[DefaultInfo].default_outputs[0].as_output()), category = \"c\")\n    return [DefaultInfo(default_output = a)]\nr = rule(impl = _impl, attrs = {\"dep\": attrs.dep(default = \"//:other\")})\ndef _o(ctx):\n    o = ctx.actions.write(\"o\", \"x\")\n    return [DefaultInfo(default_output = o)]\nother = rule(impl = _o, attrs = {})\n";
+    let no_output = "def _impl(ctx):\n    ctx.actions.run(cmd_args(\"true\"), category = \"c\")\n    return [DefaultInfo()]\nr = rule(impl = _impl, attrs = {})\n";
+    for (body, msg) in [
+        (
+            unbound,
+            "declared output `never` is not bound by any action",
+        ),
+        (twice, "output `a` is bound by a second action"),
+        (foreign, "which this target did not declare"),
+        (no_output, "has no outputs"),
+    ] {
+        let p = scratch(&[
+            ("defs.bzl", body),
+            (
+                "BUCK",
+                "load(\":defs.bzl\", \"other\", \"r\")\nr(name = \"t\")\n",
+            ),
+        ]);
+        let p = if body.contains("other = rule") {
+            p
+        } else {
+            scratch(&[
+                ("defs.bzl", body),
+                ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+            ])
+        };
+        if body.contains("other = rule") {
+            std::fs::write(
+                p.root().join("BUCK"),
+                "load(\":defs.bzl\", \"other\", \"r\")\nr(name = \"t\")\nother(name = \"other\")\n",
+            )
+            .unwrap();
+        }
+        let e = analysis_error(&p, "root//:t");
+        assert!(e.contains(msg), "expected {msg:?} in: {e}");
+    }
+}
+
+#[test]
+fn contract_artifacts_have_no_path_and_no_plus() {
+    for (expr, msg) in [
+        ("a.path", "has no attribute `path`"),
+        ("\"--out=\" + a", "not supported"),
+        ("a + \"x\"", "not supported"),
+        ("ctx.attrs.src.path", "has no attribute `path`"),
+    ] {
+        let p = scratch(&[
+            ("src.txt", "x"),
+            (
+                "defs.bzl",
+                &format!(
+                    "def _impl(ctx):\n    a = ctx.actions.write(\"o\", \"x\")\n    x = {expr}\n    return [DefaultInfo(default_output = a)]\nr = rule(impl = _impl, attrs = {{\"src\": attrs.source()}})\n"
+                ),
+            ),
+            (
+                "BUCK",
+                "load(\":defs.bzl\", \"r\")\nr(name = \"t\", src = \"src.txt\")\n",
+            ),
+        ]);
+        let e = analysis_error(&p, "root//:t");
+        assert!(e.contains(msg), "{expr}: expected {msg:?} in: {e}");
+    }
+    // What Buck2 offers instead: cmd_args(format=, delimiter=) and the artifact fields.
+    let p = scratch(&[
+        ("src.txt", "x"),
+        (
+            "defs.bzl",
+            "def _impl(ctx):\n    a = ctx.actions.declare_output(\"dir/o.json\")\n    ctx.actions.run(cmd_args(\"cp\", ctx.attrs.src, cmd_args(a.as_output(), format = \"{}\"), cmd_args(\"k\", ctx.attrs.src, delimiter = \"=\")), category = \"c\")\n    return [DefaultInfo(default_output = a), RunInfo(args = cmd_args(a.basename, a.extension, a.short_path, ctx.attrs.src.short_path, str(ctx.attrs.src.is_source)))]\nr = rule(impl = _impl, attrs = {\"src\": attrs.source()})\n",
+        ),
+        (
+            "BUCK",
+            "load(\":defs.bzl\", \"r\")\nr(name = \"t\", src = \"src.txt\")\n",
+        ),
+    ]);
+    let a = analyze(&p, "root//:t");
+    let argv = a.actions[0].argv();
+    assert_eq!(argv[1], "src.txt");
+    assert!(
+        argv[2].starts_with("buck-out/v2/gen/root/") && argv[2].ends_with("/__t__/dir/o.json"),
+        "{argv:?}"
+    );
+    assert_eq!(argv[3], "k=src.txt");
+    let (run, _) = run_info(&p.project, &a).unwrap();
+    assert_eq!(run, ["o.json", ".json", "dir/o.json", "src.txt", "True"]);
+}
+
+#[test]
+fn contract_toolchain_deps_point_only_to_toolchain_rules() {
+    let defs = "def _t(ctx):\n    return [DefaultInfo()]\ntc = rule(impl = _t, attrs = {}, is_toolchain_rule = True)\nplain = rule(impl = _t, attrs = {})\n\
+                def _u(ctx):\n    return [DefaultInfo()]\nuses_toolchain = rule(impl = _u, attrs = {\"_tc\": attrs.default_only(attrs.toolchain_dep(default = \"//:the_tc\"))})\n\
+                uses_plain_toolchain = rule(impl = _u, attrs = {\"_tc\": attrs.default_only(attrs.toolchain_dep(default = \"//:the_plain\"))})\n\
+                uses_dep = rule(impl = _u, attrs = {\"d\": attrs.dep()})\n";
+    let build = "load(\":defs.bzl\", \"plain\", \"tc\", \"uses_dep\", \"uses_plain_toolchain\", \"uses_toolchain\")\ntc(name = \"the_tc\")\nplain(name = \"the_plain\")\n\
+                 uses_toolchain(name = \"good\")\nuses_plain_toolchain(name = \"bad_toolchain\")\nuses_dep(name = \"bad_dep\", d = \":the_tc\")\nuses_dep(name = \"good_dep\", d = \":the_plain\")\n";
+    let p = scratch(&[("defs.bzl", defs), ("BUCK", build)]);
+    analyze(&p, "root//:good");
+    analyze(&p, "root//:good_dep");
+    let e = analysis_error(&p, "root//:bad_toolchain");
+    assert!(e.contains("is not a toolchain rule"), "{e}");
+    let e = analysis_error(&p, "root//:bad_dep");
+    assert!(
+        e.contains("is a toolchain rule; Buck2 refuses a toolchain rule as a plain dependency"),
+        "{e}"
+    );
+}
+
+#[test]
+fn contract_does_not_re_export_loaded_names() {
+    let p = scratch(&[
+        ("a.bzl", "X = 1\n"),
+        ("b.bzl", "load(\":a.bzl\", \"X\")\nY = X\n"),
+        (
+            "defs.bzl",
+            "load(\":b.bzl\", \"X\")\ndef _i(ctx):\n    return [DefaultInfo()]\nr = rule(impl = _i, attrs = {})\n",
+        ),
+        ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+    ]);
+    let e = analysis_error(&p, "root//:t");
+    assert!(e.contains("Module symbol `X` is not exported"), "{e}");
+    // Binding it anew is how a module hands a name on (rules/buck2/defs.bzl does).
+    let p = scratch(&[
+        ("a.bzl", "X = 1\n"),
+        ("b.bzl", "load(\":a.bzl\", \"X\")\nY = X\n"),
+        (
+            "defs.bzl",
+            "load(\":b.bzl\", \"Y\")\ndef _i(ctx):\n    return [DefaultInfo()]\nr = rule(impl = _i, attrs = {})\n",
+        ),
+        ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
+    ]);
+    analyze(&p, "root//:t");
+}
+
+#[test]
+fn contract_records_buck2s_dialect() {
+    // f-strings, keyword-only arguments, top-level statements and runtime-checked types.
+    let p = scratch(&[
+        (
+            "defs.bzl",
+            "N = 2\nfor i in range(N):\n    N += i\ndef f(a: int, *, b: str) -> str:\n    return f\"{a}{b}\"\nV = f(1, b = \"x\")\ndef _i(ctx: AnalysisContext) -> list[Provider]:\n    return [DefaultInfo()]\nr = rule(impl = _i, attrs = {})\nbad = rule(impl = lambda ctx: [DefaultInfo(), 1], attrs = {})\n",
+        ),
+        (
+            "BUCK",
+            "load(\":defs.bzl\", \"V\", \"bad\", \"r\")\nr(name = V)\nbad(name = \"bad\")\n",
+        ),
+    ]);
+    analyze(&p, "root//:1x");
+    let e = analysis_error(&p, "root//:bad");
+    assert!(e.contains("returned 1 in its providers"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Every action, sub-target and provider of the targets.
+
+/// A readable account of an analysis: providers, sub-targets, and each action's category,
+/// identifier, flags, argv, inputs and outputs. Configuration hashes are the contract's
+/// (sha256 of the constraint values), shown as-is.
+fn describe(a: &Analysis) -> String {
+    let mut s = format!("{} ({}) in {}\n", a.label, a.rule, a.config.name);
+    a.with_providers(|ps| {
+        for p in ListRef::from_value(ps).unwrap().iter() {
+            let (pc, fields) = provider_instance(p).unwrap();
+            s.push_str(&format!("provider {}\n", pc.name()));
+            if pc.name() == "DefaultInfo" {
+                let paths = |v: starlark::values::Value| -> Vec<String> {
+                    ListRef::from_value(v)
+                        .map(|l| {
+                            l.iter()
+                                .map(|x| {
+                                    x.downcast_ref::<buck2_contract::values::Artifact>()
+                                        .unwrap()
+                                        .0
+                                        .path
+                                        .clone()
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                s.push_str(&format!(
+                    "  default_outputs {:?}\n",
+                    paths(field(p, "default_outputs").unwrap())
+                ));
+                s.push_str(&format!(
+                    "  other_outputs {:?}\n",
+                    paths(field(p, "other_outputs").unwrap())
+                ));
+                if let Some(d) = DictRef::from_value(field(p, "sub_targets").unwrap()) {
+                    for (k, v) in d.iter() {
+                        let default = ListRef::from_value(v)
+                            .unwrap()
+                            .iter()
+                            .find_map(|x| field(x, "default_outputs"))
+                            .unwrap();
+                        s.push_str(&format!(
+                            "  [{}] {:?}\n",
+                            k.unpack_str().unwrap(),
+                            paths(default)
+                        ));
+                    }
+                }
+            } else if pc.name() == "RunInfo" {
+                let args = field(p, "args").unwrap();
+                let c = args
+                    .downcast_ref::<buck2_contract::values::CmdArgs>()
+                    .unwrap();
+                s.push_str(&format!("  args {:?}\n", c.render(None)));
+                let (inputs, _) = c.artifacts();
+                s.push_str(&format!(
+                    "  inputs {:?}\n",
+                    inputs.iter().map(|i| i.path.as_str()).collect::<Vec<_>>()
+                ));
+            } else {
+                for (k, v) in fields {
+                    if v.unpack_str().is_some() || v.is_none() {
+                        s.push_str(&format!("  {k} {}\n", v.to_repr()));
+                    }
+                }
+            }
+        }
+    });
+    for act in &a.actions {
+        let flags = match &act.kind {
+            buck2_contract::ActionKind::Run {
+                local_only,
+                allow_cache_upload,
+                env,
+                ..
+            } => format!(
+                "{}{}{}",
+                if *local_only { " local_only" } else { "" },
+                if *allow_cache_upload {
+                    " allow_cache_upload"
+                } else {
+                    ""
+                },
+                if env.is_empty() {
+                    String::new()
+                } else {
+                    format!(" env={env:?}")
+                }
+            ),
+            other => format!(" {other:?}"),
+        };
+        s.push_str(&format!(
+            "action {} {:?}{flags}\n",
+            act.category, act.identifier
+        ));
+        s.push_str(&format!("  argv {:?}\n", act.argv()));
+        s.push_str(&format!(
+            "  inputs {:?}\n",
+            act.inputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .collect::<Vec<_>>()
+        ));
+        s.push_str(&format!(
+            "  outputs {:?}\n",
+            act.outputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .collect::<Vec<_>>()
+        ));
+    }
+    s
+}
+
+#[test]
+fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
+    let p = e2e();
+    for t in [
+        "root//analysis:subject",
+        "root//analysis:subject.push",
+        "root//analysis:multi",
+        "root//base:e2e",
+        "root//base:e2e_eager",
+        "root//cmd/foo:image",
+        "root//cmd/foo:image_index",
+        "root//cmd/foo:image.push",
+        "root//cmd/foo:image_index.push",
+        "root//cmd/foo:image.load",
+        "root//cmd/bar:image_multi.push",
+        "root//cmd/bar:image_eager",
+    ] {
+        let a = analyze(&p, t);
+        let name = t.trim_start_matches("root//").replace([':', '/', '.'], "_");
+        insta::assert_snapshot!(name, describe(&a));
+    }
+}
+
+#[test]
+fn buck2_metadata_actions_never_read_layer_bytes_and_network_actions_are_local() {
+    let p = e2e();
+    for t in [
+        "root//cmd/foo:image",
+        "root//cmd/foo:image_index",
+        "root//cmd/foo:image.push",
+        "root//cmd/foo:image_index.push",
+        "root//base:e2e_eager",
+    ] {
+        let a = analyze(&p, t);
+        for act in &a.actions {
+            let buck2_contract::ActionKind::Run { local_only, .. } = &act.kind else {
+                continue;
+            };
+            let blobs: Vec<&str> = act
+                .inputs
+                .iter()
+                .map(|i| i.path.as_str())
+                .filter(|p| p.ends_with(".tar.gz") || p.ends_with(".tar.zst"))
+                .collect();
+            match act.category.as_str() {
+                "ko_image" | "ko_index" | "ko_push_manifest" => {
+                    assert!(
+                        blobs.is_empty(),
+                        "{t} {} reads layer bytes: {blobs:?}",
+                        act.category
+                    );
+                    assert!(
+                        !local_only,
+                        "{t} {}: metadata actions stay remote-cacheable",
+                        act.category
+                    );
+                }
+                // The base is shallow: its layers stream from the registry.
+                "ko_tarball" | "ko_layout" | "ko_pull" => {
+                    assert!(local_only, "{t} {} needs the network", act.category)
+                }
+                _ => {}
+            }
+        }
+    }
+    // On an eager base, tarball and layout read the pulled layers: no network.
+    let a = analyze(&p, "root//cmd/bar:image_eager");
+    for act in a
+        .actions
+        .iter()
+        .filter(|a| a.category == "ko_tarball" || a.category == "ko_layout")
+    {
+        let buck2_contract::ActionKind::Run { local_only, .. } = &act.kind else {
+            unreachable!()
+        };
+        assert!(!local_only, "{}", act.category);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The command lines, run through the real rko.
+
+fn builder() -> Builder {
+    Builder::with_go_cache(&common::go_cache())
+}
+
+fn digest_file(p: &TestProject, a: &ArtifactData) -> String {
+    std::fs::read_to_string(p.root().join(&a.path))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn sub_target(a: &Analysis, name: &str) -> ArtifactData {
+    a.with_providers(|ps| {
+        let d = ListRef::from_value(ps)
+            .unwrap()
+            .iter()
+            .find(|p| provider_instance(*p).unwrap().0.name() == "DefaultInfo")
+            .unwrap();
+        let subs = DictRef::from_value(field(d, "sub_targets").unwrap()).unwrap();
+        let v = subs
+            .get_str(name)
+            .unwrap_or_else(|| panic!("no sub-target [{name}]"));
+        let info = ListRef::from_value(v).unwrap().iter().next().unwrap();
+        let outs = ListRef::from_value(field(info, "default_outputs").unwrap()).unwrap();
+        outs.iter()
+            .next()
+            .unwrap()
+            .downcast_ref::<buck2_contract::values::Artifact>()
+            .unwrap()
+            .0
+            .clone()
+    })
+}
+
+#[test]
+fn buck2_actions_run_through_rko_and_give_rko_builds_digest() {
+    let p = e2e();
+    let subject = analyze(&p, "root//analysis:subject");
+    let mut b = builder();
+    let digest = sub_target(&subject, "digest");
+    b.build(
+        &p.project,
+        &[
+            digest.clone(),
+            sub_target(&subject, "tarball"),
+            sub_target(&subject, "layout"),
+        ],
+    )
+    .unwrap();
+    let built = digest_file(&p, &digest);
+    let ran: Vec<String> = b
+        .ran
+        .iter()
+        .map(|(c, i)| {
+            format!(
+                "{c}{}",
+                i.as_ref().map(|i| format!(":{i}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "ko_layer:kodata",
+            "go_build",
+            "ko_layer:binary",
+            "ko_image",
+            "ko_tarball",
+            "ko_layout"
+        ]
+    );
+
+    // rko build from the same binary and kodata gives the same image.
+    let bin = p
+        .root()
+        .join(&analyze(&p, "root//cmd/bar:bar").actions[0].outputs[0].path);
+    let by_rko_build = common::rko_build_analysis_subject(&bin, &p.root().join("analysis/kodata"));
+    assert_eq!(built, by_rko_build);
+    // The layout and tarball hold that image, as skopeo reads them.
+    let layout = p.root().join(&sub_target(&subject, "layout").path);
+    let inspected =
+        run_ok(Command::new("skopeo").args(["inspect", &format!("oci:{}", layout.display())]));
+    assert_eq!(common::parse_json(&inspected)["Digest"], built.as_str());
+    let tarball = p.root().join(&sub_target(&subject, "tarball").path);
+    let inspected = run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci-archive:{}", tarball.display())]),
+    );
+    assert_eq!(common::parse_json(&inspected)["Digest"], built.as_str());
+
+    // An index: the Go toolchain's select() on the CPU constraint builds an arm64 binary
+    // for the arm64 image (rko layer binary refuses a binary of another architecture).
+    let multi = analyze(&p, "root//analysis:multi");
+    let index_digest = sub_target(&multi, "digest");
+    let index = sub_target(&multi, "index");
+    b.build(&p.project, &[index_digest.clone(), index.clone()])
+        .unwrap();
+    let index_json = read_json(p.root().join(&index.path));
+    let platforms = common::index_platforms(&index_json);
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    assert!(
+        b.ran.iter().filter(|(c, _)| c == "go_build").count() >= 2,
+        "{:?}",
+        b.ran
+    );
+}
+
+#[test]
+fn buck2_toolchain_from_an_http_file_gives_the_same_image_and_refuses_a_wrong_sha256() {
+    let rko = std::fs::read(RKO).unwrap();
+    let sha = common::sha256_hex(&rko);
+    let toolchain = |sha: &str| {
+        format!(
+            "load(\"@rules_ko//rules/buck2:defs.bzl\", \"rko_toolchain\")\n\
+             http_file(name = \"rko_bin\", urls = [\"file://{RKO}\"], sha256 = \"{sha}\", executable = True)\n\
+             rko_toolchain(name = \"rko\", rko = \":rko_bin\", visibility = [\"PUBLIC\"])\n"
+        )
+    };
+    let reference = {
+        let p = e2e();
+        let a = analyze(&p, "root//analysis:subject");
+        let d = sub_target(&a, "digest");
+        builder()
+            .build(&p.project, std::slice::from_ref(&d))
+            .unwrap();
+        digest_file(&p, &d)
+    };
+    for (sha, ok) in [(sha.clone(), true), ("0".repeat(64), false)] {
+        let p = e2e();
+        let tc = p.root().join("toolchains/BUCK");
+        let go = std::fs::read_to_string(&tc).unwrap();
+        let go = &go[go.find("go_toolchain(").unwrap()..];
+        std::fs::write(&tc, format!("{}\n{go}", toolchain(&sha))).unwrap();
+        let a = analyze(&p, "root//analysis:subject");
+        let d = sub_target(&a, "digest");
+        let r = builder().build(&p.project, std::slice::from_ref(&d));
+        if ok {
+            r.unwrap();
+            assert_eq!(digest_file(&p, &d), reference);
+        } else {
+            let e = format!("{:#}", r.unwrap_err());
+            let real = common::sha256_hex(&rko);
+            assert!(
+                e.contains(&format!("sha256 mismatch: expected {sha}, got {real}")),
+                "{e}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad configuration: the same messages as the Bazel rules.
+
+#[test]
+fn buck2_bad_configuration_fails_with_the_rule_messages_bazel_gives() {
+    let p = e2e();
+    // Buck2 checks the base's platforms at analysis, with no pull: no registry needed.
+    let lacks = (
+        "//bad/base_lacks_platform:index",
+        "ko_image",
+        "attribute 'base': expected a base with an image for linux/arm64, found root//base:e2e_eager with only linux/amd64. Add \"linux/arm64\" to the ko_base's platforms",
+    );
+    for (target, rule, message) in common::BAD_CONFIGURATION.iter().copied().chain([lacks]) {
+        let e = analysis_error(&p, &format!("root{target}"));
+        assert!(
+            e.contains(message),
+            "{target}: expected {message:?} in:\n{e}"
+        );
+        assert!(
+            e.contains(&format!("{rule} root//")) || rule == "ko_image_index",
+            "{target}: the message names the rule and target:\n{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// buck2 run: push and load from another directory, against a real registry.
+
+/// Points the e2e workspace's e2e.bzl at `reg` and its base.
+fn set_registry(p: &TestProject, reg: &Registry, base_digest: &str) {
+    std::fs::write(
+        p.root().join("e2e.bzl"),
+        format!(
+            "E2E_REGISTRY = \"{}\"\nE2E_BASE_DIGEST = \"{base_digest}\"\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+}
+
+/// `buck2 run TARGET -- ARGS` from `cwd`: builds what the RunInfo needs, then runs it there.
+fn buck2_run(p: &TestProject, b: &mut Builder, target: &str, args: &[&str], cwd: &Path) -> String {
+    let a = analyze(p, target);
+    let (argv, needs) = run_info(&p.project, &a).unwrap();
+    b.build(&p.project, &needs).unwrap();
+    run_ok(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(args)
+            .current_dir(cwd)
+            .env("BUCK_RUN_BUILD_ID", "test"),
+    )
+}
+
+#[test]
+fn buck2_run_pushes_and_loads_from_another_directory() {
+    let reg = Registry::start(RegistryOptions::plain());
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let base_digest = common::registry::push_two_platform_base(&reg, scratch_dir.path());
+    let p = e2e();
+    set_registry(&p, &reg, &base_digest);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut b = builder();
+
+    // The image on the pulled base (ko_pull ran locally, manifests and configs only).
+    let image = analyze(&p, "root//cmd/foo:image");
+    let digest = sub_target(&image, "digest");
+    b.build(&p.project, std::slice::from_ref(&digest)).unwrap();
+    let built = digest_file(&p, &digest);
+    assert!(
+        b.ran
+            .iter()
+            .any(|(c, i)| c == "ko_pull" && i.as_deref() == Some("metadata")),
+        "{:?}",
+        b.ran
+    );
+
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/foo:image.push",
+        &["--image-refs", "refs.json"],
+        elsewhere.path(),
+    );
+    assert!(
+        out.contains(&format!("{}/foo@{built}", reg.host())),
+        "{out}"
+    );
+    assert!(
+        elsewhere.path().join("refs.json").exists(),
+        "--image-refs resolves against the caller's directory"
+    );
+    let inspected = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/foo:latest", reg.host()),
+    ]));
+    assert_eq!(common::parse_json(&inspected)["Digest"], built.as_str());
+
+    // The index, by ko's bare naming, to another repository given at run time.
+    let index = analyze(&p, "root//cmd/foo:image_index");
+    let index_digest = sub_target(&index, "digest");
+    b.build(&p.project, std::slice::from_ref(&index_digest))
+        .unwrap();
+    let repo = format!("{}/elsewhere", reg.host());
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/foo:image_index.push",
+        &["--repository", &repo],
+        elsewhere.path(),
+    );
+    let index_built = digest_file(&p, &index_digest);
+    assert!(out.contains(&format!("{repo}@{index_built}")), "{out}");
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{repo}:multi"),
+    ]));
+    assert_eq!(
+        common::parse_json(&raw)["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // ko_load streams the image (base layers from the registry) into docker.
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/foo:image.load",
+        &[],
+        elsewhere.path(),
+    );
+    let _ = out;
+    let ran = run_ok(Command::new("docker").args(["run", "--rm", "rko-e2e/foo:latest"]));
+    assert!(ran.contains("foo linux/amd64 says"), "{ran}");
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "rko-e2e/foo:latest"])
+        .output();
+}
+
+// ---------------------------------------------------------------------------------------
+// The example project users copy (examples/buck2).
+
+fn example() -> TestProject {
+    TestProject::new(&repo_root().join("examples/buck2"), Path::new(RKO))
+}
+
+#[test]
+fn buck2_example_builds_its_images_index_and_runs_its_push_and_load() {
+    let p = example();
+    for t in [
+        "root//cmd/foo:image",
+        "root//cmd/foo:image_index",
+        "root//cmd/foo:image.push",
+        "root//cmd/bar:image.push",
+        "root//cmd/foo:image.load",
+    ] {
+        let a = analyze(&p, t);
+        let name = format!(
+            "example_{}",
+            t.trim_start_matches("root//").replace([':', '/', '.'], "_")
+        );
+        insta::assert_snapshot!(name, describe(&a));
+    }
+    // foo and bar on the one base: the base's layer is the same blob in both.
+    let mut b = builder();
+    let foo = analyze(&p, "root//cmd/foo:image");
+    let bar = analyze(&p, "root//cmd/bar:image");
+    let index = analyze(&p, "root//cmd/foo:image_index");
+    let wanted = [
+        sub_target(&foo, "manifest"),
+        sub_target(&bar, "manifest"),
+        sub_target(&index, "index"),
+        sub_target(&foo, "tarball"),
+    ];
+    b.build(&p.project, &wanted).unwrap();
+    let layers = |m: &ArtifactData| {
+        read_json(p.root().join(&m.path))["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(layers(&wanted[0]), layers(&wanted[1]));
+
+    // buck2 run of the push targets, from another directory, to a registry on loopback.
+    let reg = Registry::start(RegistryOptions::plain());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let repo = format!("{}/buck2/foo", reg.host());
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/foo:image.push",
+        &["--repository", &repo],
+        elsewhere.path(),
+    );
+    let digest = std::fs::read_to_string(p.root().join(sub_target(&foo, "digest").path)).unwrap();
+    assert!(out.contains(&format!("{repo}@{}", digest.trim())), "{out}");
+    let bar_push = analyze(&p, "root//cmd/bar:image.push");
+    let repo = format!("{}/buck2/bar", reg.host());
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/bar:image.push",
+        &["--repository", &repo],
+        elsewhere.path(),
+    );
+    assert!(out.contains(&format!("{repo}@sha256:")), "{out}");
+    // The manifest's own repository follows ko's preserve-import-paths naming.
+    let manifest = read_json(p.root().join(&bar_push.actions[0].outputs[0].path));
+    assert_eq!(
+        manifest["repository"],
+        "localhost:5000/buck2/example.com/buck2/cmd/bar"
+    );
+
+    // buck2 run //cmd/foo:image.load, then docker runs it.
+    buck2_run(
+        &p,
+        &mut b,
+        "root//cmd/foo:image.load",
+        &[],
+        elsewhere.path(),
+    );
+    let ran = run_ok(Command::new("docker").args(["run", "--rm", "buck2/foo:latest"]));
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "buck2/foo:latest"])
+        .output();
+    assert!(ran.contains("Hello"), "{ran}");
+}
+
+#[test]
+fn buck2_index_configures_every_platform_rules_ko_knows() {
+    // Each platform's configuration has the prelude's (or rules_ko's own) OS and CPU
+    // constraint: the image reads its platform from it, and the Go toolchain's select()
+    // gives the matching GOARCH.
+    let p = e2e();
+    let platforms = [
+        ("linux/amd64", "amd64", "prelude//cpu/constraints:x86_64"),
+        ("linux/arm64", "arm64", "prelude//cpu/constraints:arm64"),
+        ("linux/arm/v7", "arm", "prelude//cpu/constraints:arm32"),
+        ("linux/386", "386", "prelude//cpu/constraints:x86_32"),
+        (
+            "linux/riscv64",
+            "riscv64",
+            "prelude//cpu/constraints:riscv64",
+        ),
+        (
+            "linux/ppc64le",
+            "ppc64le",
+            "rules_ko//rules/buck2:cpu_ppc64le",
+        ),
+        ("linux/s390x", "s390x", "rules_ko//rules/buck2:cpu_s390x"),
+    ];
+    let list = platforms
+        .iter()
+        .map(|(p, _, _)| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::create_dir_all(p.root().join("all")).unwrap();
+    std::fs::write(
+        p.root().join("all/BUCK"),
+        format!("load(\"@rules_ko//rules/buck2:defs.bzl\", \"ko_image\")\nko_image(name = \"all\", binary = \"//cmd/bar:bar\", importpath = \"example.com/e2e/cmd/bar\", platforms = [{list}])\n"),
+    )
+    .unwrap();
+    let index = analyze(&p, "root//all:all");
+    let images = index.actions[0].argv();
+    assert_eq!(
+        images.iter().filter(|a| *a == "--image").count(),
+        platforms.len()
+    );
+    for a in p.project.analyses() {
+        if a.label.to_string() != "root//all:all.image" {
+            continue;
+        }
+        let binary = a
+            .actions
+            .iter()
+            .find(|x| x.identifier.as_deref() == Some("binary"))
+            .unwrap()
+            .argv();
+        let platform = &binary[binary.iter().position(|x| x == "--platform").unwrap() + 1];
+        let (_, goarch, cpu) = platforms.iter().find(|(p, _, _)| p == platform).unwrap();
+        assert_eq!(
+            a.config.constraints["prelude//cpu/constraints:cpu"], *cpu,
+            "{platform}"
+        );
+        assert_eq!(
+            a.config.constraints["prelude//os/constraints:os"],
+            "prelude//os/constraints:linux"
+        );
+        let bar = p
+            .project
+            .analyze(&label("root//cmd/bar:bar"), &a.config)
+            .unwrap();
+        let buck2_contract::ActionKind::Run { env, .. } = &bar.actions[0].kind else {
+            unreachable!()
+        };
+        assert_eq!(env["GOARCH"], *goarch, "{platform}");
+        assert_eq!(
+            env["GOARM"],
+            if *goarch == "arm" { "7" } else { "" },
+            "{platform}"
+        );
+    }
+}
