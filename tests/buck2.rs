@@ -167,28 +167,13 @@ fn contract_binds_every_declared_output_exactly_once() {
         (foreign, "which this target did not declare"),
         (no_output, "has no outputs"),
     ] {
-        let p = scratch(&[
-            ("defs.bzl", body),
-            (
-                "BUCK",
-                "load(\":defs.bzl\", \"other\", \"r\")\nr(name = \"t\")\n",
-            ),
-        ]);
-        let p = if body.contains("other = rule") {
-            p
+        // Only `foreign` defines `other`, the target whose output it tries to bind.
+        let build = if body.contains("other = rule") {
+            "load(\":defs.bzl\", \"other\", \"r\")\nr(name = \"t\")\nother(name = \"other\")\n"
         } else {
-            scratch(&[
-                ("defs.bzl", body),
-                ("BUCK", "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"),
-            ])
+            "load(\":defs.bzl\", \"r\")\nr(name = \"t\")\n"
         };
-        if body.contains("other = rule") {
-            std::fs::write(
-                p.root().join("BUCK"),
-                "load(\":defs.bzl\", \"other\", \"r\")\nr(name = \"t\")\nother(name = \"other\")\n",
-            )
-            .unwrap();
-        }
+        let p = scratch(&[("defs.bzl", body), ("BUCK", build)]);
         let e = analysis_error(&p, "root//:t");
         assert!(e.contains(msg), "expected {msg:?} in: {e}");
     }
@@ -960,4 +945,26 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
             "{platform}"
         );
     }
+}
+
+#[test]
+fn contract_checks_provider_fields_against_their_types() {
+    let defs = "P = provider(fields = {\"a\": provider_field(Artifact), \"b\": provider_field(list[str] | None, default = None)})\n\
+                def _i(ctx):\n    return [DefaultInfo(), P(a = ctx.attrs.a, b = ctx.attrs.b)]\n\
+                def _art(ctx):\n    o = ctx.actions.write(\"o\", \"x\")\n    return [DefaultInfo(default_output = o), P(a = o, b = [\"x\"])]\n\
+                r = rule(impl = _i, attrs = {\"a\": attrs.string(), \"b\": attrs.option(attrs.list(attrs.string()), default = None)})\n\
+                ok = rule(impl = _art, attrs = {})\n";
+    let p = scratch(&[
+        ("defs.bzl", defs),
+        (
+            "BUCK",
+            "load(\":defs.bzl\", \"ok\", \"r\")\nr(name = \"t\", a = \"not an artifact\")\nok(name = \"good\")\n",
+        ),
+    ]);
+    let e = analysis_error(&p, "root//:t");
+    assert!(
+        e.contains("P: value `\"not an artifact\"` of type `string` does not match the type `artifact` of field `a`"),
+        "{e}"
+    );
+    analyze(&p, "root//:good");
 }

@@ -18,6 +18,7 @@ use starlark::values::dict::DictRef;
 use starlark::values::list::ListRef;
 use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::starlark_value_as_type::StarlarkValueAsType;
+use starlark::values::typing::TypeCompiled;
 use starlark::values::{NoSerialize, StarlarkValue, Value, ValueLike, starlark_value};
 
 use super::values::*;
@@ -58,11 +59,12 @@ pub fn globals() -> Globals {
     .with(natives)
     .with(|b: &mut GlobalsBuilder| {
         for (name, fields) in builtin_providers() {
-            let fields = fields
+            let fields: Vec<_> = fields
                 .into_iter()
                 .map(|f| (f.to_string(), Some(Default::None)))
                 .collect();
-            b.set(name, ProviderCallable::new(fields, Some(name)));
+            let types = vec![None; fields.len()];
+            b.set(name, ProviderCallable::new(fields, types, Some(name)));
         }
     })
     .build()
@@ -310,6 +312,7 @@ fn natives(builder: &mut GlobalsBuilder) {
     ) -> anyhow::Result<ProviderCallable> {
         let _ = doc;
         let mut out = Vec::new();
+        let mut types = Vec::new();
         if let Some(d) = DictRef::from_value(fields) {
             for (k, v) in d.iter() {
                 let name = k
@@ -319,6 +322,7 @@ fn natives(builder: &mut GlobalsBuilder) {
                     .downcast_ref::<ProviderField>()
                     .ok_or_else(|| anyhow!("provider(fields = {{...}}): field `{name}`: expected provider_field(...), found {}", v.to_repr()))?;
                 out.push((name.to_string(), f.default.clone()));
+                types.push(f.ty);
             }
         } else if let Some(l) = ListRef::from_value(fields) {
             for f in l.iter() {
@@ -328,19 +332,27 @@ fn natives(builder: &mut GlobalsBuilder) {
                         .to_string(),
                     Some(Default::None),
                 ));
+                types.push(None);
             }
         } else {
             bail!("provider(fields = ...): expected a list of names or a dict of provider_field()");
         }
-        Ok(ProviderCallable::new(out, None))
+        Ok(ProviderCallable::new(out, types, None))
     }
 
     fn provider_field<'v>(
         #[starlark(require = pos)] ty: Value<'v>,
         #[starlark(require = named)] default: Option<Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<ProviderField> {
-        let _ = ty;
-        ProviderField::new(default)
+        let compiled = TypeCompiled::new(ty, eval.heap())?;
+        if let Some(d) = default.filter(|d| !compiled.matches(*d)) {
+            bail!(
+                "provider_field: the default `{}` does not match the type `{compiled}`",
+                d.to_repr()
+            );
+        }
+        ProviderField::new(default, Some(compiled.to_frozen(eval.frozen_heap())))
     }
 
     fn rule<'v>(

@@ -25,7 +25,7 @@ use starlark::values::dict::DictRef;
 use starlark::values::list::ListRef;
 use starlark::values::none::{NoneOr, NoneType};
 use starlark::values::tuple::TupleRef;
-use starlark::values::typing::TypeInstanceId;
+use starlark::values::typing::{TypeCompiled, TypeInstanceId};
 use starlark::values::{
     Coerce, Freeze, FreezeResult, Freezer, FrozenValue, Heap, NoSerialize, StarlarkValue, Trace,
     Value, ValueLike, starlark_value,
@@ -464,10 +464,13 @@ impl Default {
     }
 }
 
-/// `provider_field(T, default = ...)`.
+/// `provider_field(T, default = ...)`. The type lives in the frozen heap of the module
+/// that declares the provider, as the provider itself does.
 #[derive(Clone, Debug, ProvidesStaticType, NoSerialize, Allocative)]
 pub struct ProviderField {
     pub default: Option<Default>,
+    #[allocative(skip)]
+    pub ty: Option<TypeCompiled<FrozenValue>>,
 }
 starlark_simple_value!(ProviderField);
 
@@ -481,9 +484,13 @@ impl fmt::Display for ProviderField {
 impl<'v> StarlarkValue<'v> for ProviderField {}
 
 impl ProviderField {
-    pub fn new(default: Option<Value>) -> anyhow::Result<ProviderField> {
+    pub fn new(
+        default: Option<Value>,
+        ty: Option<TypeCompiled<FrozenValue>>,
+    ) -> anyhow::Result<ProviderField> {
         Ok(ProviderField {
             default: default.map(Default::from_value).transpose()?,
+            ty,
         })
     }
 }
@@ -496,17 +503,25 @@ pub struct ProviderCallable {
     #[allocative(skip)]
     ty_id: TypeInstanceId,
     pub fields: Vec<(String, Option<Default>)>,
+    /// Each field's type, when declared with provider_field(T).
+    #[allocative(skip)]
+    pub types: Vec<Option<TypeCompiled<FrozenValue>>>,
     #[allocative(skip)]
     name: OnceLock<String>,
 }
 starlark_simple_value!(ProviderCallable);
 
 impl ProviderCallable {
-    pub fn new(fields: Vec<(String, Option<Default>)>, name: Option<&str>) -> ProviderCallable {
+    pub fn new(
+        fields: Vec<(String, Option<Default>)>,
+        types: Vec<Option<TypeCompiled<FrozenValue>>>,
+        name: Option<&str>,
+    ) -> ProviderCallable {
         let p = ProviderCallable {
             id: next_id(),
             ty_id: TypeInstanceId::r#gen(),
             fields,
+            types,
             name: OnceLock::new(),
         };
         if let Some(n) = name {
@@ -651,12 +666,22 @@ fn build_fields<'v>(
         }
         _ => {
             let mut out = Vec::new();
-            for (f, d) in &p.fields {
+            for (i, (f, d)) in p.fields.iter().enumerate() {
                 let v = match (given.shift_remove(f), d) {
                     (Some(v), _) => v,
                     (None, Some(d)) => d.alloc(heap),
                     (None, None) => bail!("{}: missing field `{f}` (it has no default)", p.name()),
                 };
+                // Buck2 checks provider fields against their declared types.
+                if let Some(Some(ty)) = p.types.get(i).filter(|t| t.is_some_and(|t| !t.matches(v)))
+                {
+                    bail!(
+                        "{}: value `{}` of type `{}` does not match the type `{ty}` of field `{f}`",
+                        p.name(),
+                        v.to_repr(),
+                        v.get_type()
+                    );
+                }
                 out.push((f.clone(), v));
             }
             Ok(out)
