@@ -261,7 +261,8 @@ impl Project {
                     if name.starts_with('_') {
                         continue;
                     }
-                    let owned = p.get(name)?;
+                    // Loaded names are the module's own, not exported: skip them.
+                    let Ok(owned) = p.get(name) else { continue };
                     let v = owned.owned_value(module.frozen_heap());
                     module.set(name, v.unpack_frozen().unwrap().to_value());
                 }

@@ -8,18 +8,8 @@ rules_go; ko_image takes either.
 
 load("//rules/bazel/private:platform.bzl", "PLATFORM_ATTRS", "target_platform")
 load("//starlark:ko.bzl", "PLATFORMS")
+load("//starlark/testing:go_build.bzl", "GO_BUILD_SCRIPT")
 
-_SCRIPT = """set -euo pipefail
-out="$PWD/$1"; module="$2"; export GOOS="$3" GOARCH="$4" GOARM="$5"; shift 5
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-mkdir "$tmp/src"
-for f in "$@"; do cp "$f" "$tmp/src/"; done
-printf 'module %s\\n\\ngo 1.19\\n' "$module" > "$tmp/src/go.mod"
-export GOCACHE="${GOCACHE:-$tmp/cache}" GOPATH="$tmp/gopath" HOME="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
-cd "$tmp/src"
-go build -trimpath -buildvcs=false -o "$out" .
-"""
 
 def _host_go_binary_impl(ctx):
     platform = target_platform(ctx)
@@ -28,7 +18,7 @@ def _host_go_binary_impl(ctx):
     p = PLATFORMS[platform]
     out = ctx.actions.declare_file(ctx.label.name)
     ctx.actions.run_shell(
-        command = _SCRIPT,
+        command = GO_BUILD_SCRIPT,
         arguments = [out.path, ctx.attr.importpath, p["goos"], p["goarch"], p["goarm"]] + [f.path for f in ctx.files.srcs],
         inputs = ctx.files.srcs,
         outputs = [out],

@@ -6,6 +6,8 @@ tests/buck2/CONTRACT.md; the bodies are the smallest that do the same job. The c
 does with the prelude's `native` rules.
 """
 
+load("@rules_ko//starlark/testing:go_build.bzl", "GO_BUILD_SCRIPT")
+
 def _constraint_setting_impl(ctx: AnalysisContext) -> list[Provider]:
     return [DefaultInfo(), ConstraintSettingInfo(label = ctx.label.raw_target())]
 
@@ -86,27 +88,23 @@ GoToolchainInfo = provider(fields = {
     "env_go_arm": provider_field(str, default = ""),
 })
 
-# Builds the main package as module `package_name` with the machine's go, as
-# rules_ko's host_go_binary does for Bazel, so both give the same bytes.
-_GO_BUILD = """set -euo pipefail
-out="$PWD/$1"; module="$2"; shift 2
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-mkdir "$tmp/src"
-for f in "$@"; do cp "$f" "$tmp/src/"; done
-printf 'module %s\\n\\ngo 1.19\\n' "$module" > "$tmp/src/go.mod"
-export GOCACHE="${GOCACHE:-$tmp/cache}" GOPATH="$tmp/gopath" HOME="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
-cd "$tmp/src"
-go build -trimpath -buildvcs=false -o "$out" .
-"""
-
 def _go_binary_impl(ctx: AnalysisContext) -> list[Provider]:
     go = ctx.attrs._go_toolchain[GoToolchainInfo]
     out = ctx.actions.declare_output(ctx.label.name)
     ctx.actions.run(
-        cmd_args("bash", "-c", _GO_BUILD, "--", out.as_output(), ctx.attrs.package_name or ctx.label.name, ctx.attrs.srcs),
+        cmd_args(
+            "bash",
+            "-c",
+            GO_BUILD_SCRIPT,
+            "--",
+            out.as_output(),
+            ctx.attrs.package_name or ctx.label.name,
+            go.env_go_os,
+            go.env_go_arch,
+            go.env_go_arm,
+            ctx.attrs.srcs,
+        ),
         category = "go_build",
-        env = {"GOARCH": go.env_go_arch, "GOARM": go.env_go_arm, "GOOS": go.env_go_os},
     )
     return [DefaultInfo(default_output = out), RunInfo(args = cmd_args(out))]
 
