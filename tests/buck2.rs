@@ -601,9 +601,7 @@ fn buck2_toolchain_from_an_http_file_gives_the_same_image_and_refuses_a_wrong_sh
     let sha = common::sha256_hex(&rko);
     let toolchain = |sha: &str| {
         format!(
-            "load(\"@rules_ko//rules/buck2:defs.bzl\", \"rko_toolchain\")\n\
-             http_file(name = \"rko_bin\", urls = [\"file://{RKO}\"], sha256 = \"{sha}\", executable = True)\n\
-             rko_toolchain(name = \"rko\", rko = \":rko_bin\", visibility = [\"PUBLIC\"])\n"
+            "http_file(name = \"rko_bin\", urls = [\"file://{RKO}\"], sha256 = \"{sha}\", executable = True)\n"
         )
     };
     let reference = {
@@ -618,9 +616,13 @@ fn buck2_toolchain_from_an_http_file_gives_the_same_image_and_refuses_a_wrong_sh
     for (sha, ok) in [(sha.clone(), true), ("0".repeat(64), false)] {
         let p = e2e();
         let tc = p.root().join("toolchains/BUCK");
-        let go = std::fs::read_to_string(&tc).unwrap();
-        let go = &go[go.find("go_toolchain(").unwrap()..];
-        std::fs::write(&tc, format!("{}\n{go}", toolchain(&sha))).unwrap();
+        let local = "rko_local_binary(\n    name = \"rko_bin\",\n    src = \"rko\",\n)\n";
+        let text = std::fs::read_to_string(&tc).unwrap();
+        assert!(
+            text.contains(local),
+            "tests/buck2/toolchains/BUCK declares rko_bin as expected"
+        );
+        std::fs::write(&tc, text.replace(local, &toolchain(&sha))).unwrap();
         let a = analyze(&p, "root//analysis:subject");
         let d = sub_target(&a, "digest");
         let r = builder().build(&p.project, std::slice::from_ref(&d));
@@ -886,25 +888,18 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
     // gives the matching GOARCH.
     let p = e2e();
     let platforms = [
-        ("linux/amd64", "amd64", "prelude//cpu/constraints:x86_64"),
-        ("linux/arm64", "arm64", "prelude//cpu/constraints:arm64"),
-        ("linux/arm/v7", "arm", "prelude//cpu/constraints:arm32"),
-        ("linux/386", "386", "prelude//cpu/constraints:x86_32"),
-        (
-            "linux/riscv64",
-            "riscv64",
-            "prelude//cpu/constraints:riscv64",
-        ),
-        (
-            "linux/ppc64le",
-            "ppc64le",
-            "rules_ko//rules/buck2:cpu_ppc64le",
-        ),
-        ("linux/s390x", "s390x", "rules_ko//rules/buck2:cpu_s390x"),
+        // (platform, GOARCH, the prelude's CPU value, rules_ko's own CPU value)
+        ("linux/amd64", "amd64", "x86_64", "none"),
+        ("linux/arm64", "arm64", "arm64", "none"),
+        ("linux/arm/v7", "arm", "arm32", "none"),
+        ("linux/386", "386", "x86_32", "none"),
+        ("linux/riscv64", "riscv64", "riscv64", "none"),
+        ("linux/ppc64le", "ppc64le", "unspecified", "ppc64le"),
+        ("linux/s390x", "s390x", "unspecified", "s390x"),
     ];
     let list = platforms
         .iter()
-        .map(|(p, _, _)| format!("\"{p}\""))
+        .map(|(p, _, _, _)| format!("\"{p}\""))
         .collect::<Vec<_>>()
         .join(", ");
     std::fs::create_dir_all(p.root().join("all")).unwrap();
@@ -930,14 +925,20 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
             .unwrap()
             .argv();
         let platform = &binary[binary.iter().position(|x| x == "--platform").unwrap() + 1];
-        let (_, goarch, cpu) = platforms.iter().find(|(p, _, _)| p == platform).unwrap();
+        let (_, goarch, cpu, own) = platforms.iter().find(|(p, _, _, _)| p == platform).unwrap();
         assert_eq!(
-            a.config.constraints["prelude//cpu/constraints:cpu"], *cpu,
+            a.config.constraints["prelude//cpu/constraints:cpu"],
+            format!("prelude//cpu/constraints:cpu[{cpu}]"),
+            "{platform}"
+        );
+        assert_eq!(
+            a.config.constraints["rules_ko//rules/buck2:cpu"],
+            format!("rules_ko//rules/buck2:cpu[{own}]"),
             "{platform}"
         );
         assert_eq!(
             a.config.constraints["prelude//os/constraints:os"],
-            "prelude//os/constraints:linux"
+            "prelude//os/constraints:os[linux]"
         );
         let bar = p
             .project
@@ -973,4 +974,54 @@ fn contract_checks_provider_fields_against_their_types() {
         "{e}"
     );
     analyze(&p, "root//:good");
+}
+
+#[test]
+fn contract_resolves_select_as_buck2_does() {
+    // Keys are targets giving ConfigurationInfo (a constraint value or an alias of one); an
+    // unset setting has its constraint's default value; two matching keys where neither
+    // refines the other are ambiguous; no match and no DEFAULT is an error.
+    let defs = "def _i(ctx):\n    return [DefaultInfo(), RunInfo(args = cmd_args(ctx.attrs.v))]\nr = rule(impl = _i, attrs = {\"v\": attrs.string()})\n";
+    let build = "load(\":defs.bzl\", \"r\")\n\
+        constraint(name = \"color\", values = [\"red\", \"blue\"], default = \"blue\")\n\
+        r(name = \"cpu\", v = select({\"prelude//cpu/constraints:arm64\": \"arm\", \"prelude//cpu/constraints:x86_64\": \"x86\"}))\n\
+        r(name = \"default_value\", v = select({\":color[blue]\": \"blue\", \"DEFAULT\": \"other\"}))\n\
+        r(name = \"ambiguous\", v = select({\"prelude//cpu/constraints:x86_64\": \"a\", \"prelude//os/constraints:linux\": \"b\"}))\n\
+        r(name = \"no_match\", v = select({\"prelude//cpu/constraints:arm64\": \"a\"}))\n\
+        r(name = \"plain\", v = \"x\")\n\
+        r(name = \"not_a_key\", v = select({\":plain\": \"a\", \"DEFAULT\": \"b\"}))\n";
+    let p = scratch(&[("defs.bzl", defs), ("BUCK", build)]);
+    let value = |t: &str| run_info(&p.project, &analyze(&p, t)).unwrap().0;
+    assert_eq!(value("root//:cpu"), ["x86"]);
+    assert_eq!(value("root//:default_value"), ["blue"]);
+    let e = analysis_error(&p, "root//:ambiguous");
+    assert!(e.contains("select() is ambiguous"), "{e}");
+    let e = analysis_error(&p, "root//:no_match");
+    assert!(
+        e.contains("select() has no branch for the configuration"),
+        "{e}"
+    );
+    let e = analysis_error(&p, "root//:not_a_key");
+    assert!(e.contains("gives no ConfigurationInfo"), "{e}");
+}
+
+#[test]
+fn buck2_example_cells_resolve_inside_the_project_root() {
+    // From examples/buck2, Buck2's project root is this checkout (its .buckconfig is the
+    // highest), and the example's `rules_ko = ../..` is the checkout itself.
+    let example = repo_root().join("examples/buck2");
+    let (root, cells) = buck2_contract::config::resolve_cells(&example).unwrap();
+    assert_eq!(root, repo_root());
+    assert_eq!(cells["rules_ko"], Path::new(""));
+    assert_eq!(cells["example"], Path::new("examples/buck2"));
+    assert_eq!(cells["toolchains"], Path::new("examples/buck2/toolchains"));
+    // The example copied on its own (without a .buckconfig above it) would name a cell
+    // above its project root, which Buck2 refuses.
+    let alone = tempfile::tempdir().unwrap();
+    buck2_contract::copy_tree(&example, &alone.path().join("example"));
+    let e = buck2_contract::config::resolve_cells(&alone.path().join("example")).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("leaves the project root"),
+        "{e:#}"
+    );
 }

@@ -30,7 +30,7 @@ pub enum BinaryError {
     )]
     NotExecutable { path: PathBuf, found: String },
     #[error(
-        "{path} is a {format:?} executable for {found}, but the image platform is {platform}; build the binary for {expected} (GOARCH={expected}) or change --platform"
+        "{path} is an executable ({format:?}) for {found}, but the image platform is {platform}; build the binary for {expected} (GOARCH={expected}) or change --platform"
     )]
     WrongArch {
         path: PathBuf,

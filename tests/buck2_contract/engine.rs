@@ -30,6 +30,7 @@ use starlark::values::{Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike
 
 use super::globals;
 use super::values::*;
+use starlark::values::FrozenValue;
 
 /// A configuration: the constraint values of a platform (setting label -> value label).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -380,7 +381,8 @@ impl Project {
                     .clone()
                     .ok_or_else(|| anyhow!("{label}: missing mandatory attribute `{name}`"))?,
             };
-            let value = resolve_selects(&value, config)
+            let value = self
+                .resolve_selects(&value, config, label)
                 .with_context(|| format!("{label}: attribute `{name}`"))?;
             let r = self
                 .coerce(&spec.kind, &value, label, config, &node)
@@ -419,6 +421,7 @@ impl Project {
                     label: heap.alloc(LabelValue {
                         target: label.clone(),
                         config: Some(config.name.clone()),
+                        sub: None,
                     }),
                     actions,
                 });
@@ -493,11 +496,24 @@ impl Project {
                     .collect::<anyhow::Result<_>>()?,
             ),
             (AttrKind::Dict(..), _) => return Err(type_err("a dict")),
+            (AttrKind::Tuple(kinds), AttrValue::List(items)) if kinds.len() == items.len() => {
+                Resolved::Tuple(
+                    kinds
+                        .iter()
+                        .zip(items)
+                        .map(|(k, i)| self.coerce(k, i, label, config, node))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            }
+            (AttrKind::Tuple(kinds), _) => {
+                return Err(type_err(&format!("a tuple of {}", kinds.len())));
+            }
             (AttrKind::Source, AttrValue::Str(s)) => {
                 if s.starts_with(':') || s.contains("//") {
+                    let (l, sub) = split_sub_target(s);
                     let dep =
-                        self.analyze(&TargetLabel::parse(s, &label.cell, &label.package)?, config)?;
-                    let outs = default_outputs(&dep);
+                        self.analyze(&TargetLabel::parse(l, &label.cell, &label.package)?, config)?;
+                    let outs = default_outputs(&dep, sub)?;
                     if outs.len() != 1 {
                         bail!(
                             "source attribute {s}: expected a target with one default output, found {}",
@@ -511,7 +527,8 @@ impl Project {
             }
             (AttrKind::Source, _) => return Err(type_err("a source path or label")),
             (AttrKind::Dep { providers, exec }, AttrValue::Str(s)) => {
-                let target = TargetLabel::parse(s, &label.cell, &label.package)?;
+                let (l, sub) = split_sub_target(s);
+                let target = TargetLabel::parse(l, &label.cell, &label.package)?;
                 let cfg = if *exec {
                     self.default_config()?
                 } else {
@@ -523,8 +540,8 @@ impl Project {
                         "`{target}` is a toolchain rule; Buck2 refuses a toolchain rule as a plain dependency (use attrs.toolchain_dep)"
                     );
                 }
-                check_dep_providers(&dep, providers)?;
-                Resolved::Dep(dep)
+                check_dep_providers(&dep, sub, providers)?;
+                Resolved::Dep(dep, sub.map(String::from))
             }
             (AttrKind::ToolchainDep { providers }, AttrValue::Str(s)) => {
                 let target = TargetLabel::parse(s, &label.cell, &label.package)?;
@@ -534,12 +551,15 @@ impl Project {
                     );
                 }
                 let dep = self.analyze(&target, config)?;
-                check_dep_providers(&dep, providers)?;
-                Resolved::Dep(dep)
+                check_dep_providers(&dep, None, providers)?;
+                Resolved::Dep(dep, None)
             }
             (AttrKind::ConfigurationLabel, AttrValue::Str(s)) => {
-                let target = TargetLabel::parse(s, &label.cell, &label.package)?;
-                Resolved::Dep(self.analyze(&target, &Config::new(BTreeMap::new()))?)
+                let (l, sub) = split_sub_target(s);
+                let target = TargetLabel::parse(l, &label.cell, &label.package)?;
+                let dep = self.analyze(&target, &Config::new(BTreeMap::new()))?;
+                providers_of(&dep, sub)?;
+                Resolved::Dep(dep, sub.map(String::from))
             }
             (
                 AttrKind::SplitTransitionDep {
@@ -550,9 +570,9 @@ impl Project {
             ) => {
                 let target = TargetLabel::parse(s, &label.cell, &label.package)?;
                 let mut out = Vec::new();
-                for (key, cfg) in self.split(transition, config, node)? {
+                for (key, cfg) in self.split(transition, config, label, node)? {
                     let dep = self.analyze(&target, &cfg)?;
-                    check_dep_providers(&dep, providers)?;
+                    check_dep_providers(&dep, None, providers)?;
                     out.push((key, dep));
                 }
                 Resolved::Split(out)
@@ -617,11 +637,133 @@ impl Project {
         })
     }
 
+    /// What a select() key requires of a configuration: (setting, value, the setting's
+    /// default value) for each constraint of the key's ConfigurationInfo, as Buck2 reads a
+    /// key (a constraint value, a configuration alias, a config setting).
+    fn select_key(
+        &self,
+        key: &str,
+        at: &TargetLabel,
+    ) -> anyhow::Result<Vec<(String, String, Option<String>)>> {
+        let (l, sub) = split_sub_target(key);
+        let target = TargetLabel::parse(l, &at.cell, &at.package)
+            .with_context(|| format!("select() key {key:?}"))?;
+        let a = self
+            .analyze(&target, &Config::new(BTreeMap::new()))
+            .with_context(|| format!("select() key {key:?}"))?;
+        let providers = providers_of(&a, sub)?;
+        let info = providers
+            .iter()
+            .map(|p| p.to_value())
+            .find(|p| provider_instance(*p).is_some_and(|(pc, _)| pc.name() == "ConfigurationInfo"))
+            .ok_or_else(|| anyhow!("select() key {key:?} gives no ConfigurationInfo; Buck2 keys are constraint values or config settings"))?;
+        let constraints = DictRef::from_value(field(info, "constraints").unwrap()).unwrap();
+        Ok(constraints
+            .iter()
+            .map(|(k, v)| {
+                let default = field(v, "setting")
+                    .and_then(|s| field(s, "default"))
+                    .filter(|d| !d.is_none())
+                    .map(|d| d.to_str());
+                (k.to_str(), field(v, "label").unwrap().to_str(), default)
+            })
+            .collect())
+    }
+
+    /// Replaces every select() by the branch the configuration matches, as Buck2 does: the
+    /// one matching key, or the one that refines every other match, else DEFAULT; no match
+    /// and no DEFAULT, or an ambiguous match, is an error.
+    /// `at`: the target whose attribute it is (relative keys resolve in its package).
+    pub fn resolve_selects(
+        &self,
+        v: &AttrValue,
+        config: &Config,
+        at: &TargetLabel,
+    ) -> anyhow::Result<AttrValue> {
+        Ok(match v {
+            AttrValue::Select(branches) => {
+                let mut hits = Vec::new();
+                for (k, v) in branches.iter().filter(|(k, _)| k != "DEFAULT") {
+                    let reqs = self.select_key(k, at)?;
+                    let matched = reqs.iter().all(|(setting, value, default)| {
+                        match config.constraints.get(setting) {
+                            Some(have) => have == value,
+                            None => default.as_deref() == Some(value.as_str()),
+                        }
+                    });
+                    if matched {
+                        hits.push((k, v, reqs));
+                    }
+                }
+                let refines =
+                    |a: &[(String, String, Option<String>)],
+                     b: &[(String, String, Option<String>)]| {
+                        b.iter().all(|x| a.contains(x))
+                    };
+                let chosen = match hits.len() {
+                    0 => branches
+                        .iter()
+                        .find(|(k, _)| k == "DEFAULT")
+                        .map(|(_, v)| v),
+                    1 => Some(hits[0].1),
+                    _ => {
+                        let best = hits
+                            .iter()
+                            .find(|h| hits.iter().all(|o| refines(&h.2, &o.2)));
+                        match best {
+                            Some(h) => Some(h.1),
+                            None => bail!(
+                                "select() is ambiguous in configuration {}: {} all match and none refines the others",
+                                config.name,
+                                hits.iter()
+                                    .map(|h| h.0.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }
+                    }
+                };
+                match chosen {
+                    Some(v) => self.resolve_selects(v, config, at)?,
+                    None => bail!(
+                        "select() has no branch for the configuration {} ({}) and no DEFAULT",
+                        config.name,
+                        config
+                            .constraints
+                            .values()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+            AttrValue::List(items) => AttrValue::List(
+                items
+                    .iter()
+                    .map(|i| self.resolve_selects(i, config, at))
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            AttrValue::Dict(items) => AttrValue::Dict(
+                items
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            self.resolve_selects(k, config, at)?,
+                            self.resolve_selects(v, config, at)?,
+                        ))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
     /// Calls a split transition: the configurations of each split key, in its order.
     fn split(
         &self,
         transition: &(String, String),
         config: &Config,
+        label: &TargetLabel,
         node: &TargetNode,
     ) -> anyhow::Result<Vec<(String, Config)>> {
         let (m, _) = self.eval_file(&transition.0, None)?;
@@ -635,28 +777,32 @@ impl Project {
         let unbound = Config::new(BTreeMap::new());
         let mut refs = Vec::new();
         for (name, l) in &t.refs {
+            let (l, sub) = split_sub_target(l);
             let target = TargetLabel::parse(l, "root", "")?;
-            refs.push((name.clone(), self.analyze(&target, &unbound)?));
+            let a = self.analyze(&target, &unbound)?;
+            providers_of(&a, sub).with_context(|| format!("transition ref {name}"))?;
+            refs.push((name.clone(), a, sub.map(String::from)));
         }
         let mut values = Vec::new();
-        for (setting, value) in &config.constraints {
-            let _ = setting;
-            values.push(self.analyze(&TargetLabel::parse(value, "root", "")?, &unbound)?);
+        for value in config.constraints.values() {
+            let (l, sub) = split_sub_target(value);
+            let a = self.analyze(&TargetLabel::parse(l, "root", "")?, &unbound)?;
+            values.push((a, sub.map(String::from)));
         }
         let mut attr_values = Vec::new();
         for a in &t.attrs {
             let v = node.attrs.get(a).cloned().unwrap_or(AttrValue::None);
-            attr_values.push((a.clone(), resolve_selects(&v, config)?));
+            attr_values.push((a.clone(), self.resolve_selects(&v, config, label)?));
         }
         let platform_label = format!("cfg:{}", config.name);
         let implementation = t.implementation;
         Module::with_temp_heap(|module| -> anyhow::Result<Vec<(String, Config)>> {
             let heap = module.heap();
             module.frozen_heap().add_reference(tv.owner());
-            for (_, a) in &refs {
+            for (_, a, _) in &refs {
                 module.frozen_heap().add_reference(a.frozen.frozen_heap());
             }
-            for a in &values {
+            for (a, _) in &values {
                 module.frozen_heap().add_reference(a.frozen.frozen_heap());
             }
             let lookup = |name: &str| -> Value {
@@ -669,13 +815,15 @@ impl Project {
             };
             // platform: PlatformInfo(label, configuration = ConfigurationInfo(constraints, values))
             let mut constraints = Vec::new();
-            for a in &values {
-                let cv = a
-                    .with_providers(|ps| {
-                        find_provider(ps, "ConstraintValueInfo").map(|v| v.unpack_frozen().unwrap())
+            for (a, sub) in &values {
+                let cv = providers_of(a, sub.as_deref())?
+                    .into_iter()
+                    .map(|p| p.to_value())
+                    .find(|p| {
+                        provider_instance(*p)
+                            .is_some_and(|(pc, _)| pc.name() == "ConstraintValueInfo")
                     })
-                    .unwrap();
-                let cv = cv.to_value();
+                    .ok_or_else(|| anyhow!("{} gives no ConstraintValueInfo", a.label))?;
                 let setting = field(cv, "setting")
                     .and_then(|s| field(s, "label"))
                     .unwrap();
@@ -707,7 +855,7 @@ impl Project {
                 .map_err(|e| anyhow!("{e}"))?;
             let ref_fields: Vec<(String, Value)> = refs
                 .iter()
-                .map(|(n, a)| (n.clone(), dependency_value(a, heap)))
+                .map(|(n, a, sub)| (n.clone(), dependency_value(a, sub.as_deref(), heap)))
                 .collect();
             let attr_fields: Vec<(String, Value)> = attr_values
                 .iter()
@@ -716,12 +864,13 @@ impl Project {
             let out = eval
                 .eval_function(
                     implementation.to_value(),
-                    &[
-                        platform,
-                        heap.alloc(AllocStruct(ref_fields)),
-                        heap.alloc(AllocStruct(attr_fields)),
-                    ],
                     &[],
+                    // Buck2 passes these by keyword: the names are part of the contract.
+                    &[
+                        ("platform", platform),
+                        ("refs", heap.alloc(AllocStruct(ref_fields))),
+                        ("attrs", heap.alloc(AllocStruct(attr_fields))),
+                    ],
                 )
                 .map_err(|e| anyhow!("{}", e.without_diagnostic()))?;
             let d = DictRef::from_value(out)
@@ -761,30 +910,35 @@ fn find_provider<'v>(providers: Value<'v>, name: &str) -> Option<Value<'v>> {
         .find(|p| provider_instance(*p).is_some_and(|(pc, _)| pc.name() == name))
 }
 
-pub fn default_outputs(a: &Analysis) -> Vec<ArtifactData> {
-    a.with_providers(|ps| {
-        let d = find_provider(ps, "DefaultInfo").unwrap();
-        ListRef::from_value(field(d, "default_outputs").unwrap())
-            .unwrap()
-            .iter()
-            .map(|v| v.downcast_ref::<Artifact>().unwrap().0.clone())
-            .collect()
-    })
+pub fn default_outputs(a: &Analysis, sub: Option<&str>) -> anyhow::Result<Vec<ArtifactData>> {
+    let providers = providers_of(a, sub)?;
+    let d = providers
+        .iter()
+        .map(|p| p.to_value())
+        .find(|p| provider_instance(*p).is_some_and(|(pc, _)| pc.name() == "DefaultInfo"))
+        .ok_or_else(|| anyhow!("{} gives no DefaultInfo", a.label))?;
+    Ok(ListRef::from_value(field(d, "default_outputs").unwrap())
+        .unwrap()
+        .iter()
+        .map(|v| v.downcast_ref::<Artifact>().unwrap().0.clone())
+        .collect())
 }
 
-fn check_dep_providers(dep: &Analysis, providers: &[(u64, String)]) -> anyhow::Result<()> {
-    dep.with_providers(|ps| {
-        let list = ListRef::from_value(ps).unwrap();
-        for (id, name) in providers {
-            if !list
-                .iter()
-                .any(|p| provider_instance(p).is_some_and(|(pc, _)| pc.id == *id))
-            {
-                bail!("`{}` does not give the required provider {name}", dep.label);
-            }
+fn check_dep_providers(
+    dep: &Analysis,
+    sub: Option<&str>,
+    providers: &[(u64, String)],
+) -> anyhow::Result<()> {
+    let have = providers_of(dep, sub)?;
+    for (id, name) in providers {
+        if !have
+            .iter()
+            .any(|p| provider_instance(p.to_value()).is_some_and(|(pc, _)| pc.id == *id))
+        {
+            bail!("`{}` does not give the required provider {name}", dep.label);
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 fn check_providers(result: Value, rule: &str) -> anyhow::Result<()> {
@@ -815,45 +969,6 @@ fn check_providers(result: Value, rule: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces every select() by the branch the configuration matches (or DEFAULT).
-fn resolve_selects(v: &AttrValue, config: &Config) -> anyhow::Result<AttrValue> {
-    Ok(match v {
-        AttrValue::Select(branches) => {
-            let values: HashSet<&String> = config.constraints.values().collect();
-            let hit = branches
-                .iter()
-                .find(|(k, _)| values.contains(k))
-                .or_else(|| branches.iter().find(|(k, _)| k == "DEFAULT"));
-            match hit {
-                Some((_, v)) => resolve_selects(v, config)?,
-                None => bail!(
-                    "select() has no branch for the configuration {} ({}) and no DEFAULT",
-                    config.name,
-                    config
-                        .constraints
-                        .values()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        }
-        AttrValue::List(items) => AttrValue::List(
-            items
-                .iter()
-                .map(|i| resolve_selects(i, config))
-                .collect::<anyhow::Result<_>>()?,
-        ),
-        AttrValue::Dict(items) => AttrValue::Dict(
-            items
-                .iter()
-                .map(|(k, v)| Ok((resolve_selects(k, config)?, resolve_selects(v, config)?)))
-                .collect::<anyhow::Result<_>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
 /// An attribute value after configuration and coercion.
 pub enum Resolved {
     None,
@@ -861,19 +976,20 @@ pub enum Resolved {
     Int(i64),
     Str(String),
     List(Vec<Resolved>),
+    Tuple(Vec<Resolved>),
     Dict(Vec<(Resolved, Resolved)>),
     Artifact(ArtifactData),
-    Dep(Rc<Analysis>),
+    Dep(Rc<Analysis>, Option<String>),
     Split(Vec<(String, Rc<Analysis>)>),
 }
 
 fn add_refs(module: &Module, r: &Resolved) {
     match r {
-        Resolved::Dep(a) => module.frozen_heap().add_reference(a.frozen.frozen_heap()),
+        Resolved::Dep(a, _) => module.frozen_heap().add_reference(a.frozen.frozen_heap()),
         Resolved::Split(s) => s
             .iter()
             .for_each(|(_, a)| module.frozen_heap().add_reference(a.frozen.frozen_heap())),
-        Resolved::List(l) => l.iter().for_each(|x| add_refs(module, x)),
+        Resolved::List(l) | Resolved::Tuple(l) => l.iter().for_each(|x| add_refs(module, x)),
         Resolved::Dict(d) => d.iter().for_each(|(k, v)| {
             add_refs(module, k);
             add_refs(module, v)
@@ -882,18 +998,46 @@ fn add_refs(module: &Module, r: &Resolved) {
     }
 }
 
-fn dependency_value<'v>(a: &Analysis, heap: Heap<'v>) -> Value<'v> {
-    let providers: Vec<Value<'v>> = a.with_providers(|ps| {
-        ListRef::from_value(ps)
-            .unwrap()
-            .iter()
-            .map(|p| p.unpack_frozen().unwrap().to_value())
-            .collect()
-    });
+/// The providers of `a`, or of its sub-target `sub` (DefaultInfo's sub_targets).
+fn providers_of(a: &Analysis, sub: Option<&str>) -> anyhow::Result<Vec<FrozenValue>> {
+    a.with_providers(|ps| {
+        let all: Vec<Value> = ListRef::from_value(ps).unwrap().iter().collect();
+        let list = match sub {
+            None => all,
+            Some(name) => {
+                let d = find_provider(ps, "DefaultInfo").unwrap();
+                let subs = DictRef::from_value(field(d, "sub_targets").unwrap()).unwrap();
+                let v = subs.get_str(name).ok_or_else(|| {
+                    anyhow!(
+                        "`{}` has no sub-target [{name}]; it has {}",
+                        a.label,
+                        subs.keys()
+                            .map(|k| format!("[{}]", k.unpack_str().unwrap_or("?")))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+                ListRef::from_value(v).unwrap().iter().collect()
+            }
+        };
+        Ok(list
+            .into_iter()
+            .map(|p| p.unpack_frozen().unwrap())
+            .collect())
+    })
+}
+
+fn dependency_value<'v>(a: &Analysis, sub: Option<&str>, heap: Heap<'v>) -> Value<'v> {
+    let providers: Vec<Value<'v>> = providers_of(a, sub)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.to_value())
+        .collect();
     heap.alloc(Dependency {
         label: heap.alloc(LabelValue {
             target: a.label.clone(),
             config: Some(a.config.name.clone()),
+            sub: sub.map(String::from),
         }),
         providers,
     })
@@ -906,16 +1050,19 @@ fn to_value<'v>(r: &Resolved, heap: Heap<'v>) -> Value<'v> {
         Resolved::Int(i) => heap.alloc(*i as i32),
         Resolved::Str(s) => heap.alloc(s.as_str()),
         Resolved::List(l) => heap.alloc(l.iter().map(|x| to_value(x, heap)).collect::<Vec<_>>()),
+        Resolved::Tuple(l) => heap.alloc(starlark::values::tuple::AllocTuple(
+            l.iter().map(|x| to_value(x, heap)).collect::<Vec<_>>(),
+        )),
         Resolved::Dict(d) => heap.alloc(AllocDict(
             d.iter()
                 .map(|(k, v)| (to_value(k, heap), to_value(v, heap)))
                 .collect::<Vec<_>>(),
         )),
         Resolved::Artifact(a) => heap.alloc(Artifact(a.clone())),
-        Resolved::Dep(a) => dependency_value(a, heap),
+        Resolved::Dep(a, sub) => dependency_value(a, sub.as_deref(), heap),
         Resolved::Split(s) => heap.alloc(AllocDict(
             s.iter()
-                .map(|(k, a)| (heap.alloc(k.as_str()), dependency_value(a, heap)))
+                .map(|(k, a)| (heap.alloc(k.as_str()), dependency_value(a, None, heap)))
                 .collect::<Vec<_>>(),
         )),
     }

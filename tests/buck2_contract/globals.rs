@@ -172,12 +172,27 @@ fn attrs_methods(builder: &mut MethodsBuilder) {
         let _ = doc;
         spec(AttrKind::Option(Box::new(inner(item, "option")?)), default)
     }
-    fn source<'v>(
+    fn tuple<'v>(
         #[starlark(this)] _this: Value<'v>,
+        #[starlark(args)] items: UnpackListOrTuple<Value<'v>>,
         #[starlark(require = named)] default: Option<Value<'v>>,
         #[starlark(require = named, default = "")] doc: &str,
     ) -> anyhow::Result<AttrSpec> {
         let _ = doc;
+        let kinds = items
+            .items
+            .iter()
+            .map(|i| inner(*i, "tuple"))
+            .collect::<anyhow::Result<_>>()?;
+        spec(AttrKind::Tuple(kinds), default)
+    }
+    fn source<'v>(
+        #[starlark(this)] _this: Value<'v>,
+        #[starlark(require = named, default = false)] allow_directory: bool,
+        #[starlark(require = named)] default: Option<Value<'v>>,
+        #[starlark(require = named, default = "")] doc: &str,
+    ) -> anyhow::Result<AttrSpec> {
+        let _ = (doc, allow_directory);
         spec(AttrKind::Source, default)
     }
     fn dep<'v>(
@@ -480,7 +495,7 @@ pub fn builtin_providers() -> Vec<(&'static str, Vec<&'static str>)> {
         ("RunInfo", vec!["args"]),
         ("PlatformInfo", vec!["label", "configuration"]),
         ("ConfigurationInfo", vec!["constraints", "values"]),
-        ("ConstraintSettingInfo", vec!["label"]),
+        ("ConstraintSettingInfo", vec!["label", "default"]),
         ("ConstraintValueInfo", vec!["setting", "label"]),
     ]
 }

@@ -6,6 +6,7 @@
 //! checked by rko itself.
 #![allow(dead_code)]
 
+pub mod config;
 pub mod engine;
 pub mod exec;
 pub mod globals;

@@ -93,15 +93,29 @@ impl TargetLabel {
 pub struct LabelValue {
     pub target: TargetLabel,
     pub config: Option<String>,
+    /// `label[sub]`: a sub-target (e.g. a value of a `constraint()`).
+    pub sub: Option<String>,
 }
 starlark_simple_value!(LabelValue);
 
 impl fmt::Display for LabelValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.config {
-            Some(c) => write!(f, "{} ({c})", self.target),
-            None => write!(f, "{}", self.target),
+        write!(f, "{}", self.target)?;
+        if let Some(s) = &self.sub {
+            write!(f, "[{s}]")?;
         }
+        if let Some(c) = &self.config {
+            write!(f, " ({c})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `label[sub]` into the label and the sub-target.
+pub fn split_sub_target(label: &str) -> (&str, Option<&str>) {
+    match (label.strip_suffix(']'), label.find('[')) {
+        (Some(l), Some(i)) => (&label[..i], Some(&l[i + 1..])),
+        _ => (label, None),
     }
 }
 
@@ -123,6 +137,17 @@ fn label_methods(builder: &mut MethodsBuilder) {
         Ok(LabelValue {
             target: this.target.clone(),
             config: None,
+            sub: None,
+        })
+    }
+    fn with_sub_target(
+        this: &LabelValue,
+        #[starlark(require = pos)] name: &str,
+    ) -> anyhow::Result<LabelValue> {
+        Ok(LabelValue {
+            target: this.target.clone(),
+            config: this.config.clone(),
+            sub: Some(name.to_string()),
         })
     }
 }
@@ -134,9 +159,9 @@ impl<'v> StarlarkValue<'v> for LabelValue {
         Some(LABEL_METHODS.methods())
     }
     fn equals(&self, other: Value<'v>) -> starlark::Result<bool> {
-        Ok(other
-            .downcast_ref::<LabelValue>()
-            .is_some_and(|o| o.target == self.target && o.config == self.config))
+        Ok(other.downcast_ref::<LabelValue>().is_some_and(|o| {
+            o.target == self.target && o.config == self.config && o.sub == self.sub
+        }))
     }
     fn write_hash(&self, hasher: &mut StarlarkHasher) -> starlark::Result<()> {
         use std::hash::Hash;
@@ -218,6 +243,7 @@ fn artifact_methods(builder: &mut MethodsBuilder) {
             Some((t, c)) => NoneOr::Other(LabelValue {
                 target: t.clone(),
                 config: Some(c.clone()),
+                sub: None,
             }),
             None => NoneOr::None,
         })
@@ -910,6 +936,7 @@ pub enum AttrKind {
     List(Box<AttrKind>),
     Dict(Box<AttrKind>, Box<AttrKind>),
     Option(Box<AttrKind>),
+    Tuple(Vec<AttrKind>),
     Source,
     /// attrs.dep (exec = false) and attrs.exec_dep (exec = true).
     Dep {

@@ -1,43 +1,53 @@
 """OCI platforms as Buck2 constraints, and the split transition of ko_image_index.
 
-Each OCI platform rules_ko knows maps to an OS and a CPU constraint value. The prelude has
-no CPU value for ppc64le or s390x: rules_ko declares its own under the prelude's CPU
-setting (rules_ko//rules/buck2:cpu_ppc64le, :cpu_s390x).
+Each OCI platform rules_ko knows is a set of constraint values: the prelude's OS
+(prelude//os/constraints:linux), the prelude's CPU, and rules_ko's own CPU constraint
+(rules_ko//rules/buck2:cpu) for the CPUs the prelude's lacks (ppc64le, s390x), where the
+prelude's CPU is then `unspecified`. The transition sets all three, so no configuration
+matches two platforms.
 """
 
-load("//starlark:ko.bzl", "check_index_platforms")
+load("//starlark:ko.bzl", "PLATFORMS", "check_index_platforms")
 load(":providers.bzl", "KoPlatformInfo")
 
-OS_CONSTRAINTS = {
-    "linux": "prelude//os/constraints:linux",
+_PRELUDE_OS = "prelude//os/constraints:linux"
+_PRELUDE_CPU = "prelude//cpu/constraints:cpu[%s]"
+_OWN_CPU = "rules_ko//rules/buck2:cpu[%s]"
+
+# OCI arch[/variant] -> (the prelude's CPU value, rules_ko's own CPU value).
+_CPUS = {
+    "amd64": ("x86_64", "none"),
+    "arm64": ("arm64", "none"),
+    "arm/v7": ("arm32", "none"),
+    "386": ("x86_32", "none"),
+    "riscv64": ("riscv64", "none"),
+    "ppc64le": ("unspecified", "ppc64le"),
+    "s390x": ("unspecified", "s390x"),
 }
 
-CPU_CONSTRAINTS = {
-    "amd64": "prelude//cpu/constraints:x86_64",
-    "arm64": "prelude//cpu/constraints:arm64",
-    "arm/v7": "prelude//cpu/constraints:arm32",
-    "386": "prelude//cpu/constraints:x86_32",
-    "riscv64": "prelude//cpu/constraints:riscv64",
-    "ppc64le": "rules_ko//rules/buck2:cpu_ppc64le",
-    "s390x": "rules_ko//rules/buck2:cpu_s390x",
-}
+# The values of rules_ko//rules/buck2:cpu (rules/buck2/BUCK declares it).
+OWN_CPU_VALUES = ["none", "ppc64le", "s390x"]
 
-def constraints_of(platform: str) -> (str, str):
-    """The (os, cpu) constraint value labels of an OCI platform rules_ko knows."""
-    os, _, arch = platform.partition("/")
-    return OS_CONSTRAINTS[os], CPU_CONSTRAINTS[arch]
+def constraint_values(platform: str) -> list[str]:
+    """The constraint value labels of an OCI platform rules_ko knows."""
+    _, _, arch = platform.partition("/")
+    prelude_cpu, own_cpu = _CPUS[arch]
+    return [_PRELUDE_OS, _PRELUDE_CPU % prelude_cpu, _OWN_CPU % own_cpu]
 
 def platform_select() -> typing.Any:
-    """A select() giving the OCI platform of the target configuration, or ""."""
-    by_os = {}
-    for os, os_label in OS_CONSTRAINTS.items():
-        by_cpu = {}
-        for arch, cpu_label in CPU_CONSTRAINTS.items():
-            by_cpu[cpu_label] = os + "/" + arch
-        by_cpu["DEFAULT"] = ""
-        by_os[os_label] = select(by_cpu)
-    by_os["DEFAULT"] = ""
-    return select(by_os)
+    """A select() giving the OCI platform of the target configuration, or "".
+
+    Each key is the one CPU value that tells a platform apart (the prelude's, or rules_ko's
+    own for the CPUs the prelude lacks).
+    """
+    by_cpu = {}
+    for p in PLATFORMS.keys():
+        _, _, arch = p.partition("/")
+        prelude_cpu, own_cpu = _CPUS[arch]
+        key = _OWN_CPU % own_cpu if own_cpu != "none" else _PRELUDE_CPU % prelude_cpu
+        by_cpu[key] = p
+    by_cpu["DEFAULT"] = ""
+    return select({_PRELUDE_OS: select(by_cpu), "DEFAULT": ""})
 
 def _ko_target_platform_impl(ctx: AnalysisContext) -> list[Provider]:
     return [DefaultInfo(), KoPlatformInfo(platform = ctx.attrs.platform)]
@@ -50,29 +60,29 @@ ko_target_platform = rule(
     },
 )
 
+def _ref_name(label: str) -> str:
+    return label.replace("//", "_").replace(":", "_").replace("/", "_").replace("[", "_").replace("]", "")
+
+def _refs() -> dict[str, str]:
+    refs = {}
+    for p in PLATFORMS.keys():
+        for label in constraint_values(p):
+            refs[_ref_name(label)] = label
+    return refs
+
 def _split_impl(platform: PlatformInfo, refs: struct, attrs: struct) -> dict[str, PlatformInfo]:
-    """One configuration per platform: the current one with its OS and CPU replaced."""
+    """One configuration per platform: the current one with its OS and CPUs replaced."""
     out = {}
     for p in check_index_platforms("ko_image_index", attrs.platforms):
         constraints = dict(platform.configuration.constraints)
-        os, cpu = constraints_of(p)
-        for ref in [getattr(refs, _ref_name(os)), getattr(refs, _ref_name(cpu))]:
-            value = ref[ConstraintValueInfo]
+        for label in constraint_values(p):
+            value = getattr(refs, _ref_name(label))[ConstraintValueInfo]
             constraints[value.setting.label] = value
         out[p] = PlatformInfo(
             label = "rules_ko_" + p.replace("/", "_"),
             configuration = ConfigurationInfo(constraints = constraints, values = platform.configuration.values),
         )
     return out
-
-def _ref_name(label: str) -> str:
-    return label.replace("//", "_").replace(":", "_").replace("/", "_")
-
-def _refs() -> dict[str, str]:
-    refs = {}
-    for label in OS_CONSTRAINTS.values() + CPU_CONSTRAINTS.values():
-        refs[_ref_name(label)] = label
-    return refs
 
 # The only split transition of the rules: Buck2 calls the future of split transitions
 # unclear, so it stays in this one place.

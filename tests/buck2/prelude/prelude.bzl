@@ -6,6 +6,7 @@ tests/buck2/CONTRACT.md; the bodies are the smallest that do the same job. The c
 does with the prelude's `native` rules.
 """
 
+load("@prelude//go:toolchain.bzl", "GoToolchainInfo")
 load("@rules_ko//starlark/testing:go_build.bzl", "GO_BUILD_SCRIPT")
 
 def _constraint_setting_impl(ctx: AnalysisContext) -> list[Provider]:
@@ -19,12 +20,47 @@ constraint_setting = rule(
 
 def _constraint_value_impl(ctx: AnalysisContext) -> list[Provider]:
     setting = ctx.attrs.constraint_setting[ConstraintSettingInfo]
-    return [DefaultInfo(), ConstraintValueInfo(setting = setting, label = ctx.label.raw_target())]
+    value = ConstraintValueInfo(setting = setting, label = ctx.label.raw_target())
+    return [
+        DefaultInfo(),
+        value,
+        # A constraint value is also a select() key.
+        ConfigurationInfo(constraints = {setting.label: value}, values = {}),
+    ]
 
 constraint_value = rule(
     impl = _constraint_value_impl,
     attrs = {"constraint_setting": attrs.configuration_label()},
     doc = "prelude//configurations/rules.bzl constraint_value.",
+)
+
+def _constraint_impl(ctx: AnalysisContext) -> list[Provider]:
+    if ctx.attrs.default not in ctx.attrs.values:
+        fail("default value '{}' must be one of the declared values: {}".format(ctx.attrs.default, ctx.attrs.values))
+    main = ctx.label.raw_target()
+    setting = ConstraintSettingInfo(label = main, default = main.with_sub_target(ctx.attrs.default))
+    subs = {}
+    for v in ctx.attrs.values:
+        value = ConstraintValueInfo(setting = setting, label = main.with_sub_target(v))
+        subs[v] = [DefaultInfo(), value, ConfigurationInfo(constraints = {main: value}, values = {})]
+    return [DefaultInfo(sub_targets = subs), setting]
+
+constraint = rule(
+    impl = _constraint_impl,
+    attrs = {
+        "values": attrs.list(attrs.string()),
+        "default": attrs.string(),
+    },
+    doc = "prelude//configurations/rules.bzl constraint: one setting, each value a sub-target [VALUE], unset meaning `default`.",
+)
+
+def _configuration_alias_impl(ctx: AnalysisContext) -> list[Provider]:
+    return ctx.attrs.actual.providers
+
+configuration_alias = rule(
+    impl = _configuration_alias_impl,
+    attrs = {"actual": attrs.configuration_label()},
+    doc = "prelude configuration_alias: the providers of `actual` (e.g. :cpu[x86_64]).",
 )
 
 def _platform_impl(ctx: AnalysisContext) -> list[Provider]:
@@ -64,6 +100,26 @@ alias = rule(
     doc = "prelude alias: the providers of `actual`.",
 )
 
+def _http_archive_impl(ctx: AnalysisContext) -> list[Provider]:
+    archive = ctx.actions.declare_output("archive")
+    ctx.actions.download_file(archive.as_output(), ctx.attrs.urls[0], sha256 = ctx.attrs.sha256)
+    out = ctx.actions.declare_output(ctx.label.name, dir = True)
+    ctx.actions.run(
+        cmd_args("bash", "-c", "mkdir -p \"$1\" && tar -xf \"$2\" -C \"$1\" --strip-components=\"$3\"", "--", out.as_output(), archive, str(len(ctx.attrs.strip_prefix.split("/")) if ctx.attrs.strip_prefix else 0)),
+        category = "http_archive",
+    )
+    return [DefaultInfo(default_output = out)]
+
+http_archive = rule(
+    impl = _http_archive_impl,
+    attrs = {
+        "urls": attrs.list(attrs.string()),
+        "sha256": attrs.string(),
+        "strip_prefix": attrs.option(attrs.string(), default = None),
+    },
+    doc = "prelude http_archive: a directory of the unpacked archive.",
+)
+
 def _http_file_impl(ctx: AnalysisContext) -> list[Provider]:
     out = ctx.actions.declare_output(ctx.label.name)
     ctx.actions.download_file(out.as_output(), ctx.attrs.urls[0], sha256 = ctx.attrs.sha256, is_executable = ctx.attrs.executable)
@@ -82,12 +138,6 @@ http_file = rule(
     doc = "prelude http_file: download_file, and RunInfo([output]) when executable.",
 )
 
-GoToolchainInfo = provider(fields = {
-    "env_go_os": provider_field(str),
-    "env_go_arch": provider_field(str),
-    "env_go_arm": provider_field(str, default = ""),
-})
-
 def _go_binary_impl(ctx: AnalysisContext) -> list[Provider]:
     go = ctx.attrs._go_toolchain[GoToolchainInfo]
     out = ctx.actions.declare_output(ctx.label.name)
@@ -101,7 +151,7 @@ def _go_binary_impl(ctx: AnalysisContext) -> list[Provider]:
             ctx.attrs.package_name or ctx.label.name,
             go.env_go_os,
             go.env_go_arch,
-            go.env_go_arm,
+            go.env_go_arm or "",
             ctx.attrs.srcs,
         ),
         category = "go_build",
@@ -113,21 +163,8 @@ go_binary = rule(
     attrs = {
         "srcs": attrs.list(attrs.source()),
         "package_name": attrs.option(attrs.string(), default = None),
+        "_cxx_toolchain": attrs.default_only(attrs.toolchain_dep(default = "toolchains//:cxx")),
         "_go_toolchain": attrs.default_only(attrs.toolchain_dep(default = "toolchains//:go", providers = [GoToolchainInfo])),
     },
     doc = "prelude//go:go_binary.bzl go_binary: DefaultInfo(default_output = bin) and RunInfo.",
-)
-
-def _go_toolchain_impl(ctx: AnalysisContext) -> list[Provider]:
-    return [DefaultInfo(), GoToolchainInfo(env_go_os = ctx.attrs.env_go_os, env_go_arch = ctx.attrs.env_go_arch, env_go_arm = ctx.attrs.env_go_arm)]
-
-go_toolchain = rule(
-    impl = _go_toolchain_impl,
-    attrs = {
-        "env_go_os": attrs.string(default = "linux"),
-        "env_go_arch": attrs.string(),
-        "env_go_arm": attrs.string(default = ""),
-    },
-    is_toolchain_rule = True,
-    doc = "prelude go_toolchain, reduced to the target OS/arch (a select() on the CPU constraint cross-compiles).",
 )
