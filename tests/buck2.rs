@@ -665,6 +665,47 @@ fn buck2_bad_configuration_fails_with_the_rule_messages_bazel_gives() {
     }
 }
 
+#[test]
+fn buck2_bad_configuration_the_bazel_rules_catch_by_attribute_kind() {
+    // Bazel refuses these by provider or platform constraints; the Buck2 rules say so
+    // themselves. A macOS target configuration (no platform rules_ko knows):
+    let p = e2e();
+    let mut constraints = p.project.default_config().unwrap().constraints;
+    constraints.insert(
+        "prelude//os/constraints:os".into(),
+        "prelude//os/constraints:os[macos]".into(),
+    );
+    let macos = buck2_contract::Config::new(constraints);
+    let e = format!(
+        "{:#}",
+        p.project
+            .analyze(&label("root//analysis:subject"), &macos)
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("ko_image root//analysis:subject: attribute 'platform': expected a target platform rules_ko knows"),
+        "{e}"
+    );
+    // ko_push and ko_load of something that is not an image.
+    std::fs::create_dir_all(p.root().join("notimage")).unwrap();
+    std::fs::write(
+        p.root().join("notimage/BUCK"),
+        "load(\"@rules_ko//rules/buck2:defs.bzl\", \"ko_load\", \"ko_push\")\n\
+         ko_push(name = \"push\", image = \"//cmd/bar:bar\", repository = \"example.com/x\")\n\
+         ko_load(name = \"load\", image = \"//cmd/bar:bar\", repo_tags = [\"x:y\"])\n",
+    )
+    .unwrap();
+    for t in ["push", "load"] {
+        let e = analysis_error(&p, &format!("root//notimage:{t}"));
+        assert!(
+            e.contains(
+                "attribute 'image': expected a ko_image or ko_image_index, found root//cmd/bar:bar"
+            ),
+            "{t}: {e}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // buck2 run: push and load from another directory, against a real registry.
 

@@ -25,7 +25,7 @@ use starlark::syntax::AstModule;
 use starlark::values::dict::{AllocDict, DictRef};
 use starlark::values::list::ListRef;
 use starlark::values::none::NoneType;
-use starlark::values::structs::{AllocStruct, StructRef};
+use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, NoSerialize, StarlarkValue, Trace, Value, ValueLike, starlark_value};
 
 use super::globals;
@@ -119,10 +119,6 @@ impl Analysis {
             .expect("analysed")
             .0;
         f(v.value())
-    }
-
-    pub fn frozen(&self) -> &FrozenModule {
-        &self.frozen
     }
 }
 
@@ -1494,11 +1490,4 @@ pub fn glob(dir: &Path, include: &[String], exclude: &[String]) -> anyhow::Resul
         .collect();
     out.sort();
     Ok(out)
-}
-
-pub fn struct_field<'v>(v: Value<'v>, name: &str) -> Option<Value<'v>> {
-    StructRef::from_value(v)?
-        .iter()
-        .find(|(k, _)| k.as_str() == name)
-        .map(|(_, v)| v)
 }

@@ -13,7 +13,7 @@ pub mod globals;
 pub mod values;
 
 #[allow(unused_imports)]
-pub use engine::{ActionKind, Analysis, Project};
+pub use engine::{ActionKind, Analysis, Config, Project};
 #[allow(unused_imports)]
 pub use exec::{Builder, run_info};
 #[allow(unused_imports)]
