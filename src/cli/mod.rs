@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+pub mod argfile;
 pub mod build;
 pub mod image;
 pub mod index;
