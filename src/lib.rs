@@ -1,15 +1,20 @@
-//! rules_ko's action binary `rko`, as a library: each module owns one part of turning a Go
+//! rules_ko's action binary `rko`, as a library: each module owns one stage of turning a Go
 //! binary into an OCI image the way ko does, with explicit inputs and deterministic output.
+//!
+//! The stages import only downwards: `oci` (the spec's nouns) ← `layer` (tar bytes as ko
+//! writes them) ← `image` (bases, config, manifest, index) ← `archive` (blob store,
+//! tarball, layout, push manifest, load) ← `registry` (HTTP client, pull, push) ← `build`
+//! (`rko build`'s one-process pipeline) ← `cli`. `importpath` and `output` are leaves any
+//! stage may use. Only [`main`] is public, so the compiler reports whatever is unused.
 
-pub mod base;
-pub mod buildinfo;
-pub mod cli;
-pub mod digest;
-pub mod image;
-pub mod importpath;
-pub mod layer;
-pub mod media;
-pub mod output;
-pub mod platform;
-pub mod reference;
-pub mod registry;
+mod archive;
+mod build;
+mod cli;
+mod image;
+mod importpath;
+mod layer;
+mod oci;
+mod output;
+mod registry;
+
+pub use cli::main;

@@ -539,19 +539,7 @@ fn missing_base_blob_for_a_tarball_names_the_digest() {
 fn push_names_the_manifest_and_both_paths_of_a_missing_blob_file() {
     let f = Fixture::new();
     std::fs::create_dir_all(f.path("push")).unwrap();
-    f.ok(&[
-        "image",
-        "--platform",
-        "linux/amd64",
-        "--layer",
-        &make_layer(&f),
-        "--config-out",
-        "config.json",
-        "--manifest-out",
-        "manifest.json",
-        "--descriptor-out",
-        "desc.json",
-    ]);
+    image_files(&f);
     f.ok(&[
         "push-manifest",
         "--root",
@@ -581,6 +569,24 @@ fn push_names_the_manifest_and_both_paths_of_a_missing_blob_file() {
     );
 }
 
+/// An image's files: l.json and l.gz (its binary layer), config.json, manifest.json and
+/// desc.json.
+fn image_files(f: &Fixture) {
+    f.ok(&[
+        "image",
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        &make_layer(f),
+        "--config-out",
+        "config.json",
+        "--manifest-out",
+        "manifest.json",
+        "--descriptor-out",
+        "desc.json",
+    ]);
+}
+
 fn make_layer(f: &Fixture) -> String {
     f.ok(&[
         "layer",
@@ -597,4 +603,104 @@ fn make_layer(f: &Fixture) -> String {
         "l.json",
     ]);
     "l.json".to_string()
+}
+
+#[test]
+fn a_corrupt_sources_file_is_named_instead_of_a_missing_blob() {
+    let f = Fixture::new();
+    let digest = f.base_layout("base");
+    // What `rko pull` leaves in a shallow layout, truncated.
+    std::fs::write(f.path("base/rko-sources.json"), "{\"repository\": \"127.0.").unwrap();
+    f.fails(
+        &[
+            "build",
+            "app",
+            "--import-path",
+            "example.com/a",
+            "--base",
+            &format!("base@{digest}"),
+            "--tarball",
+            "out/x.tar",
+        ],
+        &[
+            "base/rko-sources.json is corrupt",
+            "expected the JSON `rko pull` writes",
+            "pull the base again",
+        ],
+    );
+}
+
+#[test]
+fn a_changed_layer_blob_is_a_mismatch_with_both_digests() {
+    let f = Fixture::new();
+    image_files(&f);
+    let layer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.path("l.json")).unwrap()).unwrap();
+    let mut bytes = std::fs::read(f.path("l.gz")).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(f.path("l.gz"), &bytes).unwrap();
+    f.fails(
+        &[
+            "layout",
+            "--root",
+            "desc.json",
+            "--blob",
+            "manifest.json",
+            "--blob",
+            "config.json",
+            "--layer",
+            "l.json=l.gz",
+            "-o",
+            "out/layout",
+        ],
+        &[
+            "blob l.gz does not match its descriptor",
+            &format!("expected {}", layer["digest"].as_str().unwrap()),
+            "rebuild it",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_parameter_file_is_a_usage_error() {
+    let f = Fixture::new();
+    let o = Command::new(RKO)
+        .args(["image", "@nonexistent.params"])
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("reading the parameter file \"@nonexistent.params\"")
+            && err.contains("a file of arguments, one per line"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_parameter_file_stands_for_its_lines() {
+    let f = Fixture::new();
+    let layer = make_layer(&f);
+    let lines = [
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        &layer,
+        "--digest-out",
+    ];
+    std::fs::write(f.path("image.params"), lines.join("\n") + "\nout/digest\n").unwrap();
+    f.ok(&["image", "@image.params"]);
+    let direct = [
+        "--platform",
+        "linux/amd64",
+        "--layer",
+        &layer,
+        "--digest-out",
+        "d",
+    ];
+    f.ok(&[&["image"], &direct[..]].concat());
+    let via_file = std::fs::read_to_string(f.path("out/digest")).unwrap();
+    assert!(via_file.starts_with("sha256:"), "{via_file}");
+    assert_eq!(via_file, std::fs::read_to_string(f.path("d")).unwrap());
 }

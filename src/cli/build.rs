@@ -3,16 +3,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use crate::base::BaseSpec;
-use crate::cli::{CompressionArgs, ImageConfigArgs};
-use crate::image::archive::{Artifact, BlobStore};
-use crate::layer::binary::BinaryLayer;
+use crate::build::{Outs, Push, Request, build};
+use crate::cli::args::{CompressionArgs, ImageConfigArgs, RegistryArgs};
+use crate::image::base::spec::BaseSpec;
+use crate::oci::{Platform, json, tag};
 use crate::output::Outputs;
-use crate::platform::Platform;
-use crate::reference::parse_tag;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -69,149 +67,57 @@ pub struct BuildArgs {
     #[arg(long = "push-tag", value_name = "TAG")]
     pub push_tags: Vec<String>,
     #[command(flatten)]
-    pub registry: crate::cli::push::RegistryArgs,
+    pub registry: RegistryArgs,
     /// With --push: write the pushed references as JSON, for CI.
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
-    let import_path = crate::importpath::strip_scheme(&a.import_path);
-    crate::importpath::check(import_path)?;
-    let tags = a
-        .tags
-        .iter()
-        .map(|t| parse_tag(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let platform = match &a.platform {
-        Some(p) => p.clone(),
-        None => platform_of(&a.binary)?,
+    let req = Request {
+        binary: a.binary.clone(),
+        import_path: crate::importpath::strip_scheme(&a.import_path).to_string(),
+        base: BaseSpec::parse(&a.base)?,
+        base_name: a.config.base_name.clone(),
+        platform: a.platform.clone(),
+        kodata: a.kodata.clone(),
+        kodata_created: a.kodata_created,
+        name: a.name.clone(),
+        allow_non_go: a.allow_non_go,
+        compression: a.compression.compression()?,
+        threads: a.compression.threads(),
+        options: a.config.options()?,
     };
-    let spec = BaseSpec::parse(&a.base)?;
-    let base = spec.resolve(&platform, a.config.base_name.as_deref())?;
-    let compression = a.compression.compression()?;
-    let threads = a.compression.threads();
-
-    // Layers go to a scratch directory beside nothing the user sees; removed on return.
-    let scratch = tempfile::Builder::new()
-        .prefix("rko-build-")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    let kodata_blob = scratch.path().join("kodata.layer");
-    let binary_blob = scratch.path().join("binary.layer");
-
-    let tree = crate::cli::layer::kodata_tree(a.kodata.as_deref(), &[], None)?;
-    let kodata_desc = {
-        let f = std::io::BufWriter::new(fs_err::File::create(&kodata_blob)?);
-        tree.write_layer(f, import_path, a.kodata_created, &compression, threads)?
+    let tags = tag::parse_tags(&a.tags)?;
+    let push = a.push.then(|| Push {
+        repository: a
+            .repository
+            .clone()
+            .expect("clap requires --repository with --push"),
+        naming: a.naming,
+        tags: a.push_tags.clone(),
+        settings: a.registry.settings(),
+    });
+    let client = || a.registry.client();
+    let outs = Outs {
+        tags: &tags,
+        tarball: a.tarball.clone(),
+        layout: a.layout.clone(),
+        digest_file: a.digest_file.clone(),
+        push,
+        client: &client,
     };
-    let binary_desc = {
-        let layer = BinaryLayer {
-            binary: &a.binary,
-            import_path,
-            name: a.name.as_deref(),
-            platform: &platform,
-            allow_non_go: a.allow_non_go,
-            compression: &compression,
-            threads,
-        };
-        layer.write(std::io::BufWriter::new(fs_err::File::create(&binary_blob)?))?
-    };
-
-    let built = crate::image::assemble(
-        &base,
-        &[kodata_desc.clone(), binary_desc.clone()],
-        &a.config.options()?,
-    )?;
-
-    let mut outputs = Outputs::new();
-    let mut pushed = None;
-    if a.tarball.is_some() || a.layout.is_some() || a.push {
-        let mut store = BlobStore::default();
-        let (manifest_file, config_file) = (
-            scratch.path().join("manifest.json"),
-            scratch.path().join("config.json"),
-        );
-        fs_err::write(&manifest_file, &built.manifest)?;
-        fs_err::write(&config_file, &built.config)?;
-        store.add_path(manifest_file)?;
-        store.add_path(config_file)?;
-        store.add_file(kodata_desc.digest, kodata_blob.clone());
-        store.add_file(binary_desc.digest, binary_blob.clone());
-        if let Some(d) = &base.blob_dir {
-            store.add_dir(d.clone());
-        }
-        if a.tarball.is_some() || a.layout.is_some() {
-            a.registry.connect(&mut store)?;
-        }
-        let artifact = Artifact::collect(built.descriptor.clone(), &store)?;
-        if let Some(t) = &a.tarball {
-            let f = outputs.file(t)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
-            artifact.write_tarball(&store, &tags, None, &mut w)?;
-            std::io::Write::flush(&mut w)?;
-        }
-        if let Some(l) = &a.layout {
-            let dir = outputs.dir(l)?;
-            artifact.write_layout(&store, &tags, &dir)?;
-        }
-        if a.push {
-            let prefix = a
-                .repository
-                .as_deref()
-                .expect("clap requires --repository with --push");
-            let repository = crate::registry::naming::repository(prefix, import_path, a.naming);
-            let push_tags = if a.push_tags.is_empty() {
-                vec!["latest".to_string()]
-            } else {
-                a.push_tags.clone()
-            };
-            let pm = artifact.push_manifest(&store, &repository, &push_tags)?;
-            let report = crate::cli::push::push(&pm, &a.registry)?;
+    let built = build(&req, &outs)?;
+    match built.pushed {
+        Some(report) => {
             if let Some(p) = &a.image_refs {
-                crate::cli::push::write_image_refs(p, &report)?;
+                let mut outputs = Outputs::new();
+                outputs.write(p, &json::pretty(&report))?;
+                outputs.commit()?;
             }
-            pushed = Some(report.reference);
+            crate::cli::stdout::line(report.reference)
         }
-    }
-    if let Some(p) = &a.digest_file {
-        crate::cli::write_digest(&mut outputs, p, &built.digest())?;
-    }
-    outputs.commit()?;
-    match pushed {
-        Some(reference) => crate::cli::outln!("{reference}"),
-        None => crate::cli::outln!("{}", built.digest()),
+        None => crate::cli::stdout::line(built.image.digest()),
     }
     Ok(())
-}
-
-/// linux (or the binary's OS) and the binary's own architecture.
-fn platform_of(binary: &std::path::Path) -> Result<Platform> {
-    let mut head = vec![0u8; 4096];
-    let n = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(binary).map_err(|source| {
-            crate::layer::binary::BinaryError::Unreadable {
-                path: binary.to_path_buf(),
-                source,
-            }
-        })?;
-        let mut n = 0;
-        while n < head.len() {
-            let k = f.read(&mut head[n..])?;
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        n
-    };
-    match crate::buildinfo::sniff(&head[..n]) {
-        Some(crate::buildinfo::ExecutableKind {
-            format,
-            arch: Some(arch),
-        }) => Ok(Platform::new(format.os_hint(), arch)),
-        // Let the layer report what the file is.
-        _ => Ok(Platform::new("linux", "amd64")),
-    }
 }

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::base::BaseSpec;
-use crate::cli::{ImageConfigArgs, write_digest};
+use crate::cli::args::{ImageConfigArgs, write_digest};
+use crate::image::base::spec::BaseSpec;
 use crate::image::{self, BuiltImage};
 use crate::layer::LayerDescriptor;
+use crate::oci::{Platform, json};
 use crate::output::Outputs;
-use crate::platform::Platform;
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
@@ -63,7 +63,7 @@ pub fn run(a: ImageArgs) -> Result<()> {
     outputs.commit()?;
     // The digest goes to stdout unless a file takes it (build actions keep their logs quiet).
     if a.digest_out.is_none() {
-        crate::cli::outln!("{}", built.digest());
+        crate::cli::stdout::line(built.digest());
     }
     Ok(())
 }
@@ -76,28 +76,10 @@ fn write_image(outputs: &mut Outputs, built: &BuiltImage, a: &ImageArgs) -> Resu
         outputs.write(p, &built.manifest)?;
     }
     if let Some(p) = &a.descriptor_out {
-        outputs.write(p, &descriptor_json(&built.descriptor))?;
+        outputs.write(p, &json::pretty(&built.descriptor))?;
     }
     if let Some(p) = &a.digest_out {
         write_digest(outputs, p, &built.digest())?;
     }
     Ok(())
-}
-
-/// A descriptor file: pretty JSON with a trailing newline.
-pub fn descriptor_json(d: &crate::image::descriptor::Descriptor) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(d).expect("descriptor serializes");
-    v.push(b'\n');
-    v
-}
-
-/// Reads a descriptor file written by `rko image` or `rko index`.
-pub fn read_descriptor(p: &std::path::Path) -> Result<crate::image::descriptor::Descriptor> {
-    let bytes = fs_err::read(p)?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not an image descriptor ({e}): expected the JSON that `rko image --descriptor-out` or `rko index --descriptor-out` writes",
-            p.display()
-        )
-    })
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::image::{descriptor_json, read_descriptor};
-use crate::cli::{key_values, write_digest};
+use crate::cli::args::{key_values, write_digest};
+use crate::oci::{Descriptor, json};
 use crate::output::Outputs;
 
 #[derive(Debug, Args)]
@@ -32,21 +32,21 @@ pub fn run(a: IndexArgs) -> Result<()> {
     let images = a
         .images
         .iter()
-        .map(|p| read_descriptor(p))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| Descriptor::read_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let (bytes, desc) =
         crate::image::index::build(&images, &key_values(&a.annotations, "--annotation")?)?;
     let mut outputs = Outputs::new();
     outputs.write(&a.index_out, &bytes)?;
     if let Some(p) = &a.descriptor_out {
-        outputs.write(p, &descriptor_json(&desc))?;
+        outputs.write(p, &json::pretty(&desc))?;
     }
     if let Some(p) = &a.digest_out {
         write_digest(&mut outputs, p, &desc.digest)?;
     }
     outputs.commit()?;
     if a.digest_out.is_none() {
-        crate::cli::outln!("{}", desc.digest);
+        crate::cli::stdout::line(desc.digest);
     }
     Ok(())
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::cli::CompressionArgs;
+use crate::cli::args::CompressionArgs;
 use crate::layer::LayerDescriptor;
 use crate::layer::binary::BinaryLayer;
-use crate::layer::kodata::{Tree, ko_allowed_root};
+use crate::layer::kodata::Tree;
+use crate::oci::Platform;
 use crate::output::Outputs;
-use crate::platform::Platform;
 
 #[derive(Debug, Subcommand)]
 pub enum LayerCommand {
@@ -95,7 +95,7 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
         LayerCommand::Kodata(a) => {
             let import_path = crate::importpath::strip_scheme(&a.import_path);
             let compression = a.compression.compression()?;
-            let tree = kodata_tree(a.dir.as_deref(), &a.file, a.allowed_root.as_deref())?;
+            let tree = Tree::from_inputs(a.dir.as_deref(), &a.file, a.allowed_root.as_deref())?;
             let mtime = a.mtime;
             let threads = a.compression.threads();
             write(&a.outs, |out| {
@@ -109,22 +109,6 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
             })
         }
     }
-}
-
-/// The kodata tree from a directory or from pairs.
-pub fn kodata_tree(
-    dir: Option<&std::path::Path>,
-    files: &[String],
-    allowed_root: Option<&std::path::Path>,
-) -> Result<Tree> {
-    Ok(match dir {
-        Some(d) => {
-            let env = allowed_root.map(|p| p.to_string_lossy().into_owned());
-            let root = ko_allowed_root(d, env.as_deref());
-            Tree::from_dir(d, root.as_deref())?
-        }
-        None => Tree::from_pairs(files)?,
-    })
 }
 
 fn write(

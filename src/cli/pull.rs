@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::push::RegistryArgs;
+use crate::cli::args::RegistryArgs;
+use crate::oci::{Platform, Reference};
 use crate::output::Outputs;
-use crate::platform::Platform;
 use crate::registry::pull::Puller;
-use crate::registry::reference::Reference;
+use crate::registry::push::human;
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -56,8 +56,8 @@ pub fn run(a: PullArgs) -> Result<()> {
         "rko: pulled {} ({}), {} downloaded",
         pulled.digest,
         pulled.media_type,
-        crate::registry::push::human(pulled.bytes_downloaded)
+        human(pulled.bytes_downloaded)
     );
-    crate::cli::outln!("{}", pulled.digest);
+    crate::cli::stdout::line(pulled.digest);
     Ok(())
 }

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
-use crate::image::descriptor::{Descriptor, Index, to_go_json};
-use crate::media;
+use crate::oci::{Descriptor, Index, json, media};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -65,37 +64,10 @@ pub fn build(
         media::OCI_INDEX
     };
     let index = Index {
-        schema_version: 2,
-        media_type: mt.to_string(),
-        manifests: images.to_vec(),
         annotations: annotations.clone(),
+        ..Index::new(mt, images.to_vec())
     };
-    let bytes = to_go_json(&index);
-    let desc = Descriptor::new(mt, &bytes);
+    let bytes = json::go(&index);
+    let desc = Descriptor::of_bytes(mt, &bytes);
     Ok((bytes, desc))
-}
-
-/// The first entry of `index` for `platform`, matched as ko matches (an unnamed variant
-/// matches any); otherwise the platforms the index has, for the error message.
-pub fn select<'a>(
-    index: &'a Index,
-    platform: &crate::platform::Platform,
-) -> Result<&'a Descriptor, String> {
-    index
-        .manifests
-        .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
-        .ok_or_else(|| {
-            index
-                .manifests
-                .iter()
-                .map(|m| {
-                    m.platform
-                        .as_ref()
-                        .map(|p| p.to_string())
-                        .unwrap_or_else(|| "(no platform)".into())
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
 }

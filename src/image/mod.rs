@@ -1,22 +1,20 @@
-//! Assembling an image from a base and layer descriptors, with ko's config semantics. Only
-//! metadata is read: the cost does not depend on the size of the base or the layers.
+//! The image stage: assembling an image's config and manifest from a base and layer
+//! descriptors with ko's config semantics, indexes over per-platform images, and the bases
+//! themselves (`base/`). Only metadata is read: the cost does not depend on the size of the
+//! base or the layers. Writing blobs anywhere is the archive stage's job.
 
-pub mod archive;
-pub mod config;
-pub mod descriptor;
+pub mod base;
 pub mod index;
 
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 
-use crate::base::Base;
-use crate::digest::Sha256Digest;
+use crate::image::base::Base;
 use crate::layer::kodata::KODATA_ROOT;
 use crate::layer::{Algorithm, LayerContent, LayerDescriptor};
-use crate::media;
-use config::{History, rfc3339};
-use descriptor::{Descriptor, Manifest, to_go_json};
+use crate::oci::config::{Config, ConfigFile, History, rfc3339};
+use crate::oci::{Descriptor, Manifest, Platform, Sha256Digest, json, media};
 
 /// How Go's encoding/json writes a zero `time.Time`.
 pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -45,18 +43,11 @@ pub struct BuiltImage {
     pub manifest: Vec<u8>,
     /// The manifest's descriptor, with the platform.
     pub descriptor: Descriptor,
-    /// Layer descriptors as they appear in the manifest (base first).
-    pub layers: Vec<Descriptor>,
 }
 
 impl BuiltImage {
     pub fn digest(&self) -> Sha256Digest {
         self.descriptor.digest
-    }
-
-    pub fn config_descriptor(&self) -> Result<Descriptor> {
-        let m: Manifest = serde_json::from_slice(&self.manifest)?;
-        Ok(m.config)
     }
 }
 
@@ -85,6 +76,36 @@ pub fn assemble(
     opts: &ImageOptions,
 ) -> Result<BuiltImage> {
     let docker = media::is_docker(&base.media_type);
+    let (import_path, app_path) = the_binary(layers)?;
+    let mut cfg = base.config.clone();
+    let mut manifest_layers = base.layers.clone();
+    for l in layers {
+        if docker && l.compression.algorithm == Algorithm::Zstd {
+            bail!(ImageError::ZstdOnDocker);
+        }
+        let media_type = match docker {
+            true => media::DOCKER_LAYER_GZIP,
+            false => l.media_type.as_str(),
+        };
+        manifest_layers.push(Descriptor::new(media_type, l.digest, l.size));
+        cfg.rootfs.diff_ids.push(l.diff_id);
+        cfg.history.push(ko_history(l, import_path, opts.created));
+    }
+    let c = &mut cfg.config;
+    c.entrypoint = Some(vec![app_path.to_string()]);
+    c.cmd = None;
+    c.append_path("/ko-app");
+    c.env.push(format!("KO_DATA_PATH={KODATA_ROOT}"));
+    cfg.author = "github.com/ko-build/ko".to_string();
+    apply_options(&mut cfg.config, opts)?;
+    if let Some(t) = opts.created {
+        cfg.created = Some(rfc3339(t));
+    }
+    Ok(write_manifest(base, &cfg, manifest_layers, opts, docker))
+}
+
+/// The import path and in-image path of the one binary layer.
+fn the_binary(layers: &[LayerDescriptor]) -> Result<(&str, &str)> {
     let binaries: Vec<(&str, &str)> = layers
         .iter()
         .filter_map(|l| match &l.content {
@@ -94,61 +115,37 @@ pub fn assemble(
             _ => None,
         })
         .collect();
-    let (import_path, app_path) = match binaries.as_slice() {
+    match binaries.as_slice() {
         [] => bail!(ImageError::NoBinary),
-        [one] => *one,
+        [one] => Ok(*one),
         many => bail!(ImageError::ManyBinaries { count: many.len() }),
-    };
-
-    let mut cfg = base.config.clone();
-    let mut manifest_layers = base.layers.clone();
-    for l in layers {
-        if docker && l.compression.algorithm == Algorithm::Zstd {
-            bail!(ImageError::ZstdOnDocker);
-        }
-        let media_type = if docker {
-            media::DOCKER_LAYER_GZIP.to_string()
-        } else {
-            l.media_type.clone()
-        };
-        manifest_layers.push(Descriptor {
-            media_type,
-            size: l.size,
-            digest: l.digest,
-            urls: None,
-            annotations: BTreeMap::new(),
-            platform: None,
-            artifact_type: None,
-        });
-        cfg.rootfs.diff_ids.push(l.diff_id);
-        let (created, comment) = match &l.content {
-            LayerContent::Binary { path, .. } => {
-                (opts.created, format!("go build output, at {path}"))
-            }
-            LayerContent::Kodata { mtime, .. } => {
-                (*mtime, "kodata contents, at $KO_DATA_PATH".to_string())
-            }
-        };
-        cfg.history.push(History {
-            author: Some("ko".to_string()),
-            // ko leaves an unset time as Go's zero time, which serializes like this.
-            created: Some(
-                created
-                    .map(rfc3339)
-                    .unwrap_or_else(|| GO_ZERO_TIME.to_string()),
-            ),
-            created_by: Some(format!("ko build ko://{import_path}")),
-            comment: Some(comment),
-            empty_layer: false,
-        });
     }
+}
 
-    let c = &mut cfg.config;
-    c.entrypoint = Some(vec![app_path.to_string()]);
-    c.cmd = None;
-    c.append_path("/ko-app");
-    c.env.push(format!("KO_DATA_PATH={KODATA_ROOT}"));
-    cfg.author = "github.com/ko-build/ko".to_string();
+/// ko's history entry for one of its layers.
+fn ko_history(l: &LayerDescriptor, import_path: &str, created: Option<u64>) -> History {
+    let (created, comment) = match &l.content {
+        LayerContent::Binary { path, .. } => (created, format!("go build output, at {path}")),
+        LayerContent::Kodata { mtime, .. } => {
+            (*mtime, "kodata contents, at $KO_DATA_PATH".to_string())
+        }
+    };
+    History {
+        author: Some("ko".to_string()),
+        // ko leaves an unset time as Go's zero time, which serializes like this.
+        created: Some(
+            created
+                .map(rfc3339)
+                .unwrap_or_else(|| GO_ZERO_TIME.to_string()),
+        ),
+        created_by: Some(format!("ko build ko://{import_path}")),
+        comment: Some(comment),
+        empty_layer: false,
+    }
+}
+
+/// The user's settings on top of ko's config.
+fn apply_options(c: &mut Config, opts: &ImageOptions) -> Result<()> {
     for e in &opts.env {
         if !e.contains('=') || e.starts_with('=') {
             bail!(ImageError::Invalid {
@@ -181,23 +178,24 @@ pub fn assemble(
         c.cmd = Some(cmd.clone());
     }
     for p in &opts.exposed_ports {
-        let port = normalize_port(p)?;
-        c.exposed_ports.insert(port, serde_json::json!({}));
+        c.exposed_ports
+            .insert(normalize_port(p)?, serde_json::json!({}));
     }
-    if let Some(t) = opts.created {
-        cfg.created = Some(rfc3339(t));
-    }
+    Ok(())
+}
 
-    let config_bytes = to_go_json(&cfg);
-    let config_mt = if docker {
-        media::DOCKER_CONFIG
-    } else {
-        media::OCI_CONFIG
-    };
-    let manifest_mt = if docker {
-        media::DOCKER_MANIFEST
-    } else {
-        media::OCI_MANIFEST
+/// Serializes the config and the manifest (OCI or Docker media types, as the base).
+fn write_manifest(
+    base: &Base,
+    cfg: &ConfigFile,
+    layers: Vec<Descriptor>,
+    opts: &ImageOptions,
+    docker: bool,
+) -> BuiltImage {
+    let config_bytes = json::go(cfg);
+    let (config_mt, manifest_mt) = match docker {
+        true => (media::DOCKER_CONFIG, media::DOCKER_MANIFEST),
+        false => (media::OCI_CONFIG, media::OCI_MANIFEST),
     };
     let mut annotations = base.manifest_annotations.clone();
     if let Some(n) = &base.name {
@@ -210,24 +208,20 @@ pub fn assemble(
     let manifest = Manifest {
         schema_version: 2,
         media_type: manifest_mt.to_string(),
-        config: Descriptor::new(config_mt, &config_bytes),
-        layers: manifest_layers.clone(),
+        config: Descriptor::of_bytes(config_mt, &config_bytes),
+        layers,
         annotations,
     };
-    let manifest_bytes = to_go_json(&manifest);
-    let mut descriptor = Descriptor::new(manifest_mt, &manifest_bytes);
-    let mut platform = crate::platform::Platform::new(&cfg.os, &cfg.architecture);
-    platform.variant = cfg.variant.clone();
-    platform.os_version = cfg.os_version.clone();
-    descriptor.platform = Some(platform);
+    let manifest_bytes = json::go(&manifest);
+    let mut descriptor = Descriptor::of_bytes(manifest_mt, &manifest_bytes);
+    descriptor.platform = Some(Platform::of_config(cfg));
     // go-containerregistry records the config media type on descriptors of images.
     descriptor.artifact_type = Some(config_mt.to_string());
-    Ok(BuiltImage {
+    BuiltImage {
         config: config_bytes,
         manifest: manifest_bytes,
         descriptor,
-        layers: manifest_layers,
-    })
+    }
 }
 
 /// `8080` → `8080/tcp`; `53/udp` stays.

@@ -4,12 +4,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::buildinfo::{self, GoMagicScanner};
 use crate::importpath;
+use crate::layer::buildinfo::{self, GoMagicScanner};
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
 use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
-use crate::platform::Platform;
+use crate::oci::Platform;
 
 /// Where ko puts the binary.
 pub const APP_DIR: &str = "/ko-app";
@@ -92,83 +92,15 @@ impl BinaryLayer<'_> {
     pub fn write(&self, out: impl Write) -> anyhow::Result<LayerDescriptor> {
         importpath::check(self.import_path)?;
         let app_path = self.app_path()?;
-        let path = self.binary;
-        let unreadable = |source| BinaryError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = std::fs::File::open(path).map_err(unreadable)?;
-        let meta = file.metadata().map_err(unreadable)?;
-        if meta.is_dir() {
-            return Err(BinaryError::IsDirectory {
-                path: path.to_path_buf(),
-            }
-            .into());
-        }
-        let size = meta.len();
-
-        // Read the first piece before writing anything, to check what the file is.
-        let mut buf = vec![0u8; 1 << 20];
-        let mut filled = fill(&mut file, &mut buf).map_err(unreadable)?;
-        match buildinfo::sniff(&buf[..filled]) {
-            None => {
-                return Err(BinaryError::NotExecutable {
-                    path: path.to_path_buf(),
-                    found: describe(&buf[..filled]),
-                }
-                .into());
-            }
-            Some(kind) => {
-                if let Some(found) = kind.arch
-                    && found != self.platform.architecture
-                {
-                    return Err(BinaryError::WrongArch {
-                        path: path.to_path_buf(),
-                        format: kind.format,
-                        found,
-                        expected: self.platform.architecture.clone(),
-                        platform: self.platform.to_string(),
-                    }
-                    .into());
-                }
-            }
-        }
-
+        let (mut file, size, mut buf, filled) = self.open_checked()?;
         let mut sink =
             LayerSink::new(out, self.compression, self.threads).map_err(BinaryError::Write)?;
         let dir = Entry::new("ko-app", EntryKind::Dir, 0o555, 0, 0);
         tar::write_header(&mut sink, &dir).map_err(BinaryError::Write)?;
         let file_entry = Entry::new(&app_path, EntryKind::File, 0o555, size, 0);
         tar::write_header(&mut sink, &file_entry).map_err(BinaryError::Write)?;
-
-        let mut scanner = GoMagicScanner::default();
-        let mut total = 0u64;
-        while filled > 0 {
-            let piece = &buf[..filled];
-            scanner.feed(piece);
-            total += filled as u64;
-            if total > size {
-                break;
-            }
-            sink.write_all(piece).map_err(BinaryError::Write)?;
-            filled = fill(&mut file, &mut buf).map_err(unreadable)?;
-        }
-        if total != size {
-            return Err(BinaryError::Changed {
-                path: path.to_path_buf(),
-                expected: size,
-                found: total,
-            }
-            .into());
-        }
-        if !scanner.found() && !self.allow_non_go {
-            return Err(BinaryError::NotGo {
-                path: path.to_path_buf(),
-            }
-            .into());
-        }
-        sink.write_all(&[0u8; tar::BLOCK][..tar::padding(size)])
-            .map_err(BinaryError::Write)?;
+        self.copy_content(&mut file, size, &mut buf, filled, &mut sink)?;
+        tar::write_padding(&mut sink, size).map_err(BinaryError::Write)?;
         sink.write_all(&tar::TRAILER).map_err(BinaryError::Write)?;
         let (w, _) = sink.finish().map_err(BinaryError::Write)?;
         Ok(LayerDescriptor {
@@ -184,6 +116,104 @@ impl BinaryLayer<'_> {
             },
         })
     }
+
+    /// Opens the binary and reads its first piece, before anything is written, to check
+    /// that it is an executable for the platform. Returns the file, its size, the buffer
+    /// and how much of it is filled.
+    fn open_checked(&self) -> Result<(std::fs::File, u64, Vec<u8>, usize), BinaryError> {
+        let path = self.binary;
+        let unreadable = |source| BinaryError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        if meta.is_dir() {
+            return Err(BinaryError::IsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        let filled = fill(&mut file, &mut buf).map_err(unreadable)?;
+        let Some(kind) = buildinfo::sniff(&buf[..filled]) else {
+            return Err(BinaryError::NotExecutable {
+                path: path.to_path_buf(),
+                found: describe(&buf[..filled]),
+            });
+        };
+        if let Some(found) = kind.arch
+            && found != self.platform.architecture
+        {
+            return Err(BinaryError::WrongArch {
+                path: path.to_path_buf(),
+                format: kind.format,
+                found,
+                expected: self.platform.architecture.clone(),
+                platform: self.platform.to_string(),
+            });
+        }
+        Ok((file, meta.len(), buf, filled))
+    }
+
+    /// Copies the binary into the tar, looking for Go's build info on the way; the first
+    /// `filled` bytes are already in `buf`.
+    fn copy_content(
+        &self,
+        file: &mut std::fs::File,
+        size: u64,
+        buf: &mut [u8],
+        mut filled: usize,
+        sink: &mut impl Write,
+    ) -> Result<(), BinaryError> {
+        let path = self.binary;
+        let mut scanner = GoMagicScanner::default();
+        let mut total = 0u64;
+        while filled > 0 {
+            let piece = &buf[..filled];
+            scanner.feed(piece);
+            total += filled as u64;
+            if total > size {
+                break;
+            }
+            sink.write_all(piece).map_err(BinaryError::Write)?;
+            filled = fill(file, buf).map_err(|source| BinaryError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        if total != size {
+            return Err(BinaryError::Changed {
+                path: path.to_path_buf(),
+                expected: size,
+                found: total,
+            });
+        }
+        if !scanner.found() && !self.allow_non_go {
+            return Err(BinaryError::NotGo {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The platform a binary is for: its OS (linux for ELF) and its own architecture. A file
+/// that is no known executable gets linux/amd64, and the layer then says what the file is.
+pub fn platform_of(binary: &Path) -> Result<Platform, BinaryError> {
+    let mut head = vec![0u8; 4096];
+    let n = std::fs::File::open(binary)
+        .and_then(|mut f| fill(&mut f, &mut head))
+        .map_err(|source| BinaryError::Unreadable {
+            path: binary.to_path_buf(),
+            source,
+        })?;
+    Ok(match buildinfo::sniff(&head[..n]) {
+        Some(buildinfo::ExecutableKind {
+            format,
+            arch: Some(arch),
+        }) => Platform::new(format.os_hint(), arch),
+        _ => Platform::new("linux", "amd64"),
+    })
 }
 
 /// Reads until `buf` is full or the file ends, so every piece but the last is full length.

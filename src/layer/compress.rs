@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::digest::Sha256Digest;
+use crate::oci::digest::Sha256Digest;
 
 /// Bytes of uncompressed tar per gzip member / zstd frame. Part of the output's identity:
 /// changing it changes every layer digest.

@@ -17,8 +17,6 @@ use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
 /// Where ko puts kodata in the image.
 pub const KODATA_ROOT: &str = "/var/run/ko";
 const PARENTS: [&str; 3] = ["/var", "/var/run", "/var/run/ko"];
-/// Deepest directory nesting followed, as a guard against symlink loops.
-const MAX_DEPTH: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KodataError {
@@ -99,10 +97,27 @@ impl Tree {
         {
             root = w;
         }
-        let mut chain = vec![real.clone()];
         Ok(Tree {
-            root: walk(dir, &root, &mut chain)?,
+            root: walk(dir, &root)?,
         })
+    }
+
+    /// The tree of a kodata directory (with ko's allowed root for symlinks, from
+    /// `allowed_root` or else the git work tree around it), or else of `IMAGE_PATH=FILE`
+    /// pairs.
+    pub fn from_inputs(
+        dir: Option<&Path>,
+        pairs: &[String],
+        allowed_root: Option<&Path>,
+    ) -> Result<Tree, KodataError> {
+        match dir {
+            Some(d) => {
+                let env = allowed_root.map(|p| p.to_string_lossy().into_owned());
+                let root = ko_allowed_root(d, env.as_deref());
+                Tree::from_dir(d, root.as_deref())
+            }
+            None => Tree::from_pairs(pairs),
+        }
     }
 
     /// Builds the tree from `image-path=file` pairs. A file that is a directory adds its
@@ -136,8 +151,7 @@ impl Tree {
             let meta = fs_err::metadata(&source).map_err(io_err(&source))?;
             let node = if meta.is_dir() {
                 let real = fs_err::canonicalize(&source).map_err(io_err(&source))?;
-                let mut chain = vec![real.clone()];
-                Node::Dir(walk(&source, &real, &mut chain)?)
+                Node::Dir(walk(&source, &real)?)
             } else if meta.is_file() {
                 Node::File {
                     source,
@@ -215,62 +229,72 @@ fn insert(
     }
 }
 
-fn walk(
-    dir: &Path,
-    allowed: &Path,
-    chain: &mut Vec<PathBuf>,
-) -> Result<BTreeMap<String, Node>, KodataError> {
-    if chain.len() > MAX_DEPTH {
-        return Err(KodataError::Loop {
-            path: dir.to_path_buf(),
-        });
-    }
+/// Walks `dir` as ko's `filepath.Walk` does after resolving links: symlinks followed (each
+/// must resolve inside `allowed`), loops refused, names sorted.
+fn walk(dir: &Path, allowed: &Path) -> Result<BTreeMap<String, Node>, KodataError> {
     let mut out = BTreeMap::new();
-    for entry in fs_err::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .min_depth(1)
+        .sort_by_file_name();
+    for entry in entries {
+        let entry = entry.map_err(|e| walk_error(dir, e))?;
         let path = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| KodataError::NotUtf8 { path: path.clone() })?;
-        let ft = entry.file_type().map_err(io_err(&path))?;
-        let node = if ft.is_dir() {
-            let real = fs_err::canonicalize(&path).map_err(io_err(&path))?;
-            chain.push(real);
-            let n = Node::Dir(walk(&path, allowed, chain)?);
-            chain.pop();
-            n
-        } else {
-            // Files and symlinks: resolve and check the target stays inside the allowed root.
-            let target = fs_err::canonicalize(&path).map_err(io_err(&path))?;
+        let names = path
+            .strip_prefix(dir)
+            .expect("walkdir yields paths under its root")
+            .iter()
+            .map(|n| n.to_str().map(str::to_string))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| KodataError::NotUtf8 {
+                path: path.to_path_buf(),
+            })?;
+        if entry.path_is_symlink() {
+            let target = fs_err::canonicalize(path).map_err(io_err(path))?;
             if !target.starts_with(allowed) {
                 return Err(KodataError::Escapes {
-                    link: path,
+                    link: path.to_path_buf(),
                     target,
                     root: allowed.to_path_buf(),
                 });
             }
-            let meta = fs_err::metadata(&target).map_err(io_err(&target))?;
-            if meta.is_dir() {
-                if chain.contains(&target) {
-                    return Err(KodataError::Loop { path });
-                }
-                chain.push(target.clone());
-                let n = Node::Dir(walk(&target, allowed, chain)?);
-                chain.pop();
-                n
-            } else if meta.is_file() {
-                Node::File {
-                    source: target,
-                    size: meta.len(),
-                }
-            } else {
-                return Err(KodataError::Special { path });
+        }
+        let ft = entry.file_type();
+        let node = if ft.is_dir() {
+            Node::Dir(BTreeMap::new())
+        } else if ft.is_file() {
+            let meta = entry.metadata().map_err(|e| walk_error(dir, e))?;
+            Node::File {
+                source: fs_err::canonicalize(path).map_err(io_err(path))?,
+                size: meta.len(),
             }
+        } else {
+            return Err(KodataError::Special {
+                path: path.to_path_buf(),
+            });
         };
-        out.insert(name, node);
+        let (name, parents) = names.split_last().expect("min_depth(1)");
+        let mut map = &mut out;
+        for p in parents {
+            map = match map.get_mut(p) {
+                Some(Node::Dir(children)) => children,
+                _ => unreachable!("walkdir yields a directory before its entries"),
+            };
+        }
+        map.insert(name.clone(), node);
     }
     Ok(out)
+}
+
+fn walk_error(dir: &Path, e: walkdir::Error) -> KodataError {
+    let path = e.path().unwrap_or(dir).to_path_buf();
+    if e.loop_ancestor().is_some() {
+        return KodataError::Loop { path };
+    }
+    match e.into_io_error() {
+        Some(source) => KodataError::Io { path, source },
+        None => KodataError::Loop { path },
+    }
 }
 
 fn write_nodes(
@@ -300,8 +324,7 @@ fn write_nodes(
                         found: copied,
                     });
                 }
-                sink.write_all(&[0u8; tar::BLOCK][..tar::padding(*size)])
-                    .map_err(KodataError::Write)?;
+                tar::write_padding(sink, *size).map_err(KodataError::Write)?;
             }
         }
     }
@@ -322,5 +345,58 @@ pub fn ko_allowed_root(dir: &Path, env_value: Option<&str>) -> Option<PathBuf> {
         if !d.pop() {
             return None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn names(map: &BTreeMap<String, Node>, prefix: &str, out: &mut Vec<String>) {
+        for (name, node) in map {
+            let path = format!("{prefix}{name}");
+            out.push(path.clone());
+            if let Node::Dir(children) = node {
+                names(children, &format!("{path}/"), out);
+            }
+        }
+    }
+
+    #[test]
+    fn links_are_followed_inside_the_root_and_refused_outside_or_in_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let kd = dir.path().join("kodata");
+        std::fs::create_dir_all(kd.join("b/empty")).unwrap();
+        std::fs::write(kd.join("b/z.txt"), "z").unwrap();
+        std::fs::write(kd.join("a.txt"), "a").unwrap();
+        symlink("b", kd.join("link-dir")).unwrap();
+        symlink("a.txt", kd.join("link-file")).unwrap();
+        let tree = Tree::from_dir(&kd, None).unwrap();
+        let mut got = Vec::new();
+        names(&tree.root, "", &mut got);
+        let want = [
+            "a.txt",
+            "b",
+            "b/empty",
+            "b/z.txt",
+            "link-dir",
+            "link-dir/empty",
+            "link-dir/z.txt",
+            "link-file",
+        ];
+        assert_eq!(got, want);
+
+        symlink("..", kd.join("b/up")).unwrap();
+        let e = Tree::from_dir(&kd, None).unwrap_err();
+        assert!(matches!(e, KodataError::Loop { .. }), "{e}");
+        std::fs::remove_file(kd.join("b/up")).unwrap();
+
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        symlink("../secret", kd.join("leak")).unwrap();
+        let e = Tree::from_dir(&kd, None).unwrap_err().to_string();
+        assert!(e.contains("outside the allowed root"), "{e}");
+        // A wider allowed root admits it.
+        assert!(Tree::from_dir(&kd, Some(dir.path())).is_ok());
     }
 }

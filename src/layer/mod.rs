@@ -4,6 +4,7 @@
 //! digest-while-writing sink.
 
 pub mod binary;
+pub mod buildinfo;
 pub mod compress;
 pub mod kodata;
 pub mod tar;
@@ -13,8 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Sha256Digest;
-use crate::media;
+use crate::oci::{Sha256Digest, media};
 pub use compress::{Algorithm, Compression};
 
 /// What a layer holds, so the image action can write ko's history and entrypoint.
@@ -64,9 +64,7 @@ impl LayerDescriptor {
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("descriptor serializes");
-        v.push(b'\n');
-        v
+        crate::oci::json::pretty(self)
     }
 }
 

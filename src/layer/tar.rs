@@ -6,10 +6,14 @@
 //! records are sorted by key, followed by a USTAR-shaped header with the fields cut to size.
 //! Only what ko writes is supported: directories and regular files with uid/gid 0, empty
 //! uname/gname, whole-second mtimes and no link names.
+//!
+//! This is hand-written rather than the `tar` crate's builder on purpose: that crate
+//! formats numeric fields, GNU long names and PAX records differently from Go, and one
+//! differing byte changes the diff_id, so the layer would no longer be ko's.
 
 use std::io::{self, Write};
 
-pub const BLOCK: usize = 512;
+const BLOCK: usize = 512;
 const NAME_SIZE: usize = 100;
 const PREFIX_SIZE: usize = 155;
 /// Largest size that fits the 11 octal digits of a USTAR size field.
@@ -114,8 +118,21 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
     out.write_all(&blk)
 }
 
+/// Writes a whole entry whose content is in memory: header, content, padding.
+pub fn write_file(out: &mut impl Write, entry: &Entry<'_>, content: &[u8]) -> io::Result<()> {
+    debug_assert_eq!(entry.size, content.len() as u64);
+    write_header(out, entry)?;
+    out.write_all(content)?;
+    write_padding(out, entry.size)
+}
+
+/// Writes the zero bytes that follow `size` bytes of content to fill the last block.
+pub fn write_padding(out: &mut impl Write, size: u64) -> io::Result<()> {
+    out.write_all(&[0u8; BLOCK][..padding(size)])
+}
+
 /// Zero bytes that follow `size` bytes of content to fill the last block.
-pub fn padding(size: u64) -> usize {
+fn padding(size: u64) -> usize {
     ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
 }
 

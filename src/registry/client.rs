@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
+use anyhow::{Result, anyhow, bail};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
@@ -33,20 +32,6 @@ pub enum Payload {
     Empty,
     Bytes(Arc<Vec<u8>>),
     Reader(Box<dyn Read + Send>),
-}
-
-impl Payload {
-    pub fn len(&self) -> Option<u64> {
-        match self {
-            Payload::Empty => Some(0),
-            Payload::Bytes(b) => Some(b.len() as u64),
-            Payload::Reader(_) => None,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == Some(0)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,11 +59,6 @@ pub enum RegistryError {
         status: u16,
         body: String,
     },
-}
-
-enum Scheme {
-    Https,
-    Http,
 }
 
 /// A response: status, the headers rko reads, and the body.
@@ -113,13 +93,13 @@ impl Response {
 }
 
 pub struct Client {
-    verified: Agent,
-    unverified: Agent,
-    opts: ClientOptions,
-    schemes: Mutex<HashMap<String, bool>>,
-    tokens: Mutex<HashMap<(String, String), String>>,
-    basic: Mutex<HashMap<String, bool>>,
-    creds: Mutex<HashMap<String, Option<Credential>>>,
+    pub(super) verified: Agent,
+    pub(super) unverified: Agent,
+    pub(super) opts: ClientOptions,
+    pub(super) schemes: Mutex<HashMap<String, bool>>,
+    pub(super) tokens: Mutex<HashMap<(String, String), String>>,
+    pub(super) basic: Mutex<HashMap<String, bool>>,
+    pub(super) creds: Mutex<HashMap<String, Option<Credential>>>,
 }
 
 fn agent(tls: TlsConfig) -> Agent {
@@ -179,7 +159,7 @@ impl Client {
         self.opts.insecure.iter().any(|h| h == registry)
     }
 
-    fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+    pub(super) fn credential(&self, registry: &str) -> Result<Option<Credential>> {
         if let Some(c) = self.creds.lock().expect("lock").get(registry) {
             return Ok(c.clone());
         }
@@ -195,17 +175,14 @@ impl Client {
     /// (unverified) and http answers.
     /// A registry on this machine (localhost, 127.x, ::1) gets verified https, or plain http
     /// when its server does not speak TLS at all, as docker and ko allow.
-    fn base(&self, registry: &str) -> Result<(String, Scheme)> {
+    fn base(&self, registry: &str) -> String {
         let insecure = self.insecure(registry);
         if !insecure && !is_loopback(registry) {
-            return Ok((format!("https://{registry}"), Scheme::Https));
+            return format!("https://{registry}");
         }
         if let Some(https) = self.schemes.lock().expect("lock").get(registry) {
-            return Ok(if *https {
-                (format!("https://{registry}"), Scheme::Https)
-            } else {
-                (format!("http://{registry}"), Scheme::Http)
-            });
+            let scheme = if *https { "https" } else { "http" };
+            return format!("{scheme}://{registry}");
         }
         let https = if insecure {
             self.unverified
@@ -217,7 +194,7 @@ impl Client {
             // problem stays https, so it is reported as one.
             match self.verified.get(format!("https://{registry}/v2/")).call() {
                 Ok(_) => true,
-                Err(e) => !format!("{e:#}").contains("InvalidContentType"),
+                Err(e) => !answers_tls_with_plain_http(&e),
             }
         };
         self.schemes
@@ -227,7 +204,7 @@ impl Client {
         self.base(registry)
     }
 
-    fn agent_for(&self, registry: &str) -> &Agent {
+    pub(super) fn agent_for(&self, registry: &str) -> &Agent {
         if self.insecure(registry) {
             &self.unverified
         } else {
@@ -249,7 +226,7 @@ impl Client {
         let url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
-            format!("{}{path_or_url}", self.base(registry)?.0)
+            format!("{}{path_or_url}", self.base(registry))
         };
         let scope_key = scopes.join(" ");
         let mut authed_once = false;
@@ -273,15 +250,7 @@ impl Client {
                     attempt -= 1;
                 }
                 Ok(resp) if resp.status == 401 || resp.status == 403 => {
-                    if self.credential(registry)?.is_none() {
-                        bail!(RegistryError::NoCredentials {
-                            registry: registry.to_string()
-                        });
-                    }
-                    bail!(RegistryError::Unauthorized {
-                        registry: registry.to_string(),
-                        status: resp.status
-                    });
+                    return Err(self.refused(registry, resp.status));
                 }
                 Ok(resp)
                     if (resp.status == 429 || resp.status >= 500)
@@ -295,22 +264,21 @@ impl Client {
                     std::thread::sleep(wait);
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if is_tls(&e) => {
-                    return Err(anyhow!(RegistryError::Tls {
-                        registry: registry.to_string(),
-                        detail: format!("{e:#}")
-                    }));
-                }
-                Err(e) if attempt < self.opts.attempts && is_transient(&e) => {
+                Err(e) if !is_tls(&e) && attempt < self.opts.attempts && is_transient(&e) => {
                     std::thread::sleep(backoff(attempt))
                 }
-                Err(e) => {
-                    return Err(anyhow!(RegistryError::Unreachable {
-                        registry: registry.to_string(),
-                        detail: format!("{e:#}")
-                    }));
-                }
+                Err(e) => return Err(failed(registry, e)),
             }
+        }
+    }
+
+    /// A 401 or 403 after the challenge was answered.
+    fn refused(&self, registry: &str, status: u16) -> anyhow::Error {
+        let registry = registry.to_string();
+        match self.credential(&registry) {
+            Ok(None) => anyhow!(RegistryError::NoCredentials { registry }),
+            Ok(Some(_)) => anyhow!(RegistryError::Unauthorized { registry, status }),
+            Err(e) => e,
         }
     }
 
@@ -322,7 +290,7 @@ impl Client {
         headers: &[(&str, String)],
         auth: Option<&str>,
         payload: Payload,
-    ) -> Result<Response> {
+    ) -> Result<Response, ureq::Error> {
         let mut b = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, v.as_str());
@@ -333,7 +301,7 @@ impl Client {
         let agent = self.agent_for(registry);
         let resp = match payload {
             Payload::Empty if method == "GET" || method == "HEAD" || method == "DELETE" => {
-                agent.run(b.body(()).context("building a request")?)?
+                agent.run(b.body(())?)?
             }
             Payload::Empty => agent.run(b.header("content-length", "0").body(SendBody::none())?)?,
             Payload::Bytes(bytes) => agent.run(b.body(bytes.as_slice().to_vec())?)?,
@@ -346,140 +314,15 @@ impl Client {
             body,
         })
     }
-
-    fn auth_header(&self, registry: &str, scope_key: &str) -> Result<Option<String>> {
-        if let Some(t) = self
-            .tokens
-            .lock()
-            .expect("lock")
-            .get(&(registry.to_string(), scope_key.to_string()))
-        {
-            return Ok(Some(format!("Bearer {t}")));
-        }
-        if self
-            .basic
-            .lock()
-            .expect("lock")
-            .get(registry)
-            .copied()
-            .unwrap_or(false)
-            && let Some(Credential::Basic { username, password }) = self.credential(registry)?
-        {
-            return Ok(Some(basic(&username, &password)));
-        }
-        Ok(None)
-    }
-
-    fn answer_challenge(
-        &self,
-        registry: &str,
-        challenge: &str,
-        scopes: &[String],
-        scope_key: &str,
-    ) -> Result<()> {
-        let (kind, params) = parse_challenge(challenge);
-        if kind.eq_ignore_ascii_case("basic") {
-            if self.credential(registry)?.is_none() {
-                bail!(RegistryError::NoCredentials {
-                    registry: registry.to_string()
-                });
-            }
-            self.basic
-                .lock()
-                .expect("lock")
-                .insert(registry.to_string(), true);
-            return Ok(());
-        }
-        if !kind.eq_ignore_ascii_case("bearer") {
-            bail!(
-                "{registry} asked for {kind:?} authentication, which rko does not speak (expected Basic or Bearer)"
-            );
-        }
-        let realm = params
-            .get("realm")
-            .ok_or_else(|| anyhow!("{registry} sent a Bearer challenge without a realm"))?;
-        let mut url = format!("{realm}?");
-        if let Some(s) = params.get("service") {
-            url.push_str(&format!("service={}&", urlencode(s)));
-        }
-        for s in scopes {
-            url.push_str(&format!("scope={}&", urlencode(s)));
-        }
-        let mut req = http::Request::builder()
-            .method("GET")
-            .uri(url.trim_end_matches(['&', '?']));
-        let cred = self.credential(registry)?;
-        if let Some(Credential::Basic { username, password }) = &cred {
-            req = req.header("authorization", basic(username, password));
-        }
-        let agent = self.agent_for(registry);
-        let resp = match &cred {
-            Some(Credential::IdentityToken(t)) => {
-                let form = format!(
-                    "grant_type=refresh_token&refresh_token={}&service={}&scope={}&client_id=rko",
-                    urlencode(t),
-                    urlencode(params.get("service").map(String::as_str).unwrap_or("")),
-                    urlencode(&scopes.join(" "))
-                );
-                let r = http::Request::builder()
-                    .method("POST")
-                    .uri(realm.as_str())
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(form.into_bytes())?;
-                agent.run(r)
-            }
-            _ => agent.run(req.body(())?),
-        }
-        .map_err(|e| RegistryError::Unreachable {
-            registry: realm.clone(),
-            detail: e.to_string(),
-        })?;
-        let status = resp.status().as_u16();
-        if (status == 401 || status == 403) && cred.is_none() {
-            bail!(RegistryError::NoCredentials {
-                registry: registry.to_string()
-            });
-        }
-        if status == 401 || status == 403 {
-            bail!(RegistryError::Unauthorized {
-                registry: registry.to_string(),
-                status
-            });
-        }
-        let mut body = resp.into_body();
-        let text = body.with_config().limit(1 << 20).read_to_string()?;
-        if status != 200 {
-            bail!(
-                "the token service {realm} answered HTTP {status}: {}",
-                text.chars().take(300).collect::<String>()
-            );
-        }
-        #[derive(serde::Deserialize)]
-        struct Token {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-        }
-        let t: Token =
-            serde_json::from_str(&text).context("parsing the registry's token answer")?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .ok_or_else(|| anyhow!("the token service {realm} sent no token"))?;
-        self.tokens
-            .lock()
-            .expect("lock")
-            .insert((registry.to_string(), scope_key.to_string()), token);
-        Ok(())
-    }
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
+/// A request that failed without a response, by what went wrong.
+fn failed(registry: &str, e: ureq::Error) -> anyhow::Error {
+    let (registry, detail) = (registry.to_string(), format!("{e:#}"));
+    match is_tls(&e) {
+        true => anyhow!(RegistryError::Tls { registry, detail }),
+        false => anyhow!(RegistryError::Unreachable { registry, detail }),
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -502,63 +345,42 @@ fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn is_tls(e: &anyhow::Error) -> bool {
-    let text = format!("{e:#}").to_lowercase();
-    text.contains("certificate")
-        || text.contains("tls handshake")
-        || matches!(e.downcast_ref::<ureq::Error>(), Some(ureq::Error::Tls(_)))
-}
-
-fn is_transient(e: &anyhow::Error) -> bool {
-    match e.downcast_ref::<ureq::Error>() {
-        Some(ureq::Error::Io(_))
-        | Some(ureq::Error::Timeout(_))
-        | Some(ureq::Error::ConnectionFailed) => true,
-        Some(ureq::Error::Protocol(_)) => true,
-        Some(_) => false,
-        None => true,
+/// The TLS library's error inside a ureq error: its own variant, or (during the handshake)
+/// wrapped in an I/O error.
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
+        _ => None,
     }
 }
 
-/// `Bearer realm="…",service="…",scope="…"` → ("Bearer", {realm, service, scope}).
-pub fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
-    let (kind, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
-    let mut params = HashMap::new();
-    let mut s = rest.trim();
-    while !s.is_empty() {
-        let Some((k, after)) = s.split_once('=') else {
-            break;
-        };
-        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (v, rest) = if let Some(q) = after.strip_prefix('"') {
-            match q.find('"') {
-                Some(end) => (&q[..end], &q[end + 1..]),
-                None => (q, ""),
-            }
-        } else {
-            match after.find(',') {
-                Some(i) => (&after[..i], &after[i..]),
-                None => (after, ""),
-            }
-        };
-        params.insert(k, v.to_string());
-        s = rest.trim_start_matches([',', ' ']);
-    }
-    (kind.to_string(), params)
+/// A TLS problem (a certificate, the handshake): retrying cannot fix it.
+fn is_tls(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Tls(_) | ureq::Error::Pem(_)) || rustls_error(e).is_some()
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// A server that answered the TLS handshake with something that is not TLS: a registry
+/// that only speaks plain HTTP.
+fn answers_tls_with_plain_http(e: &ureq::Error) -> bool {
+    matches!(
+        rustls_error(e),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
+}
+
+/// A failure another attempt may not meet: the connection, a timeout, a broken response.
+fn is_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+            | ureq::Error::BodyStalled
+    )
 }
 
 #[cfg(test)]
@@ -585,17 +407,5 @@ mod tests {
         ] {
             assert!(!is_loopback(r), "{r}");
         }
-    }
-
-    #[test]
-    fn challenge_parsing() {
-        let (k, p) = parse_challenge(
-            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(k, "Bearer");
-        assert_eq!(p["realm"], "https://auth.example.com/token");
-        assert_eq!(p["scope"], "repository:a/b:pull,push");
-        let (k, p) = parse_challenge(r#"Basic realm="r""#);
-        assert_eq!((k.as_str(), p["realm"].as_str()), ("Basic", "r"));
     }
 }

@@ -1,10 +1,13 @@
-//! Talking to registries: references, credentials, a lean HTTP client with auth and
-//! retries, shallow pulls by digest and pushes that skip, mount or stream what the
-//! registry lacks.
+//! Talking to registries: credentials, a lean HTTP client with auth and retries, shallow
+//! pulls by digest, pushes that skip, mount or stream what the registry lacks, and ko's
+//! naming of repositories. Above `archive/`: pushes read push manifests, and
+//! [`pull::RegistryBlobs`] lets the blob store read a shallow base's layers.
 
 pub mod auth;
+mod challenge;
 pub mod client;
 pub mod naming;
+pub mod progress;
 pub mod pull;
 pub mod push;
-pub mod reference;
+mod upload;

@@ -7,25 +7,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
-use crate::digest::Sha256Digest;
-use crate::image::descriptor::{Descriptor, Index, Manifest, to_go_json};
-use crate::media;
-use crate::platform::Platform;
+use crate::archive::sources::PulledSources;
+use crate::archive::store::RemoteBlobs;
+use crate::oci::layout::{self, REF_NAME};
+use crate::oci::verify::{verify, verify_bytes};
+use crate::oci::{Descriptor, Index, Manifest, NoPlatform, Platform, Reference, Sha256Digest};
+use crate::oci::{json, media};
 use crate::registry::client::{Client, Payload, RegistryError};
-use crate::registry::reference::Reference;
-
-/// The file in a pulled layout that says where its missing blobs can be read.
-pub const SOURCES_FILE: &str = "rko-sources.json";
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Sources {
-    /// `host[:port]/repository` the base was pulled from.
-    pub repository: String,
-    /// The layer blobs that were not downloaded.
-    pub blobs: Vec<Descriptor>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -33,22 +22,15 @@ pub enum PullError {
         "{reference} is not pinned by digest: expected REFERENCE@sha256:… so the build is reproducible; pass --allow-tag to resolve the tag once and print the digest to pin"
     )]
     NotPinned { reference: String },
-    #[error(
-        "{what} from {reference} does not match: expected {expected}, the registry sent {found}; the registry content changed or is corrupt"
-    )]
-    Mismatch {
-        reference: String,
-        what: String,
-        expected: String,
-        found: String,
-    },
-    #[error("{reference} has no image for {wanted}; it has: {found}")]
+    #[error("{reference} has {missing}")]
     NoPlatform {
         reference: String,
-        wanted: String,
-        found: String,
+        missing: NoPlatform,
     },
 }
+
+/// What to do about a blob the registry sent that is not the one asked for.
+const REGISTRY_CHANGED: &str = "the registry content changed or is corrupt";
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -104,33 +86,56 @@ impl Puller<'_> {
         let mt = resp.header("content-type").unwrap_or_default();
         let bytes = resp.read_to_vec(16 << 20)?;
         let found = Sha256Digest::of(&bytes);
-        if let Some(e) = expect
-            && *e != found
-        {
-            bail!(PullError::Mismatch {
-                reference: r.to_string(),
-                what: "the manifest".into(),
-                expected: e.to_string(),
-                found: found.to_string()
-            });
+        if let Some(e) = expect {
+            let d = Descriptor::new(&mt, *e, bytes.len() as u64);
+            let subject = || format!("the manifest {target} from {r}");
+            verify_bytes(&d, &bytes, subject, REGISTRY_CHANGED)?;
         }
-        let mt = media_type_of(&bytes).unwrap_or(mt);
+        let mt = media::probe(&bytes).unwrap_or(mt);
         Ok((bytes, mt, found))
     }
 
     /// Streams a blob into `out`, checking digest and size; returns the bytes read.
     pub fn blob(&self, r: &Reference, d: &Descriptor, out: &mut impl Write) -> Result<u64> {
         let mut resp = self.get(r, &format!("/v2/{}/blobs/{}", r.repository, d.digest), None)?;
-        let (found, n) = crate::digest::copy_hashed(&mut resp.body.as_reader(), out, d.size)?;
-        if found != d.digest || n != d.size {
-            bail!(PullError::Mismatch {
-                reference: r.to_string(),
-                what: format!("blob {}", d.digest),
-                expected: format!("{} ({} bytes)", d.digest, d.size),
-                found: format!("{found} ({n} bytes)"),
-            });
+        let subject = || format!("blob {} from {}", d.digest, r.name());
+        Ok(verify(
+            d,
+            &mut resp.body.as_reader(),
+            out,
+            subject,
+            REGISTRY_CHANGED,
+        )?)
+    }
+
+    /// Downloads the config of each image manifest in `images`, and with `eager` its layers,
+    /// into the layout `dir`; returns the layers left in the registry.
+    fn configs_and_layers(
+        &self,
+        r: &Reference,
+        images: &[Vec<u8>],
+        eager: bool,
+        dir: &Path,
+        downloaded: &mut u64,
+    ) -> Result<Vec<Descriptor>> {
+        let mut missing: Vec<Descriptor> = Vec::new();
+        for bytes in images {
+            let m: Manifest = serde_json::from_slice(bytes).context("parsing a base manifest")?;
+            let mut cfg = Vec::new();
+            *downloaded += self.blob(r, &m.config, &mut cfg)?;
+            fs_err::write(layout::blob_path(dir, &m.config.digest), &cfg)?;
+            for l in &m.layers {
+                if eager {
+                    let path = layout::blob_path(dir, &l.digest);
+                    let mut f = std::io::BufWriter::new(fs_err::File::create(&path)?);
+                    *downloaded += self.blob(r, l, &mut f)?;
+                    f.flush()?;
+                } else if !missing.iter().any(|d| d.digest == l.digest) {
+                    missing.push(l.clone());
+                }
+            }
         }
-        Ok(n)
+        Ok(missing)
     }
 
     /// Pulls `r` for `platforms` into the (new, empty) layout directory `dir`.
@@ -154,15 +159,12 @@ impl Puller<'_> {
         write(&top_digest, &top)?;
         let mut downloaded = top.len() as u64;
         let mut images = Vec::new();
-        if top_mt == media::OCI_INDEX || top_mt == media::DOCKER_MANIFEST_LIST {
+        if media::is_index(&top_mt) {
             let idx: Index = serde_json::from_slice(&top).context("parsing the base index")?;
             for p in platforms {
-                let child = crate::image::index::select(&idx, p).map_err(|found| {
-                    PullError::NoPlatform {
-                        reference: r.to_string(),
-                        wanted: p.to_string(),
-                        found,
-                    }
+                let child = idx.select(p).map_err(|missing| PullError::NoPlatform {
+                    reference: r.to_string(),
+                    missing,
                 })?;
                 let (bytes, _, d) =
                     self.manifest(r, &child.digest.to_string(), Some(&child.digest))?;
@@ -173,41 +175,17 @@ impl Puller<'_> {
         } else {
             images.push(top.clone());
         }
-        let mut missing = Vec::new();
-        for bytes in &images {
-            let m: Manifest = serde_json::from_slice(bytes).context("parsing a base manifest")?;
-            let mut cfg = Vec::new();
-            downloaded += self.blob(r, &m.config, &mut cfg)?;
-            write(&m.config.digest, &cfg)?;
-            for l in &m.layers {
-                if eager {
-                    let path = blobs.join(l.digest.hex());
-                    let mut f = std::io::BufWriter::new(fs_err::File::create(&path)?);
-                    downloaded += self.blob(r, l, &mut f)?;
-                    f.flush()?;
-                } else if !missing.iter().any(|d: &Descriptor| d.digest == l.digest) {
-                    missing.push(l.clone());
-                }
-            }
-        }
-        fs_err::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        let mut root = Descriptor::new(&top_mt, &top);
-        root.annotations
-            .insert("org.opencontainers.image.ref.name".into(), r.to_string());
-        let index = Index {
-            schema_version: 2,
-            media_type: media::OCI_INDEX.into(),
-            manifests: vec![root],
-            annotations: Default::default(),
-        };
-        fs_err::write(dir.join("index.json"), to_go_json(&index))?;
-        let sources = Sources {
+        let missing = self.configs_and_layers(r, &images, eager, dir, &mut downloaded)?;
+        fs_err::write(dir.join(layout::OCI_LAYOUT_FILE), layout::OCI_LAYOUT)?;
+        let mut root = Descriptor::of_bytes(&top_mt, &top);
+        root.annotations.insert(REF_NAME.into(), r.to_string());
+        let index = Index::new(media::OCI_INDEX, vec![root]);
+        fs_err::write(dir.join(layout::INDEX_FILE), json::go(&index))?;
+        let sources = PulledSources {
             repository: r.name(),
             blobs: missing,
         };
-        let mut sj = serde_json::to_vec_pretty(&sources)?;
-        sj.push(b'\n');
-        fs_err::write(dir.join(SOURCES_FILE), sj)?;
+        sources.write(dir)?;
         Ok(Pulled {
             digest: top_digest,
             media_type: top_mt,
@@ -216,18 +194,13 @@ impl Puller<'_> {
     }
 }
 
-fn media_type_of(bytes: &[u8]) -> Option<String> {
-    let probed = crate::base::layout::probe_media_type(bytes);
-    if !probed.is_empty() {
-        return Some(probed);
+/// Streams the blobs of a shallow base from the registry they live in.
+pub struct RegistryBlobs(pub Client);
+
+impl RemoteBlobs for RegistryBlobs {
+    fn fetch(&self, repository: &str, desc: &Descriptor, out: &mut dyn Write) -> Result<()> {
+        let r = Reference::parse(repository)?;
+        Puller { client: &self.0 }.blob(&r, desc, &mut { out })?;
+        Ok(())
     }
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    Some(
-        if v.get("manifests").is_some() {
-            media::OCI_INDEX
-        } else {
-            media::OCI_MANIFEST
-        }
-        .to_string(),
-    )
 }

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 
-use crate::base::Base;
-use crate::digest::Sha256Digest;
-use crate::image::config::ConfigFile;
-use crate::image::descriptor::{Descriptor, Index, Manifest};
-use crate::media;
-use crate::platform::Platform;
+use crate::image::base::Base;
+use crate::oci::layout::{INDEX_FILE, OCI_LAYOUT_FILE, blob_path};
+use crate::oci::verify::verify_bytes;
+use crate::oci::{
+    ConfigFile, Descriptor, Index, Manifest, NoPlatform, Platform, Sha256Digest, media,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -30,16 +30,6 @@ pub enum LayoutError {
         path: PathBuf,
     },
     #[error(
-        "blob {path} does not match its descriptor: expected {expected} ({expected_size} bytes), found {found} ({found_size} bytes); the layout is corrupt, copy the image again"
-    )]
-    DigestMismatch {
-        path: PathBuf,
-        expected: Sha256Digest,
-        expected_size: u64,
-        found: Sha256Digest,
-        found_size: u64,
-    },
-    #[error(
         "base digest mismatch in {dir}: expected {expected}, but the layout holds {found}; update the pinned digest or the layout"
     )]
     PinMismatch {
@@ -54,12 +44,12 @@ pub enum LayoutError {
         found: String,
     },
     #[error(
-        "the base index {digest} has no image for platform {wanted}; it has: {found} (choose one of those with --platform)"
+        "the base index {digest} has no image for platform {}; it has: {} (choose one of those with --platform)",
+        .missing.wanted, .missing.found
     )]
     NoPlatform {
         digest: Sha256Digest,
-        wanted: String,
-        found: String,
+        missing: NoPlatform,
     },
     #[error(
         "the base image is for {found}, but the platform asked for is {wanted}; use --platform {found} or a base for {wanted}"
@@ -70,11 +60,6 @@ pub enum LayoutError {
         digest: Sha256Digest,
         media_type: String,
     },
-}
-
-/// The path of a blob in a layout.
-pub fn blob_path(dir: &Path, digest: &Sha256Digest) -> PathBuf {
-    dir.join("blobs").join("sha256").join(digest.hex())
 }
 
 /// Reads a blob and checks it against `desc`.
@@ -92,17 +77,13 @@ pub fn read_verified(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>> {
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let found = Sha256Digest::of(&bytes);
-    if found != desc.digest || bytes.len() as u64 != desc.size {
-        return Err(LayoutError::DigestMismatch {
-            path,
-            expected: desc.digest,
-            expected_size: desc.size,
-            found,
-            found_size: bytes.len() as u64,
-        }
-        .into());
-    }
+    let subject = || format!("blob {}", path.display());
+    verify_bytes(
+        desc,
+        &bytes,
+        subject,
+        "the layout is corrupt, copy the image again",
+    )?;
     Ok(bytes)
 }
 
@@ -115,35 +96,23 @@ fn parse<T: DeserializeOwned>(bytes: &[u8], path: &Path, what: &str) -> Result<T
     })
 }
 
-/// The media type of a manifest-ish blob: its descriptor's, else the one in its JSON.
+/// The media type of a manifest-ish blob: its descriptor's, else the one its JSON implies.
 fn media_type_of(desc: &Descriptor, bytes: &[u8]) -> String {
     if !desc.media_type.is_empty() {
         return desc.media_type.clone();
     }
-    probe_media_type(bytes)
-}
-
-/// The `mediaType` field of a manifest or index JSON, or "" when it has none.
-pub fn probe_media_type(bytes: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "mediaType", default)]
-        media_type: String,
-    }
-    serde_json::from_slice::<Probe>(bytes)
-        .map(|p| p.media_type)
-        .unwrap_or_default()
+    media::probe(bytes).unwrap_or_default()
 }
 
 /// Reads `index.json` of a layout.
 pub fn read_index_json(dir: &Path) -> Result<Index> {
-    if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+    if !dir.join(OCI_LAYOUT_FILE).is_file() || !dir.join(INDEX_FILE).is_file() {
         return Err(LayoutError::NotALayout {
             dir: dir.to_path_buf(),
         }
         .into());
     }
-    let path = dir.join("index.json");
+    let path = dir.join(INDEX_FILE);
     parse(&fs_err::read(&path)?, &path, "OCI layout index.json")
 }
 
@@ -154,51 +123,7 @@ pub fn read_base(
     platform: &Platform,
     name: Option<&str>,
 ) -> Result<Base> {
-    let top = read_index_json(dir)?;
-    let list = |ds: &[Descriptor]| {
-        ds.iter()
-            .map(|d| d.digest.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let root = match pin {
-        Some(d) => match top.manifests.iter().find(|m| &m.digest == d) {
-            Some(m) => m.clone(),
-            None if blob_path(dir, d).is_file() => {
-                let size = fs_err::metadata(blob_path(dir, d))?.len();
-                Descriptor {
-                    media_type: String::new(),
-                    size,
-                    digest: *d,
-                    urls: None,
-                    annotations: Default::default(),
-                    platform: None,
-                    artifact_type: None,
-                }
-            }
-            None => {
-                return Err(LayoutError::PinMismatch {
-                    dir: dir.to_path_buf(),
-                    expected: *d,
-                    found: list(&top.manifests),
-                }
-                .into());
-            }
-        },
-        None => match top.manifests.as_slice() {
-            [one] => one.clone(),
-            many => {
-                return Err(LayoutError::Ambiguous {
-                    dir: dir.to_path_buf(),
-                    count: many.len(),
-                    found: list(many),
-                }
-                .into());
-            }
-        },
-    };
-    let mut desc = root.clone();
-    let mut index_media_type = None;
+    let mut desc = root_of(dir, pin)?;
     loop {
         let bytes = read_verified(dir, &desc)?;
         let mt = media_type_of(&desc, &bytes);
@@ -206,27 +131,20 @@ pub fn read_base(
         match mt.as_str() {
             media::OCI_INDEX | media::DOCKER_MANIFEST_LIST => {
                 let idx: Index = parse(&bytes, &path, "image index")?;
-                let child = crate::image::index::select(&idx, platform).map_err(|found| {
-                    LayoutError::NoPlatform {
+                let child = idx
+                    .select(platform)
+                    .map_err(|missing| LayoutError::NoPlatform {
                         digest: desc.digest,
-                        wanted: platform.to_string(),
-                        found,
-                    }
-                })?;
-                index_media_type.get_or_insert(mt.clone());
+                        missing,
+                    })?;
                 desc = child.clone();
             }
             media::OCI_MANIFEST | media::DOCKER_MANIFEST => {
                 let m: Manifest = parse(&bytes, &path, "image manifest")?;
                 let cfg_bytes = read_verified(dir, &m.config)?;
-                let config: ConfigFile = parse(
-                    &cfg_bytes,
-                    &blob_path(dir, &m.config.digest),
-                    "image config",
-                )?;
-                let mut found = Platform::new(&config.os, &config.architecture);
-                found.variant = config.variant.clone();
-                found.os_version = config.os_version.clone();
+                let cfg_path = blob_path(dir, &m.config.digest);
+                let config: ConfigFile = parse(&cfg_bytes, &cfg_path, "image config")?;
+                let found = Platform::of_config(&config);
                 if !platform.matches(&found) {
                     return Err(LayoutError::WrongPlatform {
                         wanted: platform.to_string(),
@@ -239,10 +157,8 @@ pub fn read_base(
                     pinned_digest: Some(desc.digest),
                     manifest_annotations: m.annotations,
                     media_type: mt,
-                    index_media_type,
                     config,
                     layers: m.layers,
-                    platform: found,
                     blob_dir: Some(dir.to_path_buf()),
                 });
             }
@@ -254,5 +170,39 @@ pub fn read_base(
                 .into());
             }
         }
+    }
+}
+
+/// The layout's image or index: the one pinned (listed in index.json, or only among its
+/// blobs), else the only one it lists.
+fn root_of(dir: &Path, pin: Option<&Sha256Digest>) -> Result<Descriptor> {
+    let top = read_index_json(dir)?;
+    let list = |ds: &[Descriptor]| {
+        ds.iter()
+            .map(|d| d.digest.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (pin, top.manifests.as_slice()) {
+        (Some(d), all) => match all.iter().find(|m| &m.digest == d) {
+            Some(m) => Ok(m.clone()),
+            None if blob_path(dir, d).is_file() => {
+                let size = fs_err::metadata(blob_path(dir, d))?.len();
+                Ok(Descriptor::new("", *d, size))
+            }
+            None => Err(LayoutError::PinMismatch {
+                dir: dir.to_path_buf(),
+                expected: *d,
+                found: list(all),
+            }
+            .into()),
+        },
+        (None, [one]) => Ok(one.clone()),
+        (None, many) => Err(LayoutError::Ambiguous {
+            dir: dir.to_path_buf(),
+            count: many.len(),
+            found: list(many),
+        }
+        .into()),
     }
 }

@@ -75,6 +75,17 @@ fn host_ok(h: &str) -> bool {
         })
 }
 
+/// Whether the first element of a name is a registry host (`example.com`, `host:5000`,
+/// `localhost`) rather than the first element of a Docker Hub path.
+pub fn is_registry_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// Parses `NAME[:TAG]` flags, each as [`parse_tag`].
+pub fn parse_tags(tags: &[String]) -> Result<Vec<TagRef>, TagError> {
+    tags.iter().map(|t| parse_tag(t)).collect()
+}
+
 /// Parses `NAME[:TAG]`; the tag defaults to `latest`.
 pub fn parse_tag(s: &str) -> Result<TagRef, TagError> {
     let err = |why: &str| TagError {
@@ -105,9 +116,7 @@ pub fn parse_tag(s: &str) -> Result<TagRef, TagError> {
         return Err(err("the name is empty or longer than 255 characters"));
     }
     let parts: Vec<&str> = name.split('/').collect();
-    let (host, path) = if parts.len() > 1
-        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
-    {
+    let (host, path) = if parts.len() > 1 && is_registry_host(parts[0]) {
         (Some(parts[0]), &parts[1..])
     } else {
         (None, &parts[..])

@@ -1,8 +1,6 @@
-//! `sha256:<hex>` digests: parsing with a clear error, formatting, and hashing files.
+//! `sha256:<hex>` digests: parsing with a clear error, formatting and hashing.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -32,41 +30,7 @@ impl Sha256Digest {
     pub fn hex(&self) -> String {
         hex::encode(self.0)
     }
-
-    /// Hashes a file by streaming it.
-    pub fn of_file(path: &Path) -> std::io::Result<(Self, u64)> {
-        let mut f = fs_err::File::open(path)?;
-        copy_hashed(&mut f, &mut std::io::sink(), u64::MAX)
-    }
 }
-
-/// Copies `r` into `w` while hashing, stopping once more than `limit` bytes were read (so a
-/// blob longer than its descriptor says is caught without reading it all). Returns the digest
-/// and the number of bytes read.
-pub fn copy_hashed(
-    r: &mut impl Read,
-    w: &mut impl Write,
-    limit: u64,
-) -> std::io::Result<(Sha256Digest, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        n += k as u64;
-        if n > limit {
-            break;
-        }
-        h.update(&buf[..k]);
-        w.write_all(&buf[..k])?;
-    }
-    Ok((Sha256Digest::from_hasher(h), n))
-}
-
-impl Sha256Digest {}
 
 impl FromStr for Sha256Digest {
     type Err = DigestParseError;

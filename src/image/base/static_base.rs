@@ -4,20 +4,19 @@
 //! Mozilla's CA roots (from the `webpki-root-certs` crate) at
 //! `/etc/ssl/certs/ca-certificates.crt`; the config runs as 65532.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::OnceLock;
 
 use base64::Engine;
 
-use crate::base::Base;
-use crate::digest::Sha256Digest;
-use crate::image::config::{Config, History, RootFs, rfc3339};
-use crate::image::descriptor::Descriptor;
+use crate::image::base::Base;
 use crate::layer::compress::{Algorithm, Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
-use crate::media;
-use crate::platform::Platform;
+use crate::oci::Descriptor;
+use crate::oci::config::{Config, History, RootFs, rfc3339};
+use crate::oci::digest::Sha256Digest;
+use crate::oci::media;
+use crate::oci::platform::Platform;
 
 pub const NONROOT: u32 = 65532;
 pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -86,12 +85,7 @@ fn build_layer() -> StaticLayer {
         let mut e = Entry::new(name, kind, mode, size, 0);
         e.uid = owner;
         e.gid = owner;
-        tar::write_header(&mut sink, &e).expect("in-memory write");
-        if let Some(c) = content {
-            sink.write_all(c).expect("in-memory write");
-            sink.write_all(&[0u8; tar::BLOCK][..tar::padding(size)])
-                .expect("in-memory write");
-        }
+        tar::write_file(&mut sink, &e, content.unwrap_or_default()).expect("in-memory write");
     }
     sink.write_all(&tar::TRAILER).expect("in-memory write");
     let (w, blob) = sink.finish().expect("in-memory sink");
@@ -106,7 +100,7 @@ fn build_layer() -> StaticLayer {
 pub fn base(platform: &Platform) -> Base {
     let l = layer();
     let epoch = rfc3339(0);
-    let mut b = crate::base::scratch(platform);
+    let mut b = crate::image::base::scratch(platform);
     b.config.created = Some(epoch.clone());
     b.config.history = vec![History {
         created: Some(epoch),
@@ -129,15 +123,11 @@ pub fn base(platform: &Platform) -> Base {
         working_dir: "/home/nonroot".to_string(),
         ..Default::default()
     };
-    b.layers = vec![Descriptor {
-        media_type: media::OCI_LAYER_GZIP.to_string(),
-        size: l.blob.len() as u64,
-        digest: l.digest,
-        urls: None,
-        annotations: BTreeMap::new(),
-        platform: None,
-        artifact_type: None,
-    }];
+    b.layers = vec![Descriptor::new(
+        media::OCI_LAYER_GZIP,
+        l.digest,
+        l.blob.len() as u64,
+    )];
     b
 }
 

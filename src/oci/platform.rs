@@ -69,6 +69,15 @@ impl Platform {
         }
     }
 
+    /// The platform an image config records.
+    pub fn of_config(config: &crate::oci::config::ConfigFile) -> Self {
+        Platform {
+            os_version: config.os_version.clone(),
+            variant: config.variant.clone(),
+            ..Platform::new(&config.os, &config.architecture)
+        }
+    }
+
     /// ko's matching of a wanted platform against an index entry: os and architecture equal;
     /// the variant (and os.version) must be equal when the wanted platform names one.
     pub fn matches(&self, candidate: &Platform) -> bool {

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use crate::digest::Sha256Digest;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::tag::{is_registry_host, parse_tag};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
@@ -36,7 +37,7 @@ impl Reference {
             ),
             None => (s, None),
         };
-        let tagged = crate::reference::parse_tag(rest).map_err(|e| err(&e.why))?;
+        let tagged = parse_tag(rest).map_err(|e| err(&e.why))?;
         let tag = if rest[rest.rfind('/').map(|i| i + 1).unwrap_or(0)..].contains(':') {
             Some(tagged.tag)
         } else {
@@ -44,9 +45,7 @@ impl Reference {
         };
         let name = tagged.repository;
         let (registry, repository) = match name.split_once('/') {
-            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
-                (h.to_string(), r.to_string())
-            }
+            Some((h, r)) if is_registry_host(h) => (h.to_string(), r.to_string()),
             _ => ("index.docker.io".to_string(), name.clone()),
         };
         let registry = if registry == "docker.io" {

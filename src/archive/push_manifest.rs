@@ -1,0 +1,108 @@
+//! The push manifest: everything `rko push` needs, written at build time by
+//! `rko push-manifest` — where to push, the tags, and for every manifest and blob its
+//! descriptor and where its bytes are (a file, or a repository to mount or copy from).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::oci::Sha256Digest;
+
+/// The `source` of a blob that is the embedded static base's layer.
+pub const STATIC_SOURCE: &str = "rko:static";
+
+/// The push manifest: everything `rko push` needs, written at build time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PushManifest {
+    /// `host[:port]/repository` to push to.
+    pub repository: String,
+    /// Tags to point at the root, pushed last.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The image or index that is pushed.
+    pub root: BlobRef,
+    /// Manifests and indexes, children before parents, the root last.
+    pub manifests: Vec<BlobRef>,
+    /// Every config and layer blob.
+    pub blobs: Vec<BlobRef>,
+}
+
+/// A blob and where its bytes are.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobRef {
+    pub media_type: String,
+    pub digest: Sha256Digest,
+    pub size: u64,
+    /// A local file with the bytes. In a push manifest file a relative path is relative to
+    /// the directory holding that file, not to the working directory: build systems run the
+    /// push from elsewhere than the build (Bazel in the runfiles tree, Buck2 in the user's
+    /// directory), and only the manifest's own location is known to both.
+    /// [`PushManifest::read`] resolves them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Or a repository (`host[:port]/repo`) where the blob can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Why a push manifest file cannot be pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushManifestError {
+    /// (`main` prints the parser's message after this one, as the error's source.)
+    #[error("{manifest} is not a push manifest: expected the JSON `rko push-manifest` writes")]
+    NotAPushManifest {
+        manifest: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the push manifest {manifest} records blob {digest} at {recorded}, which resolves \
+         (relative paths against the manifest's directory) to {resolved}, but no file is there; \
+         rebuild the push target, and run it through the build system (`bazel run`, `buck2 run`) \
+         so that the blobs sit where the manifest says"
+    )]
+    MissingBlobFile {
+        manifest: PathBuf,
+        digest: Sha256Digest,
+        recorded: PathBuf,
+        resolved: PathBuf,
+    },
+}
+
+impl PushManifest {
+    /// Reads a push manifest file and resolves its relative blob paths against the file's
+    /// directory, by joining names (symlinks are not resolved: under Bazel the manifest sits
+    /// in a runfiles tree of symlinks, and the blobs must be found through that tree).
+    /// Every blob file must exist, so a wrong location fails before anything is sent.
+    pub fn read(manifest: &Path) -> Result<PushManifest> {
+        let bytes = fs_err::read(manifest)?;
+        let mut pm: PushManifest = serde_json::from_slice(&bytes).map_err(|source| {
+            PushManifestError::NotAPushManifest {
+                manifest: manifest.to_path_buf(),
+                source,
+            }
+        })?;
+        let dir = manifest.parent().unwrap_or(Path::new(""));
+        for b in std::iter::once(&mut pm.root)
+            .chain(pm.manifests.iter_mut())
+            .chain(pm.blobs.iter_mut())
+        {
+            let Some(recorded) = b.path.take() else {
+                continue;
+            };
+            let resolved = dir.join(&recorded);
+            if !resolved.is_file() {
+                bail!(PushManifestError::MissingBlobFile {
+                    manifest: manifest.to_path_buf(),
+                    digest: b.digest,
+                    recorded,
+                    resolved,
+                });
+            }
+            b.path = Some(resolved);
+        }
+        Ok(pm)
+    }
+}

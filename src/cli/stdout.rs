@@ -1,0 +1,16 @@
+//! The command's output on stdout: digests and references, a line each.
+
+use std::fmt::Display;
+use std::io::Write;
+
+/// Prints a line on stdout. A closed pipe (`rko … | head -1`) ends the output quietly
+/// instead of panicking as `println!` does.
+pub fn line(text: impl Display) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}")
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("rko: error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}

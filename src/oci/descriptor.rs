@@ -1,0 +1,142 @@
+//! OCI content descriptors, manifests and indexes, with fields in the order
+//! go-containerregistry (and so ko) serializes them, and maps kept sorted so the JSON is
+//! the same on every run; and choosing an index's image for a platform.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use std::path::Path;
+
+use crate::oci::digest::Sha256Digest;
+use crate::oci::platform::Platform;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub size: u64,
+    pub digest: Sha256Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// A descriptor of `size` bytes with `digest`: the one constructor.
+    pub fn new(media_type: &str, digest: Sha256Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            size,
+            digest,
+            urls: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    /// The descriptor of `bytes`.
+    pub fn of_bytes(media_type: &str, bytes: &[u8]) -> Self {
+        Self::new(media_type, Sha256Digest::of(bytes), bytes.len() as u64)
+    }
+
+    /// Reads a descriptor file written by `rko image` or `rko index`.
+    pub fn read_file(path: &Path) -> Result<Self, DescriptorFileError> {
+        let bytes = fs_err::read(path).map_err(|cause| DescriptorFileError::Unreadable {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|cause| DescriptorFileError::NotADescriptor {
+            path: path.display().to_string(),
+            cause,
+        })
+    }
+}
+
+/// A descriptor file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DescriptorFileError {
+    #[error("cannot read {path}: {cause}")]
+    Unreadable { path: String, cause: std::io::Error },
+    #[error(
+        "{path} is not an image descriptor ({cause}): expected the JSON that `rko image \
+         --descriptor-out` or `rko index --descriptor-out` writes"
+    )]
+    NotADescriptor {
+        path: String,
+        cause: serde_json::Error,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub media_type: String,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Index {
+    /// An index of `media_type` listing `manifests`.
+    pub fn new(media_type: &str, manifests: Vec<Descriptor>) -> Self {
+        Index {
+            schema_version: 2,
+            media_type: media_type.to_string(),
+            manifests,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// The first entry for `platform`, matched as ko matches (an unnamed variant matches any).
+    pub fn select(&self, platform: &Platform) -> Result<&Descriptor, NoPlatform> {
+        self.manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
+            .ok_or_else(|| NoPlatform {
+                wanted: platform.to_string(),
+                found: self
+                    .manifests
+                    .iter()
+                    .map(|m| match &m.platform {
+                        Some(p) => p.to_string(),
+                        None => "(no platform)".to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// An index without an image for the platform asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("no image for {wanted}; it has: {found}")]
+pub struct NoPlatform {
+    pub wanted: String,
+    /// The platforms the index has, for the message.
+    pub found: String,
+}
