@@ -247,7 +247,19 @@ def check_base_platform(rule, platform, base_label, base_platforms):
             "Add %r to the ko_base's platforms" % platform,
         ))
 
-def unknown_target_platform(rule):
+def unknown_target_platform(rule, platform_label = ""):
+    """Fails for a target platform without a known os/cpu; platform_label names it, if known."""
+    if platform_label:
+        fail(attr_error(
+            rule,
+            "platform",
+            "a target platform whose constraint values rules_ko maps to an OCI platform: " + ", ".join([
+                "@platforms//os:%s with @platforms//cpu:%s (%s)" % (c["os"], c["cpu"], p)
+                for p, c in sorted(PLATFORMS.items())
+            ]),
+            "%s, which has none of these os/cpu pairs" % platform_label,
+            "Add one pair to the constraint_values of %s, or build for an \"os/arch\" string (ko_image_index platforms, or this rule's platform attribute)" % platform_label,
+        ))
     fail(attr_error(
         rule,
         "platform",
