@@ -4,6 +4,12 @@ Every rko action gets one Args that spills into a parameter file (`@FILE`, one a
 per line, which rko expands) when the command line is long: one --file per kodata file, or
 one --layer per layer of a many-platform index. Lists go in with add_all, so Bazel expands
 them only when it writes the command line, not during analysis.
+
+No rules_ko rule calls depset.to_list(). What is still walked in analysis are lists, never
+depsets: ctx.files.kodata (Bazel holds an attribute's files as a list; every image path is
+checked then, so a file outside kodata_strip_prefix fails with the attribute's name), an
+index's per-platform images, and in outputs.bzl stage() the few files rules_ko's own
+actions made (each needs its own runfiles name); a base's layout files stay depsets.
 """
 
 load("//starlark:ko.bzl", "is_each", "is_join", "is_out")
