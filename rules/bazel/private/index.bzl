@@ -8,7 +8,7 @@ constraints see them) and each ko_image derives its OCI platform from the platfo
 @platforms//os and @platforms//cpu constraint values (platform.bzl).
 """
 
-load("//starlark:ko.bzl", "PLATFORMS", "attr_error", "index_args", "index_sources")
+load("//starlark:ko.bzl", "PLATFORMS", "attr_error", "check_index_image", "index_args", "index_sources", "platform_key")
 load(":args.bzl", "render")
 load(":outputs.bzl", "output_group_actions")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
@@ -17,6 +17,9 @@ load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 def _platforms_transition_impl(settings, attr):
     # Split keys are strings: each platform's label, as _ko_image_index_impl spells it.
     return {str(p): {"//command_line_option:platforms": str(p)} for p in attr.platforms}
+
+# rules_ko's own platforms (what "os/arch" strings become) -> the OCI platform they mean.
+_OWN_PLATFORMS = {str(Label("//platforms:" + platform_key(p))): p for p in PLATFORMS.keys()}
 
 _platforms_transition = transition(
     implementation = _platforms_transition_impl,
@@ -31,6 +34,8 @@ def _ko_image_index_impl(ctx):
     seen = {}
     for p in ctx.attr.platforms:
         info = ctx.split_attr.image[str(p.label)][KoImageInfo]
+        if str(p.label) in _OWN_PLATFORMS:
+            check_index_image(rule, _OWN_PLATFORMS[str(p.label)], info.platform)
         if info.platform in seen:
             fail(attr_error(
                 rule,
