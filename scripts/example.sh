@@ -2,7 +2,8 @@
 # Builds the Bazel example workspace, examples/monorepo, on this machine: two Go services on
 # one shared base, a two-platform index, and (with --load) loads foo's image into docker (or
 # podman) and runs it. Offline: rko is built here with cargo and handed to Bazel through
-# RKO_BINARY, and Debian's Bazel gets local rules_java/rules_cc (tests/e2e/offline/README.md).
+# RKO_BINARY, and Debian's Bazel gets local rules_java/rules_cc (tests/e2e/offline/README.md)
+# and Debian's bazel-skylib for @bazel_skylib.
 #
 #   bash scripts/example.sh           # build //cmd/foo:image, //cmd/foo:image_index, //cmd/bar:image
 #   bash scripts/example.sh --load    # ... then bazel run //cmd/foo:image.load and docker run it
@@ -22,7 +23,7 @@ for arg in "$@"; do
 done
 
 . scripts/lib/packages.sh
-ensure_packages example.sh bazel-bootstrap bazel-rules-java golang-go
+ensure_packages example.sh bazel-bootstrap bazel-rules-java bazel-skylib golang-go
 
 echo "example.sh: cargo build --release --locked --bin rko"
 cargo build --release --locked --bin rko
@@ -48,6 +49,8 @@ build --repo_env=RKO_BINARY=$rko
 # local rules_java and rules_cc (see tests/e2e/offline/README.md).
 build --override_repository=rules_java=/usr/share/bazel/rules/java
 build --override_repository=rules_cc=$root/tests/e2e/offline/rules_cc
+# rules_ko_dependencies() downloads bazel_skylib; offline, Debian's bazel-skylib stands in.
+build --override_repository=bazel_skylib=/usr/share/bazel/tools/skylib
 EOF
 
 startup=()

@@ -7,8 +7,12 @@ It never looks inside a file object. An argument list is a list of items:
   - a string: one argument as it is;
   - a file (Bazel File, Buck2 artifact, or a path string): one argument, the file's path;
   - out(file): an output the action writes (Buck2 needs `.as_output()` there);
-  - join(parts, sep): one argument, the parts (strings and files) joined by sep.
-Each adapter renders the list: Bazel with ctx.actions.args(), Buck2 with cmd_args().
+  - join(parts, sep): one argument, the parts (strings and files) joined by sep;
+  - each(flag, values, sep): for every value, `flag` and then the value (a string or file,
+    or a [part, part] pair joined by sep), so a long list (one --file per kodata file)
+    stays one item that Bazel adds with Args.add_all(map_each) instead of string by string.
+Each adapter renders the list: Bazel with ctx.actions.args() (spilling to a param file
+when long), Buck2 with cmd_args().
 Files are never turned into strings here: Buck2 artifacts have no `.path` and no `+`.
 
 The dialect is the common subset of Bazel 4.2+ and Buck2 Starlark: no f-strings, no types.
@@ -243,7 +247,19 @@ def check_base_platform(rule, platform, base_label, base_platforms):
             "Add %r to the ko_base's platforms" % platform,
         ))
 
-def unknown_target_platform(rule):
+def unknown_target_platform(rule, platform_label = ""):
+    """Fails for a target platform without a known os/cpu; platform_label names it, if known."""
+    if platform_label:
+        fail(attr_error(
+            rule,
+            "platform",
+            "a target platform whose constraint values rules_ko maps to an OCI platform: " + ", ".join([
+                "@platforms//os:%s with @platforms//cpu:%s (%s)" % (c["os"], c["cpu"], p)
+                for p, c in sorted(PLATFORMS.items())
+            ]),
+            "%s, which has none of these os/cpu pairs" % platform_label,
+            "Add one pair to the constraint_values of %s, or build for an \"os/arch\" string (ko_image_index platforms, or this rule's platform attribute)" % platform_label,
+        ))
     fail(attr_error(
         rule,
         "platform",
@@ -327,8 +343,15 @@ def join(parts, sep):
     """One argument: parts (strings and files) joined by sep."""
     return struct(ko_join = parts, ko_sep = sep)
 
+def each(flag, values, sep = ""):
+    """`flag value` for every value (a string or file, or with sep a [part, part] pair)."""
+    return struct(ko_each = values, ko_flag = flag, ko_sep = sep)
+
 def is_out(item):
     return type(item) == "struct" and hasattr(item, "ko_out")
+
+def is_each(item):
+    return type(item) == "struct" and hasattr(item, "ko_each")
 
 def is_join(item):
     return type(item) == "struct" and hasattr(item, "ko_join")
@@ -341,6 +364,9 @@ def render_strings(items):
             args.append(item.ko_out)
         elif is_join(item):
             args.append(item.ko_sep.join(item.ko_join))
+        elif is_each(item):
+            for v in item.ko_each:
+                args.extend([item.ko_flag, item.ko_sep.join(v) if item.ko_sep else v])
         else:
             args.append(item)
     return args
@@ -371,8 +397,7 @@ def layer_binary_args(binary, importpath, platform, output, descriptor, compress
 def layer_kodata_args(files, importpath, output, descriptor, compression, level):
     """`rko layer kodata`: files is a list of [image_path, file] pairs under /var/run/ko."""
     args = ["layer", "kodata", "--import-path", importpath, "-o", out(output), "--descriptor", out(descriptor)]
-    for image_path, f in files:
-        args.extend(["--file", join([image_path, f], "=")])
+    args.append(each("--file", files, "="))
     return args + compression_args(compression, level)
 
 def _key_value_args(flag, values):
@@ -407,9 +432,7 @@ def image_args(
     base: base_arg(...). outputs: dict with config, manifest, descriptor, digest files.
     entrypoint/cmd: None keeps ko's default; a list (even empty) sets it.
     """
-    args = ["image", "--base", base, "--platform", platform]
-    for d in layers:
-        args.extend(["--layer", d])
+    args = ["image", "--base", base, "--platform", platform, each("--layer", layers)]
     args.extend(_key_value_args("--env", env))
     args.extend(_key_value_args("--label", labels))
     args.extend(_key_value_args("--annotation", annotations))
@@ -442,10 +465,16 @@ def image_args(
     return args
 
 def index_args(image_descriptors, index, descriptor, digest):
-    args = ["index"]
-    for d in image_descriptors:
-        args.extend(["--image", d])
-    return args + ["--index-out", out(index), "--descriptor-out", out(descriptor), "--digest-out", out(digest)]
+    return [
+        "index",
+        each("--image", image_descriptors),
+        "--index-out",
+        out(index),
+        "--descriptor-out",
+        out(descriptor),
+        "--digest-out",
+        out(digest),
+    ]
 
 def sources_args(sources):
     """The blob sources of an image or index, for tarball, layout, load and push-manifest.
@@ -453,14 +482,13 @@ def sources_args(sources):
     sources: dict with root (descriptor file), blobs (manifest/config/index files), layers
     (list of [descriptor, blob] files) and blob_dirs (OCI layout dirs, e.g. the base's).
     """
-    args = ["--root", sources["root"]]
-    for b in sources["blobs"]:
-        args.extend(["--blob", b])
-    for d, b in sources["layers"]:
-        args.extend(["--layer", join([d, b], "=")])
-    for d in sources["blob_dirs"]:
-        args.extend(["--blobs", d])
-    return args
+    return [
+        "--root",
+        sources["root"],
+        each("--blob", sources["blobs"]),
+        each("--layer", sources["layers"], "="),
+        each("--blobs", sources["blob_dirs"]),
+    ]
 
 def registry_args(insecure_registries):
     args = []
@@ -499,8 +527,7 @@ def push_manifest_args(sources, repository, output, importpath = "", naming = ""
         args.extend(["--tag-file", f])
     for f in stamp_files:
         args.extend(["--stamp-file", f])
-    for src, dst in path_maps:
-        args.extend(["--path-map", join([src, dst], "=")])
+    args.append(each("--path-map", path_maps, "="))
     return args + ["-o", out(output)]
 
 def push_args(manifest, insecure_registries = []):

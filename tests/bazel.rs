@@ -496,7 +496,8 @@ fn bazel_toolchain_from_a_url_or_built_from_source() {
         format!(
             "workspace(name = \"url_toolchain\")\n\
              local_repository(name = \"rules_ko\", path = \"{}\")\n\
-             load(\"@rules_ko//rules/bazel:repositories.bzl\", \"rules_ko_register_toolchains\")\n\
+             load(\"@rules_ko//rules/bazel:repositories.bzl\", \"rules_ko_dependencies\", \"rules_ko_register_toolchains\")\n\
+             rules_ko_dependencies()\n\
              {toolchain}\n",
             bazel::repo_root().display(),
         )
@@ -750,4 +751,261 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     let bin = ws.bin("cmd/bar/bar");
     let by_rko_build = common::rko_build_analysis_subject(&bin, &e2e_src().join("analysis/kodata"));
     assert_eq!(by_bazel, by_rko_build);
+}
+
+/// The spawns of Bazel's JSON execution log with their argv: (mnemonic, progress, argv).
+fn spawn_argvs(log: &Path) -> Vec<(String, String, Vec<String>)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<serde_json::Value>()
+        .map(|v| {
+            let v = v.expect("execution log is JSON");
+            let argv = v["commandArgs"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            (
+                v["mnemonic"].as_str().unwrap_or("").to_string(),
+                v["progressMessage"].as_str().unwrap_or("").to_string(),
+                argv,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bazel_long_command_lines_go_through_a_param_file() {
+    let _serial = bazel::serial();
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("exec.json");
+    let exec_log = format!("--execution_log_json_file={}", log.display());
+    // 400 kodata files: one `--file PATH=FILE` each, ~80 KB of arguments.
+    ws.ok(&["build", &exec_log, "//params:image"]);
+    let spawns = spawn_argvs(&log);
+    let (_, _, argv) = spawns
+        .iter()
+        .find(|(m, p, _)| m == "KoLayer" && p.starts_with("KoLayer kodata //params:image"))
+        .unwrap_or_else(|| panic!("no kodata KoLayer spawn in {spawns:?}"));
+    // rko ran with one argument, the parameter file, not 800 --file arguments.
+    assert_eq!(argv.len(), 2, "{argv:?}");
+    assert!(
+        argv[1].starts_with("@bazel-out/") && argv[1].ends_with(".params"),
+        "{argv:?}"
+    );
+    let params = std::fs::read_to_string(ws.dir.join(&argv[1][1..])).unwrap();
+    let lines: Vec<&str> = params.lines().collect();
+    assert_eq!(lines[..2], ["layer", "kodata"]);
+    assert_eq!(lines.iter().filter(|l| **l == "--file").count(), 400);
+    // The short command lines stay on the command line.
+    let (_, _, binary) = spawns
+        .iter()
+        .find(|(_, p, _)| p.starts_with("KoLayer binary //params:image"))
+        .unwrap();
+    assert!(binary.contains(&"--binary".to_string()), "{binary:?}");
+
+    // ... and rko read every file from it into the layer.
+    let listing = run_ok(
+        Command::new("tar")
+            .arg("-tzf")
+            .arg(ws.bin("params/image.ko/kodata.tar.gz")),
+    );
+    let pages: Vec<&str> = listing.lines().filter(|l| l.contains("/page-")).collect();
+    assert_eq!(pages.len(), 400, "{listing}");
+    assert!(
+        pages.contains(
+            &"/var/run/ko/pages/a-rather-long-directory-name-so-each-argument-counts/page-399.txt"
+        ),
+        "{pages:?}"
+    );
+    let manifest = read_json(ws.bin("params/image.manifest.json"));
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 3);
+}
+
+/// A blob of an OCI layout, as JSON.
+fn layout_json(layout: &Path, digest: &serde_json::Value) -> serde_json::Value {
+    let digest = digest.as_str().unwrap();
+    read_json(
+        layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap()),
+    )
+}
+
+/// (os/arch, config Env) of each image of an index, in order, from its layout.
+fn index_images(ws: &Workspace, name: &str) -> Vec<(String, Vec<String>)> {
+    let index = read_json(ws.bin(&format!("{name}.index.json")));
+    let layout = ws.bin(&format!("{name}.layout"));
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let manifest = layout_json(&layout, &m["digest"]);
+            let config = layout_json(&layout, &manifest["config"]["digest"]);
+            let platform = format!("{}/{}", config["os"], config["architecture"]).replace('"', "");
+            assert_eq!(
+                platform,
+                format!("{}/{}", m["platform"]["os"], m["platform"]["architecture"])
+                    .replace('"', "")
+            );
+            let env = config["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_string())
+                .collect();
+            (platform, env)
+        })
+        .collect()
+}
+
+#[test]
+fn bazel_index_of_user_platforms_keeps_their_constraints() {
+    let _serial = bazel::serial();
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    ws.ok(&[
+        "build",
+        "//user_platforms:index",
+        "//user_platforms:multi",
+        "--output_groups=+layout",
+    ]);
+    // "linux/amd64" and the user's :linux_arm64_fancy, in the order given; the select() on
+    // the user's flavor constraint saw it in the arm64 image only.
+    let images = index_images(&ws, "user_platforms/index");
+    let flavor = |env: &[String]| -> String {
+        env.iter()
+            .find(|e| e.starts_with("FLAVOR="))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let got: Vec<(&str, String)> = images
+        .iter()
+        .map(|(p, env)| (p.as_str(), flavor(env)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("linux/amd64", "FLAVOR=plain".to_string()),
+            ("linux/arm64", "FLAVOR=fancy".to_string())
+        ]
+    );
+    // ko_image(platforms = [...]) takes labels too.
+    let multi: Vec<String> = index_images(&ws, "user_platforms/multi")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(multi, ["linux/arm64", "linux/amd64"]);
+
+    // A platform whose OS rules_ko cannot map: the platform is named, and what to add.
+    let stderr = ws.fail(&["build", "//bad/platform_unknown_os:index"]);
+    assert!(
+        stderr.contains(
+            "ko_image //bad/platform_unknown_os:image: attribute 'platform': expected a target platform whose constraint values rules_ko maps to an OCI platform: "
+        ) && stderr.contains(
+            "@platforms//os:linux with @platforms//cpu:x86_64 (linux/amd64), "
+        ) && stderr.contains(
+            "found //bad/platform_unknown_os:windows_amd64, which has none of these os/cpu pairs. Add one pair to the constraint_values of //bad/platform_unknown_os:windows_amd64"
+        ),
+        "{stderr}"
+    );
+}
+
+/// The .bzl files `file` (below the checkout) loads, transitively, itself included.
+fn bzl_closure(file: &str) -> std::collections::BTreeSet<String> {
+    let root = bazel::repo_root();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![file.to_string()];
+    while let Some(f) = todo.pop() {
+        if !seen.insert(f.clone()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join(&f)).unwrap();
+        let dir = Path::new(&f)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for part in text.split("load(\"").skip(1) {
+            let label = part.split('"').next().unwrap();
+            let path = if let Some(rest) = label.strip_prefix("//") {
+                rest.replace(':', "/")
+            } else if let Some(rest) = label.strip_prefix(':') {
+                format!("{dir}/{rest}")
+            } else {
+                continue; // @bazel_tools, or a load in generated BUILD text
+            };
+            todo.push(path);
+        }
+    }
+    seen
+}
+
+#[test]
+fn bazel_bzl_libraries_and_a_toolchain_per_exec_platform() {
+    let _serial = bazel::serial();
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    // The bzl_library targets build (with Debian's bazel-skylib as @bazel_skylib), and each
+    // public one holds every .bzl file its file loads.
+    ws.ok(&[
+        "build",
+        "@rules_ko//rules/bazel:all",
+        "@rules_ko//rules/bazel/private:all",
+        "@rules_ko//rules/bazel/testing:all",
+        "@rules_ko//starlark/...",
+    ]);
+    for name in ["defs", "base", "repositories", "extensions", "toolchain"] {
+        let (out, _) = ws.ok(&[
+            "cquery",
+            &format!("deps(@rules_ko//rules/bazel:{name})"),
+            "--output=label",
+        ]);
+        let files: std::collections::BTreeSet<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter_map(|l| l.strip_prefix("@rules_ko//"))
+            .filter(|l| l.ends_with(".bzl"))
+            .map(|l| l.replace(':', "/"))
+            .collect();
+        let needed = bzl_closure(&format!("rules/bazel/{name}.bzl"));
+        let missing: Vec<&String> = needed.difference(&files).collect();
+        assert!(
+            missing.is_empty(),
+            "bzl_library {name} lacks {missing:?} (has {files:?})"
+        );
+    }
+
+    // @rko declares a toolchain for linux and macOS on x86_64 and aarch64; this machine's
+    // builds, and an execution platform without an rko gets the message saying what to set.
+    ws.ok(&["build", "//analysis:subject"]);
+    let (output_base, _) = ws.ok(&["info", "output_base"]);
+    let rko_build =
+        std::fs::read_to_string(Path::new(output_base.trim()).join("external/rko/BUILD.bazel"))
+            .unwrap();
+    for platform in [
+        "linux_x86_64",
+        "linux_aarch64",
+        "macos_x86_64",
+        "macos_aarch64",
+    ] {
+        assert!(
+            rko_build.contains(&format!("name = \"toolchain_{platform}\"")),
+            "{rko_build}"
+        );
+    }
+    let host_cpu = match std::env::consts::ARCH {
+        "aarch64" => "aarch64",
+        _ => "x86_64",
+    };
+    let stderr = ws.fail(&[
+        "build",
+        "--extra_execution_platforms=//exec:macos_arm64",
+        "//analysis:subject",
+    ]);
+    assert!(
+        stderr.contains(&format!(
+            "rules_ko: no rko for this platform: expected an rko binary for the execution platform macos/aarch64, found only @rko's for linux/{host_cpu}"
+        )) && stderr.contains("Set urls and sha256 (and os/cpu) of an rko built for macos/aarch64"),
+        "{stderr}"
+    );
 }

@@ -25,8 +25,9 @@ MODULE.bazel:
     )
 
 and in a BUILD file, `base = "@distroless_static//:image"` (or just "@distroless_static").
-rules_ko's own MODULE.bazel registers the rko toolchain (@rko//:toolchain); users need no
-use_repo for it.
+rules_ko's own MODULE.bazel registers the rko toolchains (@rko//:all, one per execution
+platform; those without a binary fail with "no rko for this platform" and what to set);
+users need no use_repo for them.
 """
 
 load("//rules/bazel:repositories.bzl", "rko_repository")
@@ -44,7 +45,7 @@ def _rko_impl(module_ctx):
             chosen = tags[0]
             break
     if chosen:
-        rko_repository(name = "rko", urls = chosen.urls, sha256 = chosen.sha256)
+        rko_repository(name = "rko", urls = chosen.urls, sha256 = chosen.sha256, os = chosen.os, cpu = chosen.cpu)
     else:
         # No tag anywhere: copy $RKO_BINARY, or build rko from source with cargo.
         rko_repository(name = "rko")
@@ -58,6 +59,8 @@ rko = module_extension(
             attrs = {
                 "urls": attr.string_list(doc = "Where to download a prebuilt rko (a linux executable)."),
                 "sha256": attr.string(doc = "The sha256 of the downloaded rko; required with urls."),
+                "os": attr.string(doc = "The @platforms//os value the binary runs on (default linux)."),
+                "cpu": attr.string(doc = "The @platforms//cpu value the binary runs on (default: this machine's)."),
             },
         ),
     },

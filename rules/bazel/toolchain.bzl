@@ -16,3 +16,22 @@ rko_toolchain = rule(
         ),
     },
 )
+
+def _rko_missing_toolchain_impl(ctx):
+    fail("rules_ko: no rko for this platform: expected an rko binary for the execution platform %s, found only @rko's for %s (%s). Set urls and sha256 (and os/cpu) of an rko built for %s in rules_ko_register_toolchains() (WORKSPACE) or rko.toolchain (MODULE.bazel), or run the actions on a %s machine (--extra_execution_platforms, remote execution)" % (
+        ctx.attr.exec_platform,
+        ctx.attr.have,
+        ctx.attr.how,
+        ctx.attr.exec_platform,
+        ctx.attr.have,
+    ))
+
+rko_missing_toolchain = rule(
+    implementation = _rko_missing_toolchain_impl,
+    doc = "Stands for an rko the repository lacks: resolving it for an execution platform fails analysis saying what to set.",
+    attrs = {
+        "exec_platform": attr.string(mandatory = True, doc = "os/cpu of the execution platform it is registered for."),
+        "have": attr.string(mandatory = True, doc = "os/cpu of the rko the repository has."),
+        "how": attr.string(doc = "Where that rko came from."),
+    },
+)

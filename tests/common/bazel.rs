@@ -89,6 +89,8 @@ impl Workspace {
                 root.join("tests/e2e/offline/rules_cc").display()
             ),
             "build --override_repository=rules_java=/usr/share/bazel/rules/java".to_string(),
+            // rules_ko_dependencies() fetches bazel_skylib; Debian's bazel-skylib offline.
+            "build --override_repository=bazel_skylib=/usr/share/bazel/tools/skylib".to_string(),
             format!("build --action_env=GOCACHE={}", go_cache.display()),
             format!("build --sandbox_writable_path={}", go_cache.display()),
             "build --show_progress_rate_limit=5".to_string(),

@@ -6,6 +6,7 @@ def _ko_builtin_base_impl(ctx):
     return [KoBaseInfo(
         spec = ctx.attr.kind,
         dir = "",
+        short_dir = "",
         digest = "",
         metadata = depset(),
         blobs = depset(),
@@ -28,6 +29,7 @@ def _ko_base_image_impl(ctx):
         KoBaseInfo(
             spec = marker.dirname + "@" + ctx.attr.digest,
             dir = marker.dirname,
+            short_dir = marker.short_path.rpartition("/")[0],
             digest = ctx.attr.digest,
             metadata = depset([marker] + ctx.files.metadata),
             blobs = depset(ctx.files.layers),

@@ -16,10 +16,13 @@ load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _binary_file(ctx, rule):
-    files = ctx.attr.binary[DefaultInfo].files.to_list()
+    # An executable target (go_binary) names its binary: no need to look at its files.
     executable = ctx.attr.binary[DefaultInfo].files_to_run.executable
-    if executable and len(files) == 0:
+    if executable:
         return executable
+
+    # Anything else must give one file; ctx.files is the list Bazel keeps for the attribute.
+    files = ctx.files.binary
     check_binary(rule, [f.short_path for f in files])
     return files[0]
 
@@ -49,7 +52,7 @@ def _ko_image_impl(ctx):
     else:
         platform = target_platform(ctx)
         if not platform:
-            unknown_target_platform(rule)
+            unknown_target_platform(rule, str(getattr(ctx.fragments.platform, "platform", "")))
     binary = _binary_file(ctx, rule)
     base = ctx.attr.base[KoBaseInfo]
     check_base_platform(rule, platform, str(ctx.attr.base.label), base.platforms)
@@ -63,7 +66,9 @@ def _ko_image_impl(ctx):
         path = f.short_path
         if path.startswith("../"):
             fail("%s: attribute 'kodata': expected files of this workspace, found %s from another repository" % (rule, f.short_path))
-        kodata_files.append([kodata_image_path(rule, path, prefix_dir), f])
+        # Checked here, at analysis, so a stray file fails with the attribute's name. Tuples:
+        # ctx.actions.args() keeps them (immutable) until it writes the command line.
+        kodata_files.append((kodata_image_path(rule, path, prefix_dir), f))
     kodata = _declare_layer(ctx, prefix, "kodata", ext)
     _run_layer(
         ctx,
@@ -77,7 +82,7 @@ def _ko_image_impl(ctx):
             ctx.attr.compression,
             ctx.attr.compression_level,
         ),
-        [f for _, f in kodata_files],
+        ctx.files.kodata,
         "kodata %s (%d files)" % (ctx.label, len(kodata_files)),
     )
     layer = _declare_layer(ctx, prefix, "binary", ext)
@@ -180,5 +185,6 @@ ko_image = rule(
     implementation = _ko_image_impl,
     doc = "A Go binary as an OCI image in ko's layout. Default outputs: manifest, config and digest; output groups `tarball` and `layout` have the whole image.",
     attrs = IMAGE_ATTRS,
+    fragments = ["platform"],
     toolchains = [TOOLCHAIN_TYPE],
 )

@@ -1,21 +1,25 @@
 """ko_image_index: one ko_image per platform, built through a split transition, in one index.
 
-The transition sets --platforms to @rules_ko//platforms:<os>_<arch>, so the Go binary is
-built once per platform (rules_go picks its toolchain from the platform) and each ko_image
-reads its platform from the target configuration.
+`platforms` are platform() targets: the user's own (with whatever constraints they carry),
+or @rules_ko//platforms:<os>_<arch>, which the ko_image_index macro in defs.bzl substitutes
+for "os/arch" strings. The transition sets --platforms to each, so the Go binary is built
+once per platform (rules_go picks its toolchain from the platform; selects on the user's
+constraints see them) and each ko_image derives its OCI platform from the platform's
+@platforms//os and @platforms//cpu constraint values (platform.bzl).
 """
 
-load("//starlark:ko.bzl", "PLATFORMS", "check_index_image", "check_index_platforms", "index_args", "index_sources", "platform_key")
+load("//starlark:ko.bzl", "PLATFORMS", "attr_error", "check_index_image", "index_args", "index_sources", "platform_key")
 load(":args.bzl", "render")
 load(":outputs.bzl", "output_group_actions")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _platforms_transition_impl(settings, attr):
-    out = {}
-    for p in check_index_platforms("ko_image_index", attr.platforms):
-        out[p] = {"//command_line_option:platforms": str(Label("//platforms:" + platform_key(p)))}
-    return out
+    # Split keys are strings: each platform's label, as _ko_image_index_impl spells it.
+    return {str(p): {"//command_line_option:platforms": str(p)} for p in attr.platforms}
+
+# rules_ko's own platforms (what "os/arch" strings become) -> the OCI platform they mean.
+_OWN_PLATFORMS = {str(Label("//platforms:" + platform_key(p))): p for p in PLATFORMS.keys()}
 
 _platforms_transition = transition(
     implementation = _platforms_transition_impl,
@@ -27,9 +31,20 @@ def _ko_image_index_impl(ctx):
     rule = "ko_image_index %s" % ctx.label
     rko = rko_tool(ctx)
     images = []
+    seen = {}
     for p in ctx.attr.platforms:
-        info = ctx.split_attr.image[p][KoImageInfo]
-        check_index_image(rule, p, info.platform)
+        info = ctx.split_attr.image[str(p.label)][KoImageInfo]
+        if str(p.label) in _OWN_PLATFORMS:
+            check_index_image(rule, _OWN_PLATFORMS[str(p.label)], info.platform)
+        if info.platform in seen:
+            fail(attr_error(
+                rule,
+                "platforms",
+                "platforms that make one image each for different OCI platforms",
+                "%s and %s both giving %s" % (seen[info.platform], p.label, info.platform),
+                "Drop one of them; if %s sets its platform attribute, leave it unset so each platform's constraints set it" % ctx.attr.image[0].label,
+            ))
+        seen[info.platform] = p.label
         images.append(info)
     index = ctx.actions.declare_file(ctx.label.name + ".index.json")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
@@ -40,7 +55,7 @@ def _ko_image_index_impl(ctx):
         inputs = [i.descriptor for i in images],
         outputs = [index, descriptor, digest],
         mnemonic = "KoIndex",
-        progress_message = "KoIndex %s (%s)" % (ctx.label, ", ".join(ctx.attr.platforms)),
+        progress_message = "KoIndex %s (%s)" % (ctx.label, ", ".join([i.platform for i in images])),
         **TOOLCHAIN_KWARGS
     )
     info = KoIndexInfo(
@@ -67,9 +82,10 @@ ko_image_index = rule(
             providers = [KoImageInfo],
             doc = "A ko_image (with platform unset); built once per platform.",
         ),
-        "platforms": attr.string_list(
+        "platforms": attr.label_list(
             mandatory = True,
-            doc = "OCI platforms, os/arch[/variant]: " + ", ".join(sorted(PLATFORMS.keys())) + ".",
+            providers = [platform_common.PlatformInfo],
+            doc = "platform() targets, one image each, in index order. Each needs an @platforms//os and @platforms//cpu constraint value rules_ko maps to an OCI platform (" + ", ".join(sorted(PLATFORMS.keys())) + "). The ko_image_index macro also takes \"os/arch\" strings.",
         ),
         "_allowlist_function_transition": attr.label(
             default = "@bazel_tools//tools/allowlists/function_transition_allowlist",

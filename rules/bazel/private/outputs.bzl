@@ -5,7 +5,7 @@ configurations) plus the base's OCI layout. `sources` gathers them; the neutral
 starlark/ko.bzl turns their paths into rko's --root/--blob/--layer/--blobs arguments.
 """
 
-load("//starlark:ko.bzl", "insecure_registries", "layout_args", "render_strings", "tarball_args")
+load("//starlark:ko.bzl", "insecure_registries", "is_each", "is_join", "join", "layout_args", "tarball_args")
 load(":args.bzl", "render")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS")
 
@@ -21,11 +21,25 @@ def metadata_files(sources):
     direct = [sources.root] + sources.blobs + [l.descriptor for l in sources.layers]
     return depset(direct, transitive = [b.metadata for b in sources.bases])
 
-def source_items(sources, staged = None):
-    """The neutral dict for starlark/ko.bzl sources_args: Files, or staged path strings.
+def runfile(path):
+    """A launcher argument: a file at `path` below the runfiles root (an rlocation path)."""
+    return struct(rko_runfile = path)
+
+def _is_runfile(item):
+    return type(item) == "struct" and hasattr(item, "rko_runfile")
+
+def rlocation(ctx, short_path):
+    """The runfiles-root-relative path of a File.short_path-style path of this workspace."""
+    if short_path.startswith("../"):
+        return short_path[len("../"):]
+    return ctx.workspace_name + "/" + short_path
+
+def source_items(sources, staged = None, ctx = None):
+    """The neutral dict for starlark/ko.bzl sources_args: Files, or runfile() items.
 
     staged: None for the files themselves (build actions), or a dict exec path -> path
-    relative to the runfiles workspace directory (from stage(), for `bazel run`).
+    relative to the runfiles workspace directory (from stage(), for `bazel run`; ctx then
+    names the workspace).
     """
     if staged == None:
         return {
@@ -35,11 +49,14 @@ def source_items(sources, staged = None):
             "blob_dirs": [b.dir for b in sources.bases if b.dir],
         }
     return {
-        "root": staged[sources.root.path],
-        "blobs": [staged[b.path] for b in sources.blobs],
-        "layers": [[staged[l.descriptor.path], staged[l.blob.path]] for l in sources.layers],
-        "blob_dirs": [staged[b.dir] for b in sources.bases if b.dir],
+        "root": _staged_runfile(ctx, staged, sources.root.path),
+        "blobs": [_staged_runfile(ctx, staged, b.path) for b in sources.blobs],
+        "layers": [[_staged_runfile(ctx, staged, l.descriptor.path), _staged_runfile(ctx, staged, l.blob.path)] for l in sources.layers],
+        "blob_dirs": [_staged_runfile(ctx, staged, b.dir) for b in sources.bases if b.dir],
     }
+
+def _staged_runfile(ctx, staged, path):
+    return runfile(rlocation(ctx, staged[path]))
 
 def output_group_actions(ctx, rko, sources):
     """Declares the KoTarball and KoLayout actions; returns the output groups."""
@@ -49,7 +66,7 @@ def output_group_actions(ctx, rko, sources):
     regs = insecure_registries(sources)
 
     # A shallow base's layers stream from its registry while these run.
-    shallow = [b for b in sources.bases if b.dir and not b.blobs.to_list()]
+    shallow = [b for b in sources.bases if b.dir and not b.blobs]
     requirements = {"requires-network": "1"} if shallow else {}
     ctx.actions.run(
         executable = rko,
@@ -75,19 +92,22 @@ def output_group_actions(ctx, rko, sources):
     return {"tarball": depset([tarball]), "layout": depset([layout])}
 
 def stage(ctx, sources):
-    """Places every image file in runfiles under <package>/<name>.files/, one name each.
+    """Places the image's files in runfiles for `bazel run`, one name each.
 
     An index's images come from several configurations whose files share short paths, so
-    they cannot simply sit at their short paths in one runfiles tree. Returns a struct:
-      symlinks: dict for ctx.runfiles(symlinks = ...), workspace-relative
-      staged: dict exec path (of a file or base dir) -> staged path (relative to the
-        runfiles workspace directory)
-      path_maps: [[File or base dir, staged path relative to <package>/]] for
+    the files rules_ko's actions made are linked under <package>/<name>.files/. A base's
+    layout is not configured: its files stay at their own runfiles paths (a depset, never
+    flattened here). Returns a struct:
+      runfiles: the runfiles holding all of it
+      staged: dict exec path (of a file or base dir) -> path relative to the runfiles
+        workspace directory (File.short_path's form: ../REPO/... in another repository)
+      path_maps: [[File or base dir, path relative to <package>/]] for
         `rko push-manifest --path-map`: a push manifest records paths relative to itself,
         and ko_push's manifest sits at <package>/<name>.json in runfiles.
     """
     files_dir = ctx.label.name + ".files"
     top = (ctx.label.package + "/" if ctx.label.package else "") + files_dir
+    up = "../" * len(ctx.label.package.split("/")) if ctx.label.package else ""
     symlinks = {}
     staged = {}
     path_maps = []
@@ -101,46 +121,67 @@ def stage(ctx, sources):
         staged[f.path] = top + "/" + name
         symlinks[top + "/" + name] = f
         path_maps.append([f, files_dir + "/" + name])
-    for i, b in enumerate(sources.bases):
+    base_files = []
+    for b in sources.bases:
         if not b.dir or b.dir in staged:
             continue
-        name = "base%d" % i
-        staged[b.dir] = top + "/" + name
-        path_maps.append([b.dir, files_dir + "/" + name])
-        for f in b.metadata.to_list() + b.blobs.to_list():
-            symlinks[top + "/" + name + f.path[len(b.dir):]] = f
+        staged[b.dir] = b.short_dir
+        path_maps.append([b.dir, up + b.short_dir])
+        base_files.extend([b.metadata, b.blobs])
     return struct(
-        symlinks = symlinks,
+        runfiles = ctx.runfiles(symlinks = symlinks, transitive_files = depset(transitive = base_files)),
         staged = staged,
         path_maps = path_maps,
     )
 
-def launcher(ctx, rko, items):
-    """An executable script that runs rko from this target's runfiles with items (and "$@").
+def _shell_quote(s):
+    return "'" + s.replace("'", "'\\''") + "'"
 
-    It runs in the runfiles workspace directory, where a short_path (../<repo>/... for other
-    repositories) and the staged paths resolve.
+def _shell_part(item):
+    if _is_runfile(item):
+        return '"$RKO_RUNFILES"/' + _shell_quote(item.rko_runfile)
+    return _shell_quote(item)
+
+def _shell_word(item):
+    # Starlark has no recursion: a join's parts are runfiles or strings.
+    if is_join(item):
+        return _shell_quote(item.ko_sep).join([_shell_part(p) for p in item.ko_join])
+    return _shell_part(item)
+
+def _shell_words(items):
+    words = []
+    for item in items:
+        if is_each(item):
+            for v in item.ko_each:
+                words.append(_shell_quote(item.ko_flag))
+                words.append(_shell_word(join(v, item.ko_sep) if item.ko_sep else v))
+        else:
+            words.append(_shell_word(item))
+    return words
+
+def launcher(ctx, rko, items):
+    """An executable script that runs rko from this target's runfiles with items and "$@".
+
+    items: ko.bzl argument items whose files are runfile() paths. The script (from
+    launcher.sh.tpl) finds the runfiles tree the standard way ($RUNFILES_DIR, the tree
+    beside $RUNFILES_MANIFEST_FILE, or $0.runfiles) and runs in the caller's directory.
     """
     script = ctx.actions.declare_file(ctx.label.name + ".sh")
-    quoted = " ".join([_shell_quote(a) for a in render_strings(items)])
-    ctx.actions.write(
+    ctx.actions.expand_template(
+        template = ctx.file._launcher_template,
         output = script,
         is_executable = True,
-        content = """#!/usr/bin/env bash
-# Generated by rules_ko for {label}.
-set -euo pipefail
-if [[ -d "$0.runfiles/{ws}" ]]; then
-  cd "$0.runfiles/{ws}"
-elif [[ -n "${{RUNFILES_DIR:-}}" && -d "$RUNFILES_DIR/{ws}" ]]; then
-  cd "$RUNFILES_DIR/{ws}"
-else
-  echo "rules_ko: cannot find the runfiles of {label} (looked in $0.runfiles); run it with bazel run" >&2
-  exit 1
-fi
-exec {rko} {args} "$@"
-""".format(label = ctx.label, ws = ctx.workspace_name, rko = _shell_quote(rko.short_path), args = quoted),
+        substitutions = {
+            "{{LABEL}}": str(ctx.label),
+            "{{RKO}}": _shell_quote(rlocation(ctx, rko.short_path)),
+            "{{ARGS}}": " \\\n  ".join(_shell_words(items)),
+        },
     )
     return script
 
-def _shell_quote(s):
-    return "'" + s.replace("'", "'\\''") + "'"
+LAUNCHER_ATTRS = {
+    "_launcher_template": attr.label(
+        default = Label("//rules/bazel/private:launcher.sh.tpl"),
+        allow_single_file = True,
+    ),
+}

@@ -5,6 +5,7 @@ KoBaseInfo = provider(
     fields = {
         "spec": "string: what `rko image --base` gets: static, scratch, or DIR@sha256:...",
         "dir": "string: the OCI layout directory's path, or \"\" for a built-in base",
+        "short_dir": "string: the layout directory as File.short_path gives paths (relative to the runfiles workspace directory; ../REPO/... in another repository), or \"\"",
         "digest": "string: the pinned manifest or index digest in dir, or \"\" for a built-in base",
         "metadata": "depset[File]: the layout's index.json, manifests and configs (what `rko image` reads)",
         "blobs": "depset[File]: the layout's layer blobs (present only for layers = \"eager\")",

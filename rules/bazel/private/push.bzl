@@ -8,7 +8,7 @@ streamed from the base's registry, and tags go last.
 
 load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_repository", "check_tag", "image_sources", "index_sources", "insecure_registries", "push_args", "push_manifest_args")
 load(":args.bzl", "render")
-load(":outputs.bzl", "launcher", "metadata_files", "source_items", "stage")
+load(":outputs.bzl", "LAUNCHER_ATTRS", "launcher", "metadata_files", "rlocation", "runfile", "source_items", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
@@ -53,11 +53,11 @@ def _ko_push_impl(ctx):
         progress_message = "KoPushManifest %s" % ctx.label,
         **TOOLCHAIN_KWARGS
     )
-    script = launcher(ctx, rko, push_args(manifest.short_path, insecure_registries(sources)))
-    runfiles = ctx.runfiles(files = [rko, manifest], symlinks = staging.symlinks)
+    script = launcher(ctx, rko, push_args(runfile(rlocation(ctx, manifest.short_path)), insecure_registries(sources)))
+    runfiles = ctx.runfiles(files = [rko, manifest]).merge(staging.runfiles)
     return [DefaultInfo(executable = script, files = depset([manifest]), runfiles = runfiles)]
 
-PUSH_ATTRS = dict(STAMP_ATTRS)
+PUSH_ATTRS = dict(STAMP_ATTRS, **LAUNCHER_ATTRS)
 PUSH_ATTRS.update({
     "image": attr.label(
         mandatory = True,

@@ -1,6 +1,6 @@
 """Renders starlark/ko.bzl argument items as Buck2 cmd_args, and runs rko actions."""
 
-load("//starlark:ko.bzl", "is_join", "is_out")
+load("//starlark:ko.bzl", "is_each", "is_join", "is_out", "join")
 load(":providers.bzl", "RkoToolchainInfo")
 
 def render(items: list, paths_only: bool = False) -> cmd_args:
@@ -10,7 +10,7 @@ def render(items: list, paths_only: bool = False) -> cmd_args:
     action (`rko push-manifest` records where blobs are without reading them).
     """
     parts = []
-    for item in items:
+    for item in _expand_each(items):
         if is_out(item):
             parts.append(item.ko_out.as_output())
         elif is_join(item):
@@ -20,6 +20,18 @@ def render(items: list, paths_only: bool = False) -> cmd_args:
         else:
             parts.append(item)
     return cmd_args(parts)
+
+def _expand_each(items: list) -> list:
+    """ko.bzl's each() items as the flag and value items they stand for."""
+    expanded = []
+    for item in items:
+        if is_each(item):
+            for v in item.ko_each:
+                expanded.append(item.ko_flag)
+                expanded.append(join(v, item.ko_sep) if item.ko_sep else v)
+        else:
+            expanded.append(item)
+    return expanded
 
 def rko_run_info(ctx: AnalysisContext) -> RunInfo:
     return ctx.attrs._rko[RkoToolchainInfo].rko
