@@ -1,4 +1,4 @@
-//! Checks the registry test infrastructure (tests/common/registry.rs) against real tools:
+//! Checks the registry test infrastructure (tests/common/registry/) against real tools:
 //! a local `docker-registry`, with TLS and basic auth, written to and read by skopeo, and
 //! the fault-injecting proxy driven by raw HTTP requests.
 
