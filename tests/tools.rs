@@ -1,6 +1,6 @@
 //! Independent checkers: the images rko writes are read, unpacked, loaded and run by other
 //! tools (skopeo, umoci, Docker, Podman), and bases written by those tools are accepted.
-//! The tools must be installed; a missing tool fails the test.
+//! A test skips when a tool it needs is missing (fails under `RKO_TEST_REQUIRE_TOOLS=1`).
 
 mod common;
 
