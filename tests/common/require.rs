@@ -116,7 +116,7 @@ fn check(tool: &str) -> Option<String> {
         return Some(not_installed(tool));
     };
     if tool == "podman" && find_program("runc").is_none() {
-        return Some(format!("`podman` needs {}", not_installed("runc")));
+        return Some("`podman` needs `runc`, which is not installed (apt install runc)".into());
     }
     if tool == "docker" {
         let ok = Command::new(&path)
