@@ -1,5 +1,6 @@
 //! A minimal raw HTTP/1.1 client for poking at a registry or the fault proxy directly, and
-//! the HTTP/1.1 wire reading (lines, chunked bodies) the proxy shares with it.
+//! the HTTP/1.1 wire reading the proxy shares with it (lines, chunked bodies, request heads
+//! and bodies).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
