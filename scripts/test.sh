@@ -14,6 +14,10 @@ if ! docker info >/dev/null 2>&1; then
   exit 1
 fi
 
+# Without a tool, a test that needs it would skip (as it does under a plain `cargo test`);
+# here a missing tool fails the test, naming the tool, so nothing is ever skipped silently.
+export RKO_TEST_REQUIRE_TOOLS=1
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

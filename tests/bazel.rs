@@ -87,6 +87,15 @@ fn umoci_unpack(layout: &Path, work: &Path) -> PathBuf {
 
 #[test]
 fn bazel_builds_checks_pushes_and_loads_images() {
+    common::require_tools!(
+        "bazel",
+        "go",
+        "docker-registry",
+        "skopeo",
+        "umoci",
+        "docker",
+        "podman"
+    );
     let _serial = bazel::serial();
     let s = setup();
     let mut ws = s.workspace("ws");
@@ -260,6 +269,7 @@ fn bazel_builds_checks_pushes_and_loads_images() {
 
 #[test]
 fn bazel_eager_base_builds_a_tarball_with_the_registry_gone() {
+    common::require_tools!("bazel", "go", "docker-registry", "skopeo");
     let _serial = bazel::serial();
     let s = setup();
     let ws = s.workspace("ws");
@@ -321,6 +331,7 @@ fn ran(log: &[Spawn]) -> Vec<String> {
 
 #[test]
 fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
+    common::require_tools!("bazel", "go", "docker-registry", "nginx");
     let _serial = bazel::serial();
     let s = setup();
     let cache = CacheServer::start();
@@ -463,6 +474,7 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
 
 #[test]
 fn bazel_analysis_checks_and_bad_configuration_messages() {
+    common::require_tools!("bazel", "go");
     let _serial = bazel::serial();
     // No registry: nothing here fetches the e2e base.
     let ws = Workspace::copy(&e2e_src(), "ws");
@@ -485,6 +497,7 @@ fn bazel_analysis_checks_and_bad_configuration_messages() {
 
 #[test]
 fn bazel_toolchain_from_a_url_or_built_from_source() {
+    common::require_tools!("bazel", "go", "cargo");
     let _serial = bazel::serial();
     // A prebuilt rko "downloaded" from a file:// URL, as users get a release binary.
     let rko = std::fs::read(common::RKO).unwrap();
@@ -569,6 +582,7 @@ fn bazel_toolchain_from_a_url_or_built_from_source() {
 
 #[test]
 fn bazel_example_monorepo_builds_pushes_and_loads() {
+    common::require_tools!("bazel", "go", "docker-registry", "skopeo", "docker");
     let _serial = bazel::serial();
     let reg = Registry::start(RegistryOptions::plain());
     let ws = Workspace::copy(&bazel::repo_root().join("examples/monorepo"), "monorepo");
@@ -696,6 +710,7 @@ fn buck2_actions(p: &buck2_contract::TestProject, targets: &[&str]) -> Actions {
 
 #[test]
 fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
+    common::require_tools!("bazel", "go");
     let _serial = bazel::serial();
     let ws = Workspace::copy(&e2e_src(), "ws");
     let targets = [

@@ -525,6 +525,7 @@ fn sub_target(a: &Analysis, name: &str) -> ArtifactData {
 
 #[test]
 fn buck2_actions_run_through_rko_and_give_rko_builds_digest() {
+    common::require_tools!("go", "skopeo");
     let p = e2e();
     let subject = analyze(&p, "root//analysis:subject");
     let mut b = builder();
@@ -597,6 +598,7 @@ fn buck2_actions_run_through_rko_and_give_rko_builds_digest() {
 
 #[test]
 fn buck2_toolchain_from_an_http_file_gives_the_same_image_and_refuses_a_wrong_sha256() {
+    common::require_tools!("go");
     let rko = std::fs::read(RKO).unwrap();
     let sha = common::sha256_hex(&rko);
     let toolchain = |sha: &str| {
@@ -737,6 +739,7 @@ fn buck2_run(p: &TestProject, b: &mut Builder, target: &str, args: &[&str], cwd:
 
 #[test]
 fn buck2_run_pushes_and_loads_from_another_directory() {
+    common::require_tools!("docker-registry", "go", "skopeo", "docker");
     let reg = Registry::start(RegistryOptions::plain());
     let scratch_dir = tempfile::tempdir().unwrap();
     let base_digest = common::registry::push_two_platform_base(&reg, scratch_dir.path());
@@ -842,6 +845,7 @@ fn example() -> TestProject {
 
 #[test]
 fn buck2_example_builds_its_images_index_and_runs_its_push_and_load() {
+    common::require_tools!("go", "docker-registry", "docker");
     let p = example();
     for t in [
         "root//cmd/foo:image",

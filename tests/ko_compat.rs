@@ -79,6 +79,7 @@ fn assert_same_tar(blob: &Path, desc: &Path, oracle: &Path) {
 
 #[test]
 fn binary_layer_is_byte_identical_to_kos() {
+    common::require_tools!("go");
     let t = tempfile::tempdir().unwrap();
     let bin = go_build(
         t.path(),
@@ -175,6 +176,7 @@ fn rko_kodata(t: &Path, args: &[&str], mtime: Option<&str>) -> (PathBuf, PathBuf
 
 #[test]
 fn kodata_layer_is_byte_identical_to_kos() {
+    common::require_tools!("go");
     let t = tempfile::tempdir().unwrap();
     let kd = t.path().join("kodata");
     kodata_tree(&kd);
@@ -197,6 +199,7 @@ fn kodata_layer_is_byte_identical_to_kos() {
 
 #[test]
 fn missing_kodata_dir_gives_kos_three_directories() {
+    common::require_tools!("go");
     let t = tempfile::tempdir().unwrap();
     let missing = t.path().join("no-such-kodata");
     let oracle = t.path().join("ko.tar");
@@ -212,6 +215,7 @@ fn missing_kodata_dir_gives_kos_three_directories() {
 
 #[test]
 fn pairs_as_a_build_system_passes_them_give_the_same_bytes_as_the_directory() {
+    common::require_tools!("go");
     let t = tempfile::tempdir().unwrap();
     let kd = t.path().join("kodata");
     std::fs::create_dir_all(kd.join("static/css")).unwrap();

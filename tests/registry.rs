@@ -107,6 +107,7 @@ fn outcome_counts(e: &Env) -> (usize, usize, usize, usize, u64) {
 
 #[test]
 fn push_to_plain_registry_reads_back_and_repush_sends_nothing() {
+    common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
     let e = Env::new();
     let host = reg.host();
@@ -254,6 +255,7 @@ fn push_manifest_args(repository: &str, out: &str) -> Vec<String> {
 /// resolve against the manifest's directory.
 #[test]
 fn push_manifest_pushes_from_any_working_directory() {
+    common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
     let e = Env::new();
     let host = reg.host();
@@ -336,6 +338,7 @@ fn push_manifest_pushes_from_any_working_directory() {
 
 #[test]
 fn tls_and_basic_auth() {
+    common::require_tools!("docker-registry", "openssl", "htpasswd", "skopeo");
     let reg = Registry::start(RegistryOptions::tls_auth("rko", "s3cret"));
     let e = Env::new();
     let host = reg.host();
@@ -403,6 +406,7 @@ fn tls_and_basic_auth() {
 
 #[test]
 fn shallow_pull_then_mount_in_the_same_registry_and_copy_from_another() {
+    common::require_tools!("docker-registry", "skopeo");
     let source = Registry::start(RegistryOptions::plain());
     let target = Registry::start(RegistryOptions::plain());
     let e = Env::new();
@@ -565,6 +569,7 @@ fn shallow_pull_then_mount_in_the_same_registry_and_copy_from_another() {
 
 #[test]
 fn faults_never_leave_a_manifest_without_its_blobs() {
+    common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
     let proxy = FaultProxy::for_registry(
         &reg,
@@ -673,6 +678,7 @@ fn registry_down_and_bad_references() {
 
 #[test]
 fn load_into_docker_and_podman() {
+    common::require_tools!("go", "docker", "podman");
     let t = tempfile::tempdir().unwrap();
     let bin = common::go_build(
         t.path(),
@@ -775,6 +781,7 @@ impl Drop for DockerRmi {
 
 #[test]
 fn pull_refuses_content_that_does_not_match_the_pinned_digest() {
+    common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
     let e = Env::new();
     let host = reg.host();
@@ -821,6 +828,7 @@ fn pull_refuses_content_that_does_not_match_the_pinned_digest() {
 
 #[test]
 fn credentials_from_a_helper_and_from_podmans_auth_file() {
+    common::require_tools!("docker-registry", "openssl", "htpasswd");
     let reg = Registry::start(RegistryOptions::tls_auth("helper-user", "helper-pass"));
     let e = Env::new();
     let host = reg.host();
@@ -877,6 +885,7 @@ fn credentials_from_a_helper_and_from_podmans_auth_file() {
 
 #[test]
 fn bearer_tokens_from_the_registrys_token_server() {
+    common::require_tools!("go", "openssl", "docker-registry");
     let tokens = TokenServer::start("tok-user", "tok-pass");
     let reg = Registry::start(tokens.registry_options());
     let e = Env::new();

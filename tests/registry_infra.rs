@@ -1,4 +1,4 @@
-//! Checks the registry test infrastructure (tests/common/registry.rs) against real tools:
+//! Checks the registry test infrastructure (tests/common/registry/) against real tools:
 //! a local `docker-registry`, with TLS and basic auth, written to and read by skopeo, and
 //! the fault-injecting proxy driven by raw HTTP requests.
 
@@ -62,6 +62,7 @@ fn layer_digests(inspect: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn plain_registry_skopeo_push_and_inspect() {
+    common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
     let tmp = TempDir::new().unwrap();
     let (tar, digest) = build_tarball(tmp.path());
@@ -106,6 +107,7 @@ fn plain_registry_skopeo_push_and_inspect() {
 
 #[test]
 fn tls_auth_registry_with_skopeo() {
+    common::require_tools!("docker-registry", "openssl", "htpasswd", "skopeo");
     let reg = Registry::start(RegistryOptions::tls_auth("alice", "s3cret"));
     let tmp = TempDir::new().unwrap();
     let (tar, digest) = build_tarball(tmp.path());
@@ -184,6 +186,7 @@ fn tls_auth_registry_with_skopeo() {
 
 #[test]
 fn plain_registry_with_basic_auth() {
+    common::require_tools!("docker-registry", "htpasswd");
     let reg = Registry::start(RegistryOptions {
         tls: false,
         auth: Some(("bob".into(), "pw".into())),
@@ -208,6 +211,7 @@ fn plain_registry_with_basic_auth() {
 
 #[test]
 fn registry_is_killed_on_drop() {
+    common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
     let host = reg.host();
     let storage = reg.storage_dir();
@@ -270,6 +274,7 @@ fn upload_blob(addr: &str, repo: &str, data: &[u8]) -> std::io::Result<u16> {
 
 #[test]
 fn proxy_injects_statuses_and_forwards_the_rest() {
+    common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
     let proxy = FaultProxy::for_registry(
         &reg,
@@ -370,6 +375,7 @@ fn proxy_injects_statuses_and_forwards_the_rest() {
 
 #[test]
 fn proxy_drops_connections() {
+    common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
     let proxy = FaultProxy::for_registry(
         &reg,
@@ -417,6 +423,7 @@ fn proxy_drops_connections() {
 
 #[test]
 fn proxy_with_skopeo() {
+    common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
     let tmp = TempDir::new().unwrap();
     let (tar, digest) = build_tarball(tmp.path());
@@ -472,6 +479,7 @@ fn proxy_with_skopeo() {
 
 #[test]
 fn proxy_stops_on_drop() {
+    common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
     let proxy = FaultProxy::start(&reg.host(), vec![]);
     proxy.add_fault(FaultRule::always("GET", "/v2/", Fault::Status(418, None)));

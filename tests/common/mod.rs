@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: running `rko` and other commands with their
-//! output in the panic message, building small Go programs, reading JSON, and isolated
-//! Docker/Podman state. Each test crate uses only some of them.
+//! output in the panic message, building small Go programs, reading JSON, isolated
+//! Docker/Podman state, and the tool requirement that skips (or, under
+//! `RKO_TEST_REQUIRE_TOOLS=1`, fails) a test whose external tools are missing
+//! (`require.rs`). Each test crate uses only some of them.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -309,6 +311,12 @@ pub fn fake_go_binary(path: &Path, elf_machine: u8, size: usize) {
 }
 pub mod bazel;
 pub mod registry;
+pub mod require;
+
+#[allow(unused_imports)]
+pub use require::require;
+#[allow(unused_imports)]
+pub(crate) use require::require_tools;
 
 /// The lowercase hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
