@@ -790,6 +790,7 @@ fn spawn_argvs(log: &Path) -> Vec<(String, String, Vec<String>)> {
 
 #[test]
 fn bazel_long_command_lines_go_through_a_param_file() {
+    common::require_tools!("bazel", "go");
     let _serial = bazel::serial();
     let ws = Workspace::copy(&e2e_src(), "ws");
     let logs = tempfile::tempdir().unwrap();
@@ -877,6 +878,7 @@ fn index_images(ws: &Workspace, name: &str) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn bazel_index_of_user_platforms_keeps_their_constraints() {
+    common::require_tools!("bazel", "go");
     let _serial = bazel::serial();
     let ws = Workspace::copy(&e2e_src(), "ws");
     ws.ok(&[
@@ -958,6 +960,7 @@ fn bzl_closure(file: &str) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn bazel_bzl_libraries_and_a_toolchain_per_exec_platform() {
+    common::require_tools!("bazel", "go");
     let _serial = bazel::serial();
     let ws = Workspace::copy(&e2e_src(), "ws");
     // The bzl_library targets build (with Debian's bazel-skylib as @bazel_skylib), and each
