@@ -16,6 +16,7 @@ use anyhow::{Context, Result, anyhow};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, Proxy, SendBody};
 
+use crate::registry::absolute;
 use crate::registry::auth::{self, Credential};
 pub use crate::registry::error::RegistryError;
 use crate::registry::error::{answers_tls_with_plain_http, is_tls, is_transient};
@@ -134,21 +135,25 @@ impl Client {
             false => tls.disable_verification(true),
         };
         let chosen = self.proxies.choose(&scheme, host, port);
-        let proxy = match &chosen {
-            Some(c) => Some(
-                Proxy::new(&c.url)
-                    .map_err(|e| anyhow!("{} is not a proxy URL rko can use: {e}", c.shown()))?,
-            ),
-            None => None,
-        };
-        let agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .tls_config(tls.build())
-            .proxy(proxy)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
-            .max_redirects(10)
-            .build()
-            .new_agent();
+            .max_redirects(10);
+        let not_a_proxy =
+            |c: &Chosen, e| anyhow!("{} is not a proxy URL rko can use: {e}", c.shown());
+        let agent = match &chosen {
+            None => config.proxy(None).build().new_agent(),
+            // Plain HTTP goes to the proxy in absolute form, as Go sends it.
+            Some(c) if scheme == "http" => {
+                let config = config.proxy(None).max_idle_connections(0).build();
+                absolute::agent(config, &c.url).map_err(|e| not_a_proxy(c, e))?
+            }
+            Some(c) => {
+                let proxy = Proxy::new(&c.url).map_err(|e| not_a_proxy(c, e))?;
+                config.proxy(Some(proxy)).build().new_agent()
+            }
+        };
         let made = (agent, chosen);
         self.agents.lock().expect("lock").insert(key, made.clone());
         Ok(made)

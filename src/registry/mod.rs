@@ -3,6 +3,7 @@
 //! naming of repositories. Above `archive/`: pushes read push manifests, and
 //! [`pull::RegistryBlobs`] lets the blob store read a shallow base's layers.
 
+mod absolute;
 pub mod auth;
 mod challenge;
 pub mod client;
