@@ -393,17 +393,9 @@ fn plain_http_registry_goes_through_http_proxy() {
     );
     let requests = proxy.requests();
     assert!(
-        requests
-            .iter()
-            .any(|r| r.starts_with(&format!("GET http://{any}/v2/"))
-                || r.starts_with(&format!("HEAD http://{any}/v2/"))),
-        "{requests:?}"
-    );
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.starts_with(&format!("PUT http://{any}/v2/plain/manifests/"))),
-        "{requests:?}"
+        !requests.is_empty() && requests.iter().all(|r| r.contains(&any)),
+        "the push should go through the proxy:\n{}",
+        proxy.all_output()
     );
     assert_eq!(
         skopeo_digest(
@@ -412,6 +404,50 @@ fn plain_http_registry_goes_through_http_proxy() {
         ),
         digest
     );
+}
+
+/// Go's net/http (docker, skopeo, ko) sends a plain-HTTP request to the proxy as
+/// `GET http://HOST/PATH`, and uses CONNECT for https only: a proxy that allows CONNECT to
+/// port 443 only (Squid's default, here tinyproxy with `ConnectPort 443`) still carries a
+/// push to a plain-HTTP registry on another port.
+#[test]
+fn plain_http_goes_to_the_proxy_as_absolute_urls_not_connect() {
+    common::require_tools!("docker-registry", "tinyproxy", "skopeo");
+    let reg = Registry::start(RegistryOptions::plain());
+    let proxy = Tinyproxy::start_with_connect_ports(&[443]);
+    let any = reg.any_host();
+    // skopeo (Go) as the reference: absolute-form requests, no CONNECT.
+    let o = run(skopeo()
+        .env("HTTP_PROXY", proxy.url())
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{any}/none:1")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("manifest unknown"), "{err}");
+    assert!(
+        proxy
+            .requests()
+            .contains(&format!("GET http://{any}/v2/none/manifests/1 HTTP/1.1")),
+        "{}",
+        proxy.all_output()
+    );
+    let n = Net::new();
+    let digest = n.push_ok(
+        &format!("{any}/plain"),
+        &[("HTTP_PROXY", proxy.url())],
+        &["--insecure-registry", &any, "--attempts", "1"],
+    );
+    let requests = proxy.requests();
+    assert!(
+        requests.iter().all(|r| !r.starts_with("CONNECT ")),
+        "plain HTTP should not be tunnelled: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with(&format!("PUT http://{any}/v2/plain/manifests/"))),
+        "{requests:?}"
+    );
+    assert_eq!(reg.tag_digest("plain", "latest"), Some(digest));
 }
 
 #[test]
@@ -448,8 +484,8 @@ fn an_unreachable_proxy_is_named_and_its_password_never_shown() {
             "{k}: the error should name the variable:\n{err}"
         );
         assert!(
-            !err.contains(secret),
-            "{k}: the proxy's password must never be shown:\n{err}"
+            !err.contains(secret) && !err.contains("rkouser"),
+            "{k}: the proxy's credentials must never be shown:\n{err}"
         );
     }
     // Nothing reached the registries: the proxy is never bypassed.
@@ -469,15 +505,38 @@ fn the_private_ca_is_trusted_from_each_trust_source_alone() {
     // None: the error lists what was tried and where to put the CA.
     let n = Net::new();
     let err = n.push_fails(&format!("{host}/none"), &[], &["--attempts", "1"]);
+    let etc = n.etc().display().to_string();
     for want in [
-        "SSL_CERT_FILE",
+        "Mozilla",
+        // The system bundle looked for under RKO_ETC_DIR, and the registry's certs.d.
+        &etc,
+        &format!("{etc}/docker/certs.d/{host}"),
         "certs.d",
-        &format!("{}/docker/certs.d/{host}", n.etc().display()),
-        &format!("{}/containers/certs.d/{host}", n.etc().display()),
-        &format!("{}/ssl/certs/ca-certificates.crt", n.etc().display()),
+        "SSL_CERT_FILE",
+        "--ca-file",
     ] {
         assert!(
             err.contains(want),
+            "expected {want:?} in the TLS error:\n{err}"
+        );
+    }
+    // Sources that are set but hold another CA are named as tried.
+    let other = Registry::start(RegistryOptions::tls());
+    let other_ca = other.ca_cert().unwrap();
+    let err = n.push_fails(
+        &format!("{host}/none"),
+        &[
+            var("SSL_CERT_FILE", &other_ca),
+            var("SSL_CERT_DIR", other_ca.parent().unwrap()),
+        ],
+        &["--attempts", "1"],
+    );
+    for want in [
+        format!("SSL_CERT_FILE {}", other_ca.display()),
+        format!("SSL_CERT_DIR {}", other_ca.parent().unwrap().display()),
+    ] {
+        assert!(
+            err.contains(&want),
             "expected {want:?} in the TLS error:\n{err}"
         );
     }
@@ -796,6 +855,8 @@ fn a_mirror_serving_a_forged_manifest_is_refused_by_digest_and_the_origin_serves
     .unwrap();
     assert_eq!(r.status, 200);
     let media_type = r.header("content-type").unwrap().to_string();
+    let forged = format!("sha256:{}", common::sha256_hex(&r.body));
+    assert_eq!(forged, other);
     // The mirror: the origin's content, except that every manifest GET answers the forgery
     // (a HEAD still gives the true digest).
     let mirror = FaultProxy::start(
@@ -815,6 +876,9 @@ fn a_mirror_serving_a_forged_manifest_is_refused_by_digest_and_the_origin_serves
             "base",
             "--mirror",
             &format!("{o}={}", mirror.addr()),
+            // The fault proxy speaks plain HTTP only and closes a TLS attempt unanswered.
+            "--insecure-registry",
+            &mirror.addr(),
         ],
         &[],
     );
@@ -826,7 +890,7 @@ fn a_mirror_serving_a_forged_manifest_is_refused_by_digest_and_the_origin_serves
             .request_log()
             .iter()
             .any(|(m, p, _)| m == "GET" && p.contains("/manifests/")),
-        "the mirror was not asked: {:?}",
+        "the mirror was not asked: {:?}\n{err}",
         mirror.request_log()
     );
     assert!(
@@ -834,8 +898,8 @@ fn a_mirror_serving_a_forged_manifest_is_refused_by_digest_and_the_origin_serves
         "the forged mirror should be reported:\n{err}"
     );
     assert!(
-        err.contains("digest") && err.contains(&digest),
-        "the refusal should be by digest:\n{err}"
+        err.contains("does not match") && err.contains(&digest) && err.contains(&forged),
+        "the refusal should be by digest ({digest} expected, {forged} served):\n{err}"
     );
     assert!(err.contains("trying"), "{err}");
     // The real content, from the origin.

@@ -1,7 +1,7 @@
 //! A real forward proxy: Debian's `tinyproxy` (1.11) on 127.0.0.1, with its own
 //! configuration and log in a temporary directory, for `HTTPS_PROXY` / `HTTP_PROXY` tests.
-//! It allows clients from 127.0.0.1 only, has no `ConnectPort` line (so CONNECT reaches any
-//! port, a registry's included), logs at level `Connect`, runs in the foreground (`-d`) and
+//! It allows clients from 127.0.0.1 only, has no `ConnectPort` line unless asked (so CONNECT
+//! reaches any port, a registry's included), logs at level `Connect`, runs in the foreground (`-d`) and
 //! is killed on drop.
 //!
 //! At that level tinyproxy 1.11 logs each request line, e.g.
@@ -33,6 +33,13 @@ impl Tinyproxy {
     /// Starts tinyproxy on a free loopback port and waits (at most ~10 s per attempt, up to
     /// 5 ports) until it accepts connections. Panics with its log if it does not.
     pub fn start() -> Tinyproxy {
+        Self::start_with_connect_ports(&[])
+    }
+
+    /// [`Tinyproxy::start`], allowing CONNECT only to `ports` (`ConnectPort` lines) when
+    /// any are given, as corporate proxies commonly do (Squid's default allows 443 only).
+    pub fn start_with_connect_ports(ports: &[u16]) -> Tinyproxy {
+        let connect_ports: String = ports.iter().map(|p| format!("ConnectPort {p}\n")).collect();
         let dir = tempfile::Builder::new()
             .prefix("rko-tinyproxy-")
             .tempdir()
@@ -55,7 +62,8 @@ impl Tinyproxy {
                      MaxClients 64\n\
                      LogFile \"{}\"\n\
                      LogLevel Connect\n\
-                     DisableViaHeader Yes\n",
+                     DisableViaHeader Yes\n\
+                     {connect_ports}",
                     log.display()
                 ),
             )
