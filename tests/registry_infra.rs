@@ -188,9 +188,8 @@ fn tls_auth_registry_with_skopeo() {
 fn plain_registry_with_basic_auth() {
     common::require_tools!("docker-registry", "htpasswd");
     let reg = Registry::start(RegistryOptions {
-        tls: false,
         auth: Some(("bob".into(), "pw".into())),
-        token: None,
+        ..RegistryOptions::default()
     });
     let r = http_request(&reg.host(), "GET", "/v2/", &[], b"").unwrap();
     assert_eq!(r.status, 401, "{}", reg.log());

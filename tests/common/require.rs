@@ -79,6 +79,8 @@ pub fn install_hint(tool: &str) -> Option<&'static str> {
         "openssl" => "apt install openssl",
         "bazel" => "apt install bazel-bootstrap",
         "nginx" => "apt install nginx-light",
+        "tinyproxy" => "apt install tinyproxy",
+        "curl" => "apt install curl",
         "cargo" => "install Rust with rustup",
         _ => return None,
     })

@@ -1,6 +1,7 @@
 //! A real local registry: Debian's `docker-registry` (CNCF distribution 2.8) serving on
 //! 127.0.0.1 from its own temporary directory, with optional TLS (a CA and a server
-//! certificate made by `openssl`), basic auth (`htpasswd`) or token auth. Killed on drop.
+//! certificate made by `openssl`), client certificates (mTLS, with a second CA that signs
+//! one), basic auth (`htpasswd`) or token auth. Killed on drop.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,15 @@ fn registry_program() -> String {
 /// How a [`Registry`] is configured.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
-    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1 / localhost.
+    /// Serve HTTPS with a certificate for 127.0.0.1 / localhost signed by a fresh CA.
     pub tls: bool,
+    /// With `tls`, the certificate also names the IP 0.0.0.0, the address a test uses to
+    /// reach the registry through a forward proxy (clients never proxy loopback addresses,
+    /// and Linux connects 0.0.0.0 to the local listeners).
+    pub any_address_san: bool,
+    /// With `tls`, require a client certificate signed by a second, fresh CA
+    /// (`http.tls.clientcas`); [`Registry::client_cert`] gives one it accepts.
+    pub client_certs: bool,
     /// Require HTTP basic auth with this (user, password) (htpasswd, bcrypt).
     pub auth: Option<(String, String)>,
     /// Require Bearer tokens from this token server instead.
@@ -45,7 +53,15 @@ impl RegistryOptions {
         RegistryOptions {
             tls: true,
             auth: Some((user.to_string(), pass.to_string())),
-            token: None,
+            ..Self::default()
+        }
+    }
+
+    /// TLS without auth.
+    pub fn tls() -> Self {
+        RegistryOptions {
+            tls: true,
+            ..Self::default()
         }
     }
 }
@@ -85,6 +101,10 @@ impl Registry {
     /// Starts a registry and waits until it serves `/v2/`. Panics (with the server log)
     /// if it does not come up within ~10 s.
     pub fn start(opts: RegistryOptions) -> Registry {
+        assert!(
+            opts.tls || !(opts.any_address_san || opts.client_certs),
+            "any_address_san and client_certs need tls"
+        );
         let mut dir = tempfile::Builder::new()
             .prefix("rko-registry-")
             .tempdir()
@@ -122,9 +142,16 @@ impl Registry {
                 "-out",
                 "server.csr",
             ]);
+            let any = if opts.any_address_san {
+                ",IP:0.0.0.0"
+            } else {
+                ""
+            };
             std::fs::write(
                 d.join("server.ext"),
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+                format!(
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost{any}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                ),
             )
             .unwrap();
             ossl(&[
@@ -147,6 +174,9 @@ impl Registry {
             // A directory in the layout of containers' `--cert-dir` / docker's certs.d.
             std::fs::create_dir_all(d.join("certs")).unwrap();
             std::fs::copy(d.join("ca.pem"), d.join("certs/ca.crt")).unwrap();
+            if opts.client_certs {
+                make_client_cert(d);
+            }
         }
         if let Some((user, pass)) = &opts.auth {
             let out = Command::new("htpasswd")
@@ -211,6 +241,12 @@ impl Registry {
                 d.join("cert.pem").display(),
                 d.join("key.pem").display()
             ));
+            if opts.client_certs {
+                http.push_str(&format!(
+                    "    clientcas:\n      - {}\n",
+                    d.join("client-ca.pem").display()
+                ));
+            }
         }
         let mut cfg = format!(
             "version: 0.1\n\
@@ -299,9 +335,27 @@ impl Registry {
         self.opts.tls.then(|| self.dir.path().join("ca.pem"))
     }
 
-    /// A directory holding the certificate as `ca.crt` (for skopeo's `--cert-dir` etc.).
+    /// A directory holding the certificate as `ca.crt` (for skopeo's `--cert-dir` etc.);
+    /// with `client_certs`, also the client certificate as `client.cert` / `client.key`.
     pub fn cert_dir(&self) -> Option<PathBuf> {
         self.opts.tls.then(|| self.dir.path().join("certs"))
+    }
+
+    /// With `client_certs`: a client certificate the registry accepts and its key (PEM),
+    /// to place as `client.cert` / `client.key` in a certs.d directory.
+    pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
+        self.opts.client_certs.then(|| {
+            (
+                self.dir.path().join("client.cert"),
+                self.dir.path().join("client.key"),
+            )
+        })
+    }
+
+    /// `0.0.0.0:PORT`: the registry addressed so that clients send it through a proxy
+    /// (see [`RegistryOptions::any_address_san`]).
+    pub fn any_host(&self) -> String {
+        format!("0.0.0.0:{}", self.port)
     }
 
     /// The (user, password) the registry requires, if any.
@@ -398,6 +452,65 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// In `d`: a client CA (`client-ca.pem`, the registry's `clientcas`) and a client
+/// certificate it signs (`client.cert`, `client.key`), also copied into `d/certs` beside
+/// `ca.crt`, the layout of a certs.d directory.
+fn make_client_cert(d: &Path) {
+    let ossl = |args: &[&str]| openssl(d, args);
+    ossl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rko-test-client-ca",
+        "-keyout",
+        "client-ca.key",
+        "-out",
+        "client-ca.pem",
+    ]);
+    ossl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=rko-test-client",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    std::fs::write(
+        d.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "client-ca.pem",
+        "-CAkey",
+        "client-ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "client.cert",
+        "-extfile",
+        "client.ext",
+    ]);
+    for f in ["client.cert", "client.key"] {
+        std::fs::copy(d.join(f), d.join("certs").join(f)).unwrap();
     }
 }
 

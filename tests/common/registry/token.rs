@@ -83,14 +83,13 @@ impl TokenServer {
     /// Registry options that trust this server's tokens.
     pub fn registry_options(&self) -> RegistryOptions {
         RegistryOptions {
-            tls: false,
-            auth: None,
             token: Some(TokenAuth {
                 realm: format!("http://{}/token", self.addr),
                 service: Self::SERVICE.to_string(),
                 issuer: Self::ISSUER.to_string(),
                 rootcertbundle: self.dir.path().join("token.pem"),
             }),
+            ..RegistryOptions::default()
         }
     }
 }
