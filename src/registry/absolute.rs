@@ -111,33 +111,11 @@ impl<T: Transport> Transport for Rewriting<T> {
         }
         self.done = true;
         let out = self.inner.buffers().output();
-        let head = &out[..amount];
-        let space = head.iter().position(|b| *b == b' ');
-        let line_end = head.windows(2).position(|w| w == b"\r\n");
-        let (Some(space), Some(line_end)) = (space, line_end) else {
+        let auth = self.authorization.as_deref();
+        let Some(len) = rewrite(out, amount, &self.target, auth) else {
             return Err(unrewritable());
         };
-        let mut inserts = vec![(space + 1, self.target.as_bytes().to_vec())];
-        if let Some(a) = &self.authorization {
-            inserts.push((line_end + 2, a.as_bytes().to_vec()));
-        }
-        let extra: usize = inserts.iter().map(|(_, b)| b.len()).sum();
-        if amount + extra > out.len() {
-            return Err(unrewritable());
-        }
-        // From the last insertion point back, so earlier offsets stay valid.
-        let mut end = amount;
-        for (at, bytes) in inserts.iter().rev() {
-            let shift: usize = inserts
-                .iter()
-                .filter(|(a, _)| a <= at)
-                .map(|(_, b)| b.len())
-                .sum();
-            out.copy_within(*at..end, at + shift);
-            out[at + shift - bytes.len()..at + shift].copy_from_slice(bytes);
-            end = *at;
-        }
-        self.inner.transmit_output(amount + extra, timeout)
+        self.inner.transmit_output(len, timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
@@ -149,6 +127,57 @@ impl<T: Transport> Transport for Rewriting<T> {
     }
 }
 
+/// Rewrites the request head in `out[..amount]`: `target` before the path of the request
+/// line, and the `authorization` header line after it. Returns the new length; `None` when
+/// it is no request head or the buffer has no room.
+fn rewrite(out: &mut [u8], amount: usize, target: &str, auth: Option<&str>) -> Option<usize> {
+    let head = &out[..amount];
+    let space = head.iter().position(|b| *b == b' ')?;
+    let line_end = head.windows(2).position(|w| w == b"\r\n")?;
+    let mut inserts = vec![(space + 1, target.as_bytes())];
+    if let Some(a) = auth {
+        inserts.push((line_end + 2, a.as_bytes()));
+    }
+    let extra: usize = inserts.iter().map(|(_, b)| b.len()).sum();
+    if amount + extra > out.len() {
+        return None;
+    }
+    // From the last insertion point back, so the earlier offsets stay valid.
+    let mut end = amount;
+    for (i, (at, bytes)) in inserts.iter().enumerate().rev() {
+        let shift: usize = inserts[..=i].iter().map(|(_, b)| b.len()).sum();
+        out.copy_within(*at..end, at + shift);
+        out[at + shift - bytes.len()..at + shift].copy_from_slice(bytes);
+        end = *at;
+    }
+    Some(amount + extra)
+}
+
 fn unrewritable() -> Error {
     Error::BadUri("a request head rko cannot rewrite into absolute form for the proxy".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_gets_the_absolute_url_and_the_proxy_credentials() {
+        let head = b"GET /v2/x/blobs/sha256:ab HTTP/1.1\r\nhost: 0.0.0.0:5000\r\n\r\n";
+        let mut buf = vec![0u8; 200];
+        buf[..head.len()].copy_from_slice(head);
+        let auth = "Proxy-Authorization: Basic dTpw\r\n";
+        let n = rewrite(&mut buf, head.len(), "http://0.0.0.0:5000", Some(auth)).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "GET http://0.0.0.0:5000/v2/x/blobs/sha256:ab HTTP/1.1\r\n\
+             Proxy-Authorization: Basic dTpw\r\nhost: 0.0.0.0:5000\r\n\r\n"
+        );
+        let n = rewrite(&mut buf[..head.len() + 8], head.len(), "http://h", None);
+        assert!(n.is_some());
+        assert_eq!(
+            rewrite(&mut buf[..head.len()], head.len(), "http://h", None),
+            None
+        );
+    }
 }
