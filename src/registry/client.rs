@@ -276,9 +276,10 @@ impl Client {
     ) -> anyhow::Error {
         let (registry, detail) = (registry.to_string(), format!("{e:#}"));
         if is_tls(&e) {
-            let certs_d = host_dirs(&registry)[0].display().to_string();
-            let tried = self.tried.join(", ");
-            let tried = format!("{tried}, {certs_d} and the other certs.d directories");
+            let dirs = host_dirs(&registry);
+            let certs_d = dirs[0].display().to_string();
+            let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            let tried = format!("{}, {}", self.tried.join(", "), dirs.join(", "));
             return anyhow!(RegistryError::Tls {
                 registry,
                 detail,

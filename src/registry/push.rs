@@ -211,19 +211,18 @@ impl Pusher<'_> {
     /// attempt fails: a broken upload session may hold a partial body.
     fn push_blob(&self, target: &Reference, b: &BlobRef) -> Result<(BlobOutcome, u64)> {
         let attempts = self.attempts.max(1);
-        let mut last = None;
-        for attempt in 1..=attempts {
+        let mut attempt = 1;
+        loop {
             match self.try_push_blob(target, b, attempt == 1) {
                 Ok(r) => return Ok(r),
-                Err(e) if is_final(&e) => return Err(e),
+                Err(e) if is_final(&e) || attempt >= attempts => return Err(e),
                 Err(e) => {
                     (self.progress)(&format!("retrying {} after: {e:#}", b.digest));
-                    last = Some(e);
                     std::thread::sleep(std::time::Duration::from_millis(200 * attempt as u64));
+                    attempt += 1;
                 }
             }
         }
-        Err(last.expect("at least one attempt"))
     }
 }
 
