@@ -8,6 +8,7 @@ use clap::Args;
 use crate::cli::args::RegistryArgs;
 use crate::oci::{Platform, Reference};
 use crate::output::Outputs;
+use crate::registry::mirrors::Mirrors;
 use crate::registry::pull::Puller;
 use crate::registry::push::human;
 
@@ -24,6 +25,13 @@ pub struct PullArgs {
     /// Accept a reference without a digest; the resolved digest is printed to pin it.
     #[arg(long)]
     pub allow_tag: bool,
+    /// Pull through this mirror: HOST[/PATH]=MIRROR_HOST[:PORT][/PATH], the reference's
+    /// HOST[/PATH] replaced by the mirror's. Repeatable; tried in order, before the
+    /// mirrors of registries.conf ($CONTAINERS_REGISTRIES_CONF or
+    /// /etc/containers/registries.conf) and then the origin. The content is checked
+    /// against the pinned digest.
+    #[arg(long = "mirror", value_name = "HOST=MIRROR")]
+    pub mirrors: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// The OCI layout directory to write.
@@ -38,11 +46,21 @@ pub fn run(a: PullArgs) -> Result<()> {
     } else {
         a.platforms.clone()
     };
-    let client = a.registry.client()?;
+    let sources = Mirrors::load(&a.mirrors)?.sources(&r)?;
+    let mut registry = a.registry.clone();
+    let insecure = sources.iter().filter(|s| s.insecure);
+    registry
+        .insecure
+        .extend(insecure.map(|s| s.reference.registry.clone()));
+    let client = registry.client()?;
     let mut outputs = Outputs::new();
     let dir = outputs.dir(&a.output)?;
-    let pulled = Puller { client: &client }.pull(&r, &platforms, a.allow_tag, a.eager, &dir)?;
+    let puller = Puller { client: &client };
+    let pulled = puller.pull_from(&sources, &platforms, a.allow_tag, a.eager, &dir)?;
     outputs.commit()?;
+    if pulled.from != r.name() {
+        eprintln!("rko: pulled {} through {}", r.name(), pulled.from);
+    }
     if r.digest.is_none() {
         eprintln!(
             "rko: {} resolved to {}; pin it as {}@{}",

@@ -71,7 +71,7 @@ impl Client {
         scopes: &[String],
     ) -> Result<String> {
         let cred = self.credential(registry)?;
-        let agent = self.agent_for(registry);
+        let (agent, proxy) = self.agent(registry, realm)?;
         let sent = match &cred {
             Some(Credential::IdentityToken(t)) => {
                 let form = form_urlencoded::Serializer::new(String::new())
@@ -107,10 +107,8 @@ impl Client {
                 agent.run(req.body(())?)
             }
         };
-        let resp = sent.map_err(|e| RegistryError::Unreachable {
-            registry: realm.to_string(),
-            detail: e.to_string(),
-        })?;
+        let host = realm.split("://").nth(1).and_then(|r| r.split('/').next());
+        let resp = sent.map_err(|e| self.failed(host.unwrap_or(realm), proxy.as_ref(), e))?;
         read_token(registry, realm, cred.is_some(), resp)
     }
 }

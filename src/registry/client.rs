@@ -1,8 +1,10 @@
 //! A lean, synchronous registry client on `ureq`: the distribution API calls rko needs,
 //! the auth challenge (Basic, or Bearer tokens from the realm the registry names, cached per
-//! scope), TLS verified by default with an optional extra CA, plain HTTP or unverified TLS
-//! only for hosts named insecure, and retries with backoff on connection errors, 5xx and 429
-//! (honouring Retry-After), bounded in count.
+//! scope), TLS verified by default against what `trust` collects (with the host's certs.d
+//! CAs and client certificate), proxies as `proxy` chooses them from the environment, plain
+//! HTTP or unverified TLS only for hosts named insecure, and retries with backoff on
+//! connection errors, 5xx and 429 (honouring Retry-After), bounded in count. One agent per
+//! scheme, host and verification, made on first use.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -10,11 +12,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::{Agent, Body, SendBody};
+use ureq::{Agent, Body, Proxy, SendBody};
 
 use crate::registry::auth::{self, Credential};
+pub use crate::registry::error::RegistryError;
+use crate::registry::error::{answers_tls_with_plain_http, is_tls, is_transient};
+use crate::registry::proxy::{Chosen, ProxyEnv, redact};
+use crate::registry::trust::{HostTrust, Roots, host_dirs};
 
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
@@ -32,33 +38,6 @@ pub enum Payload {
     Empty,
     Bytes(Arc<Vec<u8>>),
     Reader(Box<dyn Read + Send>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error(
-        "{registry} refused the credentials ({status}): check the user and password in your docker/podman login for {registry} (docker login {registry})"
-    )]
-    Unauthorized { registry: String, status: u16 },
-    #[error(
-        "{registry} requires authentication and no credentials are configured for it: run `docker login {registry}` (or podman login)"
-    )]
-    NoCredentials { registry: String },
-    #[error(
-        "TLS verification of {registry} failed: {detail}; pass --ca-file with the CA that signed the registry's certificate, or --insecure-registry {registry} to skip verification"
-    )]
-    Tls { registry: String, detail: String },
-    #[error(
-        "cannot reach {registry}: {detail}; check the host and port, that the registry is running, and --insecure-registry for plain HTTP"
-    )]
-    Unreachable { registry: String, detail: String },
-    #[error("{method} {url} failed: HTTP {status}: {body}")]
-    Status {
-        method: String,
-        url: String,
-        status: u16,
-        body: String,
-    },
 }
 
 /// A response: status, the headers rko reads, and the body.
@@ -92,67 +71,87 @@ impl Response {
     }
 }
 
+/// An agent and the proxy it goes through.
+type Route = (Agent, Option<Chosen>);
+
 pub struct Client {
-    pub(super) verified: Agent,
-    pub(super) unverified: Agent,
     pub(super) opts: ClientOptions,
+    roots: Arc<Vec<Certificate<'static>>>,
+    tried: Vec<String>,
+    proxies: ProxyEnv,
+    /// Agents by `scheme://authority` and whether they verify TLS, each with its proxy.
+    agents: Mutex<HashMap<(String, bool), Route>>,
     pub(super) schemes: Mutex<HashMap<String, bool>>,
     pub(super) tokens: Mutex<HashMap<(String, String), String>>,
     pub(super) basic: Mutex<HashMap<String, bool>>,
     pub(super) creds: Mutex<HashMap<String, Option<Credential>>>,
 }
 
-fn agent(tls: TlsConfig) -> Agent {
-    Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .max_redirects(10)
-        .build()
-        .new_agent()
-}
-
 impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        let roots = match &opts.ca_file {
-            None => RootCerts::WebPki,
-            Some(path) => {
-                let pem = fs_err::read(path)?;
-                let mut certs: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-                    .collect();
-                let mut n = 0;
-                for item in ureq::tls::parse_pem(&pem) {
-                    if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
-                        certs.push(c);
-                        n += 1;
-                    }
-                }
-                if n == 0 {
-                    bail!(
-                        "{} holds no PEM certificate; expected the registry's CA certificate",
-                        path.display()
-                    );
-                }
-                RootCerts::Specific(Arc::new(certs))
-            }
-        };
-        let verified = agent(TlsConfig::builder().root_certs(roots).build());
-        let unverified = agent(TlsConfig::builder().disable_verification(true).build());
+        let roots = Roots::load(opts.ca_file.as_deref())?;
         let opts = ClientOptions {
             attempts: opts.attempts.max(1),
             ..opts
         };
         Ok(Client {
-            verified,
-            unverified,
             opts,
+            roots: Arc::new(roots.certs),
+            tried: roots.tried,
+            proxies: ProxyEnv::from_env(),
+            agents: Mutex::default(),
             schemes: Mutex::default(),
             tokens: Mutex::default(),
             basic: Mutex::default(),
             creds: Mutex::default(),
         })
+    }
+
+    /// The agent for requests to `url` on behalf of `registry`: its TLS trust (the roots
+    /// plus the host's certs.d, and its client certificate), verification unless the
+    /// registry is insecure, and the proxy the environment names for it.
+    pub(super) fn agent(&self, registry: &str, url: &str) -> Result<Route> {
+        let uri: http::Uri = url.parse().with_context(|| format!("the URL {url:?}"))?;
+        let scheme = uri.scheme_str().unwrap_or("https").to_string();
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(registry);
+        let verified = !self.insecure(registry);
+        let key = (format!("{scheme}://{authority}"), verified);
+        if let Some(a) = self.agents.lock().expect("lock").get(&key) {
+            return Ok(a.clone());
+        }
+        let host = uri.host().unwrap_or(registry).trim_matches(['[', ']']);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let trust = HostTrust::load(authority)?;
+        let mut tls = TlsConfig::builder().client_cert(trust.client);
+        tls = match verified {
+            true => {
+                let mut certs = self.roots.as_ref().clone();
+                certs.extend(trust.cas);
+                tls.root_certs(RootCerts::Specific(Arc::new(certs)))
+            }
+            false => tls.disable_verification(true),
+        };
+        let chosen = self.proxies.choose(&scheme, host, port);
+        let proxy = match &chosen {
+            Some(c) => Some(
+                Proxy::new(&c.url)
+                    .map_err(|e| anyhow!("{} is not a proxy URL rko can use: {e}", c.shown()))?,
+            ),
+            None => None,
+        };
+        let agent = Agent::config_builder()
+            .tls_config(tls.build())
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .max_redirects(10)
+            .build()
+            .new_agent();
+        let made = (agent, chosen);
+        self.agents.lock().expect("lock").insert(key, made.clone());
+        Ok(made)
     }
 
     fn insecure(&self, registry: &str) -> bool {
@@ -175,41 +174,30 @@ impl Client {
     /// (unverified) and http answers.
     /// A registry on this machine (localhost, 127.x, ::1) gets verified https, or plain http
     /// when its server does not speak TLS at all, as docker and ko allow.
-    fn base(&self, registry: &str) -> String {
+    fn base(&self, registry: &str) -> Result<String> {
         let insecure = self.insecure(registry);
         if !insecure && !is_loopback(registry) {
-            return format!("https://{registry}");
+            return Ok(format!("https://{registry}"));
         }
         if let Some(https) = self.schemes.lock().expect("lock").get(registry) {
             let scheme = if *https { "https" } else { "http" };
-            return format!("{scheme}://{registry}");
+            return Ok(format!("{scheme}://{registry}"));
         }
-        let https = if insecure {
-            self.unverified
-                .get(format!("https://{registry}/v2/"))
-                .call()
-                .is_ok()
-        } else {
-            // Only a server that answers TLS with plain HTTP drops to http: a certificate
-            // problem stays https, so it is reported as one.
-            match self.verified.get(format!("https://{registry}/v2/")).call() {
-                Ok(_) => true,
-                Err(e) => !answers_tls_with_plain_http(&e),
-            }
+        let url = format!("https://{registry}/v2/");
+        let (agent, _) = self.agent(registry, &url)?;
+        let https = match agent.get(&url).call() {
+            Ok(_) => true,
+            // Insecure: whichever answers. Otherwise only a server that answers TLS with
+            // plain HTTP drops to http: a certificate problem stays https, so it is
+            // reported as one.
+            Err(_) if insecure => false,
+            Err(e) => !answers_tls_with_plain_http(&e),
         };
         self.schemes
             .lock()
             .expect("lock")
             .insert(registry.to_string(), https);
         self.base(registry)
-    }
-
-    pub(super) fn agent_for(&self, registry: &str) -> &Agent {
-        if self.insecure(registry) {
-            &self.unverified
-        } else {
-            &self.verified
-        }
     }
 
     /// Sends a request to `path` on `registry` (or to an absolute `Location`), with auth for
@@ -226,16 +214,17 @@ impl Client {
         let url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
-            format!("{}{path_or_url}", self.base(registry))
+            format!("{}{path_or_url}", self.base(registry)?)
         };
+        let (agent, proxy) = self.agent(registry, &url)?;
         let scope_key = scopes.join(" ");
         let mut authed_once = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let auth_header = self.auth_header(registry, &scope_key)?;
-            let result = self.once(
-                registry,
+            let result = once(
+                &agent,
                 method,
                 &url,
                 headers,
@@ -267,9 +256,47 @@ impl Client {
                 Err(e) if !is_tls(&e) && attempt < self.opts.attempts && is_transient(&e) => {
                     std::thread::sleep(backoff(attempt))
                 }
-                Err(e) => return Err(failed(registry, e)),
+                Err(e) => return Err(self.failed(registry, proxy.as_ref(), e)),
             }
         }
+    }
+
+    /// A request that failed without a response, by what went wrong: TLS (naming what
+    /// was trusted), else the connection (naming the proxy, if one was used).
+    pub(super) fn failed(
+        &self,
+        registry: &str,
+        proxy: Option<&Chosen>,
+        e: ureq::Error,
+    ) -> anyhow::Error {
+        let (registry, detail) = (registry.to_string(), format!("{e:#}"));
+        if is_tls(&e) {
+            let certs_d = host_dirs(&registry)[0].display().to_string();
+            let tried = self.tried.join(", ");
+            let tried = format!("{tried}, {certs_d} and the other certs.d directories");
+            return anyhow!(RegistryError::Tls {
+                registry,
+                detail,
+                tried,
+                certs_d,
+            });
+        }
+        let (via, proxy_hint) = match proxy {
+            Some(p) => (
+                format!(" through the proxy {}", p.shown()),
+                format!(
+                    ", that the proxy is up (or that NO_PROXY lists {})",
+                    registry.split(':').next().unwrap_or(&registry)
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
+        anyhow!(RegistryError::Unreachable {
+            registry,
+            via,
+            proxy_hint,
+            detail: redact_all(&detail, proxy),
+        })
     }
 
     /// A 401 or 403 after the challenge was answered.
@@ -281,47 +308,45 @@ impl Client {
             Err(e) => e,
         }
     }
-
-    fn once(
-        &self,
-        registry: &str,
-        method: &str,
-        url: &str,
-        headers: &[(&str, String)],
-        auth: Option<&str>,
-        payload: Payload,
-    ) -> Result<Response, ureq::Error> {
-        let mut b = http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            b = b.header(*k, v.as_str());
-        }
-        if let Some(a) = auth {
-            b = b.header("authorization", a);
-        }
-        let agent = self.agent_for(registry);
-        let resp = match payload {
-            Payload::Empty if method == "GET" || method == "HEAD" || method == "DELETE" => {
-                agent.run(b.body(())?)?
-            }
-            Payload::Empty => agent.run(b.header("content-length", "0").body(SendBody::none())?)?,
-            Payload::Bytes(bytes) => agent.run(b.body(bytes.as_slice().to_vec())?)?,
-            Payload::Reader(r) => agent.run(b.body(SendBody::from_owned_reader(r))?)?,
-        };
-        let (parts, body) = resp.into_parts();
-        Ok(Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        })
-    }
 }
 
-/// A request that failed without a response, by what went wrong.
-fn failed(registry: &str, e: ureq::Error) -> anyhow::Error {
-    let (registry, detail) = (registry.to_string(), format!("{e:#}"));
-    match is_tls(&e) {
-        true => anyhow!(RegistryError::Tls { registry, detail }),
-        false => anyhow!(RegistryError::Unreachable { registry, detail }),
+/// One request, without retries.
+fn once(
+    agent: &Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    auth: Option<&str>,
+    payload: Payload,
+) -> Result<Response, ureq::Error> {
+    let mut b = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    let resp = match payload {
+        Payload::Empty if method == "GET" || method == "HEAD" || method == "DELETE" => {
+            agent.run(b.body(())?)?
+        }
+        Payload::Empty => agent.run(b.header("content-length", "0").body(SendBody::none())?)?,
+        Payload::Bytes(bytes) => agent.run(b.body(bytes.as_slice().to_vec())?)?,
+        Payload::Reader(r) => agent.run(b.body(SendBody::from_owned_reader(r))?)?,
+    };
+    let (parts, body) = resp.into_parts();
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// `text` without the proxy's credentials, should the error quote its URL.
+fn redact_all(text: &str, proxy: Option<&Chosen>) -> String {
+    match proxy {
+        Some(p) => text.replace(&p.url, &redact(&p.url)),
+        None => text.to_string(),
     }
 }
 
@@ -343,44 +368,6 @@ fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The TLS library's error inside a ureq error: its own variant, or (during the handshake)
-/// wrapped in an I/O error.
-fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
-    match e {
-        ureq::Error::Rustls(r) => Some(r),
-        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>(),
-        _ => None,
-    }
-}
-
-/// A TLS problem (a certificate, the handshake): retrying cannot fix it.
-fn is_tls(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Tls(_) | ureq::Error::Pem(_)) || rustls_error(e).is_some()
-}
-
-/// A server that answered the TLS handshake with something that is not TLS: a registry
-/// that only speaks plain HTTP.
-fn answers_tls_with_plain_http(e: &ureq::Error) -> bool {
-    matches!(
-        rustls_error(e),
-        Some(rustls::Error::InvalidMessage(
-            rustls::InvalidMessage::InvalidContentType
-        ))
-    )
-}
-
-/// A failure another attempt may not meet: the connection, a timeout, a broken response.
-fn is_transient(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-            | ureq::Error::BodyStalled
-    )
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@
 pub mod auth;
 mod challenge;
 pub mod client;
+mod error;
+pub mod mirrors;
 pub mod naming;
 pub mod progress;
+pub mod proxy;
 pub mod pull;
 pub mod push;
+pub mod trust;
 mod upload;

@@ -15,6 +15,7 @@ use crate::oci::verify::{verify, verify_bytes};
 use crate::oci::{Descriptor, Index, Manifest, NoPlatform, Platform, Reference, Sha256Digest};
 use crate::oci::{json, media};
 use crate::registry::client::{Client, Payload, RegistryError};
+use crate::registry::mirrors::Source;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -40,6 +41,8 @@ pub struct Puller<'a> {
 
 /// What a pull produced.
 pub struct Pulled {
+    /// The repository that served it (a mirror, or the origin).
+    pub from: String,
     pub digest: Sha256Digest,
     pub media_type: String,
     pub bytes_downloaded: u64,
@@ -138,6 +141,55 @@ impl Puller<'_> {
         Ok(missing)
     }
 
+    /// Pulls from each of `sources` in turn (mirrors, then the origin) until one serves
+    /// the reference; a failed source is reported on stderr and its partial files removed.
+    pub fn pull_from(
+        &self,
+        sources: &[Source],
+        platforms: &[Platform],
+        allow_tag: bool,
+        eager: bool,
+        dir: &Path,
+    ) -> Result<Pulled> {
+        if let Some(s) = sources.first()
+            && s.reference.digest.is_none()
+            && !allow_tag
+        {
+            bail!(PullError::NotPinned {
+                reference: s.reference.to_string()
+            });
+        }
+        let mut failed = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            let r = &s.reference;
+            let e = match self.pull(r, platforms, allow_tag, eager, dir) {
+                Ok(p) => return Ok(p),
+                Err(e) => e,
+            };
+            let Some(next) = sources.get(i + 1) else {
+                return Err(match failed.is_empty() {
+                    true => e,
+                    false => e.context(format!("pulling {r} (after {})", failed.join(", "))),
+                });
+            };
+            let what = if s.mirror { "mirror" } else { "source" };
+            eprintln!(
+                "rko: {what} {} failed: {e:#}; trying {}",
+                r.name(),
+                next.reference.name()
+            );
+            failed.push(format!("{what} {} failed", r.name()));
+            for entry in fs_err::read_dir(dir)? {
+                let path = entry?.path();
+                match path.is_dir() {
+                    true => fs_err::remove_dir_all(&path)?,
+                    false => fs_err::remove_file(&path)?,
+                }
+            }
+        }
+        bail!("no source to pull from: expected at least the origin")
+    }
+
     /// Pulls `r` for `platforms` into the (new, empty) layout directory `dir`.
     pub fn pull(
         &self,
@@ -187,6 +239,7 @@ impl Puller<'_> {
         };
         sources.write(dir)?;
         Ok(Pulled {
+            from: r.name(),
             digest: top_digest,
             media_type: top_mt,
             bytes_downloaded: downloaded,
