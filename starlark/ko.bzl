@@ -166,6 +166,21 @@ def check_key_values(rule, attr, values):
         if not k or "=" in k:
             fail(attr_error(rule, attr, "keys without '='", repr(k)))
 
+def check_mirrors(rule, mirrors):
+    """Checks ko_base's `mirrors`: each "HOST=MIRROR" (`rko pull --mirror`), a registry
+    HOST[:PORT][/PATH] and the mirror that stands in for it, MIRROR_HOST[:PORT][/PATH],
+    without a scheme."""
+    for m in mirrors:
+        host, sep, mirror = m.partition("=")
+        if not sep or not host or not mirror or "://" in m or "=" in mirror:
+            fail(attr_error(
+                rule,
+                "mirrors",
+                "HOST=MIRROR entries (e.g. \"docker.io=mirror.example.com\", HOST[:PORT][/PATH] without a scheme)",
+                repr(m),
+                "Pulls of HOST try each MIRROR first, in the order given, then HOST itself",
+            ))
+
 def check_image_attrs(rule, attrs):
     """Checks a ko_image's attributes (Bazel's ctx.attr or Buck2's ctx.attrs: the same
     names); returns the import path without ko://."""
@@ -534,10 +549,15 @@ def push_args(manifest, insecure_registries = []):
     """`rko push` of a push manifest, at run time."""
     return ["push", "--manifest", manifest] + registry_args(insecure_registries)
 
-def pull_args(reference, output, platforms = [], eager = False, insecure_registries = []):
+def pull_args(reference, output, platforms = [], eager = False, insecure_registries = [], mirrors = []):
+    """`rko pull` of a base pinned by digest: ko_base's action (Buck2) or repository rule
+    (Bazel). `mirrors` ("HOST=MIRROR") are tried in order before HOST; the pinned digest
+    verifies what they serve."""
     args = ["pull", reference, "-o", out(output)]
     for p in platforms:
         args.extend(["--platform", p])
     if eager:
         args.append("--eager")
+    for m in mirrors:
+        args.extend(["--mirror", m])
     return args + registry_args(insecure_registries)

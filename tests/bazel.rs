@@ -39,14 +39,8 @@ fn setup() -> Setup {
 impl Setup {
     fn workspace(&self, subpath: &str) -> Workspace {
         let ws = Workspace::copy(&e2e_src(), subpath);
-        ws.write(
-            "e2e.bzl",
-            &format!(
-                "E2E_REGISTRY = \"{}\"\nE2E_BASE_DIGEST = \"{}\"\n",
-                self.reg.host(),
-                self.base_digest
-            ),
-        );
+        let host = self.reg.host();
+        ws.write("e2e.bzl", &common::e2e_bzl(&host, &host, &self.base_digest));
         ws
     }
 }
@@ -310,6 +304,191 @@ fn bazel_eager_base_builds_a_tarball_with_the_registry_gone() {
         // manifest, config, static base, base kodata, base binary, kodata, binary
         7,
         "{layers}"
+    );
+}
+
+/// `rko pull`'s arguments with the output directory (Bazel's repository-relative `layout`,
+/// Buck2's buck-out directory) as `LAYOUT`.
+fn pull_argv(args: &[String]) -> Vec<String> {
+    let mut v = args.to_vec();
+    if let Some(i) = v.iter().position(|a| a == "-o") {
+        v[i + 1] = "LAYOUT".into();
+    }
+    v
+}
+
+#[test]
+fn bazel_ko_base_pulls_through_its_mirror_with_nothing_at_the_origin() {
+    common::require_tools!("bazel", "go", "docker-registry");
+    let _serial = bazel::serial();
+    // The base only in the mirror; nothing listens at the origin.
+    let mirror = Registry::start(RegistryOptions::plain());
+    let scratch = tempfile::tempdir().unwrap();
+    let base_digest = common::registry::push_two_platform_base(&mirror, scratch.path());
+    let origin = format!("127.0.0.1:{}", common::registry::free_port());
+    let e2e_bzl = common::e2e_bzl(&origin, &mirror.host(), &base_digest);
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    ws.write("e2e.bzl", &e2e_bzl);
+    // @e2e_base_mirrored pulls with a wrapper that records rko's arguments, then runs rko.
+    let argv_log = scratch.path().join("pull-argv");
+    ws.write(
+        "pull_rko.sh",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexec '{}' \"$@\"\n",
+            argv_log.display(),
+            common::RKO
+        ),
+    );
+    std::fs::set_permissions(
+        ws.dir.join("pull_rko.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let workspace = ws.read("WORKSPACE");
+    let named = "    name = \"e2e_base_mirrored\",\n";
+    assert!(workspace.contains(named), "{workspace}");
+    ws.write(
+        "WORKSPACE",
+        &workspace.replace(named, &format!("{named}    rko = \"//:pull_rko.sh\",\n")),
+    );
+    std::fs::create_dir_all(ws.dir.join("mirror")).unwrap();
+    ws.write(
+        "mirror/BUILD.bazel",
+        "load(\"@rules_ko//rules/bazel:defs.bzl\", \"ko_image\")\n\n\
+         ko_image(\n    name = \"image\",\n    base = \"@e2e_base_mirrored\",\n    \
+         binary = \"//cmd/bar\",\n    importpath = \"example.com/e2e/cmd/bar\",\n)\n",
+    );
+
+    ws.ok(&["build", "//mirror:image"]);
+    assert!(
+        digest_of(&ws, "mirror/image.digest").starts_with("sha256:"),
+        "an image on the mirrored base"
+    );
+    let log = mirror.log();
+    assert!(
+        log.contains(&format!("/v2/base/manifests/{base_digest}")),
+        "the mirror served the base's index:\n{log}"
+    );
+
+    // The arguments are Buck2's for //base:e2e_mirrored (the same ko_base), from the
+    // shared pull_args in starlark/ko.bzl.
+    let bazel_argv: Vec<String> = std::fs::read_to_string(&argv_log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mirror_arg = format!("{origin}={}", mirror.host());
+    assert!(
+        bazel_argv
+            .windows(2)
+            .any(|w| w[0] == "--mirror" && w[1] == mirror_arg),
+        "{bazel_argv:?}"
+    );
+    let buck2_project = buck2_contract::TestProject::new(&e2e_src(), Path::new(common::RKO));
+    std::fs::write(buck2_project.root().join("e2e.bzl"), &e2e_bzl).unwrap();
+    let cfg = buck2_project.project.default_config().unwrap();
+    let a = buck2_project
+        .project
+        .analyze(
+            &buck2_contract::TargetLabel::parse("root//base:e2e_mirrored", "root", "").unwrap(),
+            &cfg,
+        )
+        .unwrap();
+    let pulls: Vec<_> = a
+        .actions
+        .iter()
+        .filter(|a| a.category == "ko_pull")
+        .collect();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(
+        pull_argv(&bazel_argv),
+        pull_argv(&pulls[0].argv()[1..]),
+        "Bazel's and Buck2's ko_base give rko pull different arguments"
+    );
+}
+
+/// Runs `cmd` with `RKO_ETC_DIR=etc`; returns (success, stdout + stderr).
+fn with_etc(cmd: &mut Command, etc: &Path) -> (bool, String) {
+    let out = cmd.env("RKO_ETC_DIR", etc).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn bazel_trust_from_the_environment_reaches_ko_base_and_the_push_launcher() {
+    common::require_tools!("bazel", "go", "docker-registry", "openssl");
+    let _serial = bazel::serial();
+    // A TLS registry whose CA only the per-registry directory under $RKO_ETC_DIR holds.
+    let reg = Registry::start(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let base_digest = common::registry::push_two_platform_base(&reg, scratch.path());
+    let etc = scratch.path().join("etc");
+    let certs = etc.join("docker/certs.d").join(reg.host());
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(reg.ca_cert().unwrap(), certs.join("ca.crt")).unwrap();
+    let untrusting = scratch.path().join("empty-etc");
+    std::fs::create_dir_all(&untrusting).unwrap();
+
+    let ws = Workspace::copy(&e2e_src(), "ws");
+    ws.write(
+        "e2e.bzl",
+        &common::e2e_bzl(&reg.host(), &reg.host(), &base_digest),
+    );
+    // A base and a push with no insecure_registries: rko verifies the registry's TLS.
+    ws.write(
+        "WORKSPACE",
+        &(ws.read("WORKSPACE")
+            + "\nko_base(\n    name = \"trusted_base\",\n    digest = E2E_BASE_DIGEST,\n    \
+               image = E2E_REGISTRY + \"/base\",\n)\n"),
+    );
+    std::fs::create_dir_all(ws.dir.join("trusted")).unwrap();
+    ws.write(
+        "trusted/BUILD.bazel",
+        "load(\"@rules_ko//rules/bazel:defs.bzl\", \"ko_image\", \"ko_push\")\n\
+         load(\"//:e2e.bzl\", \"E2E_REGISTRY\")\n\n\
+         ko_image(\n    name = \"image\",\n    base = \"@trusted_base\",\n    \
+         binary = \"//cmd/bar\",\n    importpath = \"example.com/e2e/cmd/bar\",\n)\n\n\
+         ko_push(\n    name = \"image.push\",\n    image = \":image\",\n    \
+         remote_tags = [\"latest\"],\n    repository = E2E_REGISTRY + \"/trusted\",\n)\n",
+    );
+
+    // The repository rule runs rko pull with the client's environment.
+    let untrusted = |out: &str| out.contains("TLS verification of") && out.contains("certs.d");
+    let (ok, out) = with_etc(&mut ws.bazel(&["build", "//trusted:image"]), &untrusting);
+    assert!(!ok && out.contains("rko pull") && untrusted(&out), "{out}");
+    let (ok, out) = with_etc(&mut ws.bazel(&["build", "//trusted:image"]), &etc);
+    assert!(ok, "{out}");
+
+    // bazel run hands the client's environment to the launcher, which hands it to rko.
+    let (ok, out) = with_etc(&mut ws.bazel(&["run", "//trusted:image.push"]), &etc);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{}/trusted@sha256:", reg.host())),
+        "{out}"
+    );
+    let launcher = ws.bin("trusted/image.push.sh");
+    let (ok, out) = with_etc(Command::new(&launcher).current_dir(&ws.dir), &untrusting);
+    assert!(
+        !ok && untrusted(&out),
+        "the launcher pushed without the CA:\n{out}"
+    );
+    let (ok, out) = with_etc(Command::new(&launcher).current_dir(&ws.dir), &etc);
+    assert!(ok, "{out}");
+
+    // ko_base declares RKO_ETC_DIR in `environ`: a change re-runs the pull (which now fails).
+    let (ok, out) = with_etc(&mut ws.bazel(&["build", "//trusted:image"]), &untrusting);
+    assert!(
+        !ok && out.contains("rko pull") && untrusted(&out),
+        "the pull was not re-run:\n{out}"
     );
 }
 

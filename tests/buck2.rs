@@ -416,6 +416,7 @@ fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
         "root//analysis:multi",
         "root//base:e2e",
         "root//base:e2e_eager",
+        "root//base:e2e_mirrored",
         "root//cmd/foo:image",
         "root//cmd/foo:image_index",
         "root//cmd/foo:image.push",
@@ -439,6 +440,7 @@ fn buck2_metadata_actions_never_read_layer_bytes_and_network_actions_are_local()
         "root//cmd/foo:image.push",
         "root//cmd/foo:image_index.push",
         "root//base:e2e_eager",
+        "root//base:e2e_mirrored",
     ] {
         let a = analyze(&p, t);
         for act in &a.actions {
@@ -713,12 +715,10 @@ fn buck2_bad_configuration_the_bazel_rules_catch_by_attribute_kind() {
 
 /// Points the e2e workspace's e2e.bzl at `reg` and its base.
 fn set_registry(p: &TestProject, reg: &Registry, base_digest: &str) {
+    let host = reg.host();
     std::fs::write(
         p.root().join("e2e.bzl"),
-        format!(
-            "E2E_REGISTRY = \"{}\"\nE2E_BASE_DIGEST = \"{base_digest}\"\n",
-            reg.host()
-        ),
+        common::e2e_bzl(&host, &host, base_digest),
     )
     .unwrap();
 }

@@ -13,6 +13,8 @@ MODULE.bazel:
         image = "gcr.io/distroless/static-debian12",
         digest = "sha256:<64 hex digits: skopeo inspect --format '{{.Digest}}' docker://IMAGE:TAG>",
         platforms = ["linux/amd64", "linux/arm64"],
+        # Optional: pull through a mirror first (see the README on proxies and mirrors).
+        # mirrors = ["gcr.io=mirror.corp.example.com"],
     )
     use_repo(ko, "distroless_static")
 
@@ -73,6 +75,7 @@ def _base_key(tag):
         platforms = tag.platforms,
         layers = tag.layers,
         insecure_registries = tag.insecure_registries,
+        mirrors = tag.mirrors,
     )
 
 def _ko_impl(module_ctx):
@@ -101,6 +104,7 @@ def _ko_impl(module_ctx):
             platforms = tag.platforms,
             layers = tag.layers,
             insecure_registries = tag.insecure_registries,
+            mirrors = tag.mirrors,
             rko = rko_label,
         )
 
@@ -121,6 +125,7 @@ ko = module_extension(
                     doc = "\"shallow\": manifests and configs only; \"eager\": layers too (offline tarball, layout, load).",
                 ),
                 "insecure_registries": attr.string_list(doc = "Registries (HOST[:PORT]) reached over plain HTTP or unverified TLS."),
+                "mirrors": attr.string_list(doc = "Mirrors to pull from, \"HOST[/PATH]=MIRROR[/PATH]\" (rko pull --mirror), tried in order before HOST; the digest verifies what they serve."),
             },
         ),
     },

@@ -325,6 +325,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// tests/e2e/ws/e2e.bzl pointing the e2e workspace at `registry` (and its base), with
+/// `mirror` as the registry //base:e2e_mirrored and @e2e_base_mirrored pull through first.
+pub fn e2e_bzl(registry: &str, mirror: &str, base_digest: &str) -> String {
+    format!(
+        "E2E_REGISTRY = \"{registry}\"\nE2E_MIRROR = \"{mirror}\"\nE2E_BASE_DIGEST = \"{base_digest}\"\n"
+    )
+}
+
 /// Bad configurations of tests/e2e/ws/bad and the message both the Bazel and the Buck2
 /// rules give for each (after the rule and target they name): (target, rule, message).
 pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
@@ -337,6 +345,11 @@ pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
         "//bad/base_without_digest:image",
         "ko_base",
         "attribute 'digest': expected the base pinned by digest: digest = \"sha256:...\" or image = \"HOST/REPO@sha256:...\", found \"127.0.0.1:5000/base:latest\" with no digest",
+    ),
+    (
+        "//bad/base_bad_mirror:image",
+        "ko_base",
+        "attribute 'mirrors': expected HOST=MIRROR entries (e.g. \"docker.io=mirror.example.com\", HOST[:PORT][/PATH] without a scheme), found \"127.0.0.1:5001\". Pulls of HOST try each MIRROR first, in the order given, then HOST itself",
     ),
     (
         "//bad/binary_many_files:image",

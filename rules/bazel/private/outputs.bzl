@@ -65,7 +65,9 @@ def output_group_actions(ctx, rko, sources):
     items = source_items(sources)
     regs = insecure_registries(sources)
 
-    # A shallow base's layers stream from its registry while these run.
+    # A shallow base's layers stream from its registry while these run: network, and the
+    # default shell environment, so --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...)
+    # reaches rko (an action without it gets no environment at all).
     shallow = [b for b in sources.bases if b.dir and not b.blobs]
     requirements = {"requires-network": "1"} if shallow else {}
     ctx.actions.run(
@@ -75,6 +77,7 @@ def output_group_actions(ctx, rko, sources):
         outputs = [tarball],
         mnemonic = "KoTarball",
         execution_requirements = requirements,
+        use_default_shell_env = bool(shallow),
         progress_message = "KoTarball %s" % ctx.label,
         **TOOLCHAIN_KWARGS
     )
@@ -86,6 +89,7 @@ def output_group_actions(ctx, rko, sources):
         outputs = [layout],
         mnemonic = "KoLayout",
         execution_requirements = requirements,
+        use_default_shell_env = bool(shallow),
         progress_message = "KoLayout %s" % ctx.label,
         **TOOLCHAIN_KWARGS
     )

@@ -6,9 +6,17 @@ pull is pinned by digest, so its output is the same everywhere: the action runs 
 manifests and configs are fetched; a push mounts or streams the base layers from their
 registry. layers = "eager" adds a second pull with the layers, which only [tarball],
 [layout] and ko_load use, so Buck2 fetches them only when one of those is built.
+
+The pull's environment: Buck2 runs a local action with the environment of its daemon
+(minus PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, LD_LIBRARY_PATH and LD_PRELOAD), and the daemon
+has the environment of the buck2 command that started it. So HTTPS_PROXY, NO_PROXY,
+SSL_CERT_FILE, RKO_ETC_DIR, DOCKER_CONFIG and the rest reach rko when they were set at the
+daemon's start; after changing one, `buck2 kill` so the next command starts a daemon with
+it. They are not part of the action's key (the pull is pinned by digest): a pull that
+already succeeded is not re-run.
 """
 
-load("//starlark:ko.bzl", "check_one_of", "check_platform", "pull_args", "split_reference")
+load("//starlark:ko.bzl", "check_mirrors", "check_one_of", "check_platform", "pull_args", "split_reference")
 load(":args.bzl", "run_rko")
 load(":providers.bzl", "KoBaseInfo")
 load(":toolchain.bzl", "RKO_TOOLCHAIN_ATTR")
@@ -29,17 +37,19 @@ def _ko_base_impl(ctx: AnalysisContext) -> list[Provider]:
     rule = "ko_base %s" % ctx.label.raw_target()
     repository, digest = split_reference(rule, "image", ctx.attrs.image, ctx.attrs.digest)
     check_one_of(rule, "layers", ctx.attrs.layers, ["shallow", "eager"])
+    check_mirrors(rule, ctx.attrs.mirrors)
     platforms = ctx.attrs.platforms or ["linux/amd64"]
     for p in platforms:
         check_platform(rule, "platforms", p)
     reference = repository + "@" + digest
     regs = ctx.attrs.insecure_registries
+    mirrors = ctx.attrs.mirrors
     layout = ctx.actions.declare_output("layout", dir = True)
-    run_rko(ctx, pull_args(reference, layout, platforms, False, regs), "ko_pull", "metadata", local_only = True)
+    run_rko(ctx, pull_args(reference, layout, platforms, False, regs, mirrors), "ko_pull", "metadata", local_only = True)
     blobs = None
     if ctx.attrs.layers == "eager":
         blobs = ctx.actions.declare_output("layout_with_layers", dir = True)
-        run_rko(ctx, pull_args(reference, blobs, platforms, True, regs), "ko_pull", "layers", local_only = True)
+        run_rko(ctx, pull_args(reference, blobs, platforms, True, regs, mirrors), "ko_pull", "layers", local_only = True)
     return [
         DefaultInfo(default_output = layout),
         KoBaseInfo(
@@ -62,6 +72,7 @@ ko_base = rule(
         "platforms": attrs.list(attrs.string(), default = [], doc = "Platforms to fetch from an index (default linux/amd64)."),
         "layers": attrs.string(default = "shallow", doc = "\"shallow\": manifests and configs only; \"eager\": layers too, for offline [tarball], [layout] and loads."),
         "insecure_registries": attrs.list(attrs.string(), default = [], doc = "Registries (HOST[:PORT]) reached over plain HTTP or unverified TLS."),
+        "mirrors": attrs.list(attrs.string(), default = [], doc = "Mirrors to pull from, \"HOST[/PATH]=MIRROR[/PATH]\" (rko pull --mirror): pulls of HOST try each MIRROR in order, then HOST; the digest verifies what a mirror serves. Tried before the mirrors of containers' registries.conf."),
         "_rko": RKO_TOOLCHAIN_ATTR,
     },
 )
