@@ -112,6 +112,11 @@ pub struct RegistryArgs {
     /// links); by default every blob goes in one streamed PUT.
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<u64>,
+    /// Seconds to wait for a registry to send (or take) the next bytes before giving up on
+    /// a stalled connection: an idle timeout per read and write, not a deadline, so a large
+    /// blob takes as long as it keeps moving. 0 waits forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub registry_timeout: u64,
 }
 
 impl RegistryArgs {
@@ -120,6 +125,8 @@ impl RegistryArgs {
             insecure: self.insecure.clone(),
             ca_file: self.ca_file.as_deref().map(user_path),
             attempts: self.attempts,
+            idle_timeout: (self.registry_timeout > 0)
+                .then(|| std::time::Duration::from_secs(self.registry_timeout)),
         })
     }
 

@@ -3,12 +3,13 @@
 //! token exchanged by the OAuth2 refresh-token grant), cached per registry and scope.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 
 use crate::registry::auth::Credential;
-use crate::registry::client::{Client, RegistryError};
+use crate::registry::client::{Client, RegistryError, TOKEN_LIMIT, bytes_shown};
 
 impl Client {
     /// The Authorization header for `registry` and the scopes of `scope_key`, once a
@@ -70,6 +71,7 @@ impl Client {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<String> {
+        self.check_realm(registry, realm)?;
         let cred = self.credential(registry)?;
         let (agent, proxy) = self.agent(registry, realm)?;
         let sent = match &cred {
@@ -108,8 +110,29 @@ impl Client {
             }
         };
         let host = realm.split("://").nth(1).and_then(|r| r.split('/').next());
-        let resp = sent.map_err(|e| self.failed(host.unwrap_or(realm), proxy.as_ref(), e))?;
+        let resp = sent.map_err(|e| {
+            self.failed(host.unwrap_or(realm), proxy.as_ref(), e)
+                .context(format!("asking the token service {realm} for a token"))
+        })?;
         read_token(registry, realm, cred.is_some(), resp)
+    }
+}
+
+impl Client {
+    /// Refuses a plain-HTTP token realm for a registry reached over TLS: the credentials
+    /// (and the token) would cross the network in clear. A registry the user named
+    /// insecure, or one on this machine that only speaks plain HTTP, may use one.
+    fn check_realm(&self, registry: &str, realm: &str) -> Result<()> {
+        let plain = realm
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if plain && !self.insecure(registry) && self.base(registry)?.starts_with("https://") {
+            bail!(RegistryError::PlainHttpRealm {
+                registry: registry.to_string(),
+                realm: realm.to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -132,8 +155,20 @@ fn read_token(
             status
         });
     }
+    let mut bytes = Vec::new();
     let mut body = resp.into_body();
-    let text = body.with_config().limit(1 << 20).read_to_string()?;
+    body.as_reader()
+        .take(TOKEN_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the answer of the token service {realm}"))?;
+    if bytes.len() as u64 > TOKEN_LIMIT {
+        bail!(
+            "the token service {realm} sent more than {} (the most rko reads of a token \
+             answer): refusing it (a broken or hostile token service)",
+            bytes_shown(TOKEN_LIMIT)
+        );
+    }
+    let text = String::from_utf8_lossy(&bytes);
     if status != 200 {
         bail!(
             "the token service {realm} answered HTTP {status}: {}",

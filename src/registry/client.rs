@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, Proxy, SendBody};
 
@@ -32,6 +32,29 @@ pub struct ClientOptions {
     pub ca_file: Option<PathBuf>,
     /// Attempts per request on connection errors, 5xx and 429 (at least 1).
     pub attempts: u32,
+    /// The longest wait for a registry to send (or take) the next bytes of a request or a
+    /// response: an idle timeout per read and per write, not a deadline for the whole
+    /// request, so a large blob takes as long as it keeps moving. `None`: wait forever.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The most rko reads of a manifest or an index (containers/image allows 4 MiB for a
+/// manifest or a config, 1 MiB for a token answer; rko's bounds are as generous or more).
+pub const MANIFEST_LIMIT: u64 = 16 << 20;
+/// The most rko reads of an image config blob.
+pub const CONFIG_LIMIT: u64 = 16 << 20;
+/// The most rko reads of a token service's answer.
+pub const TOKEN_LIMIT: u64 = 1 << 20;
+/// The most rko reads of an error answer (it quotes the first 400 characters).
+pub const ERROR_LIMIT: u64 = 8 << 10;
+
+/// `n` bytes for a message: `16 MiB`, `8 KiB`, `100 bytes`.
+pub fn bytes_shown(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// A request body that can be made again for a retry.
@@ -46,6 +69,11 @@ pub struct Response {
     pub status: u16,
     headers: http::HeaderMap,
     pub body: Body,
+    /// `METHOD URL` of the request, for messages.
+    request: String,
+    /// The registry (`host[:port]`) asked, for messages.
+    registry: String,
+    idle_timeout: Option<Duration>,
 }
 
 impl Response {
@@ -56,20 +84,89 @@ impl Response {
             .map(str::to_string)
     }
 
+    /// The whole body, refused (naming the limit and the request) past `limit` bytes, so a
+    /// hostile or broken registry cannot make rko hold an endless answer in memory.
     pub fn read_to_vec(&mut self, limit: u64) -> Result<Vec<u8>> {
-        Ok(self.body.with_config().limit(limit).read_to_vec()?)
+        let mut out = Vec::new();
+        std::io::copy(&mut self.reader().take(limit + 1), &mut out)?;
+        if out.len() as u64 > limit {
+            bail!(
+                "{} sent more than {} in answer to {}, the most rko reads there: \
+                 refusing it (a broken or hostile registry)",
+                self.registry,
+                bytes_shown(limit),
+                self.request
+            );
+        }
+        Ok(out)
     }
 
+    /// The start of an error answer for a message: at most [`ERROR_LIMIT`] bytes are read,
+    /// and 400 characters kept.
     pub fn text(&mut self) -> String {
-        self.body
-            .with_config()
-            .limit(8192)
-            .read_to_string()
-            .unwrap_or_default()
-            .chars()
-            .take(400)
-            .collect()
+        let mut buf = Vec::new();
+        let _ = self
+            .body
+            .as_reader()
+            .take(ERROR_LIMIT)
+            .read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        let mut shown: String = text.chars().take(400).collect();
+        if shown.len() < text.len() {
+            shown.push('…');
+        }
+        shown
     }
+
+    /// The body as a reader whose errors name the registry and the request: a stall says
+    /// how long nothing arrived.
+    pub fn reader(&mut self) -> impl Read + '_ {
+        BodyReader {
+            inner: self.body.as_reader(),
+            registry: &self.registry,
+            request: &self.request,
+            idle_timeout: self.idle_timeout,
+        }
+    }
+}
+
+/// A body reader whose errors say which registry and request they come from.
+struct BodyReader<'a, R> {
+    inner: R,
+    registry: &'a str,
+    request: &'a str,
+    idle_timeout: Option<Duration>,
+}
+
+impl<R: Read> Read for BodyReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                || e.get_ref()
+                    .and_then(|i| i.downcast_ref::<ureq::Error>())
+                    .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
+            let detail = match timed_out {
+                true => stalled(self.registry, self.idle_timeout),
+                false => format!("{e}"),
+            };
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "reading the answer of {} to {}: {detail}",
+                    self.registry, self.request
+                ),
+            )
+        })
+    }
+}
+
+/// What a stall looks like in a message.
+fn stalled(registry: &str, idle: Option<Duration>) -> String {
+    let secs = idle.map(|d| d.as_secs()).unwrap_or_default();
+    format!(
+        "{registry} sent nothing for {secs} s; retry, or raise --registry-timeout if the \
+         registry is that slow"
+    )
 }
 
 /// An agent and the proxy it goes through.
@@ -139,6 +236,12 @@ impl Client {
             .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(self.opts.idle_timeout)
+            .timeout_per_write(self.opts.idle_timeout)
+            // A redirect (e.g. a blob GET sent to a storage bucket) never carries the
+            // Authorization header, to any host: ureq drops it, and rko keeps it that way
+            // (tests/hostile_registry.rs checks what the other host receives).
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .max_redirects(10);
         let not_a_proxy =
             |c: &Chosen, e| anyhow!("{} is not a proxy URL rko can use: {e}", c.shown());
@@ -159,7 +262,7 @@ impl Client {
         Ok(made)
     }
 
-    fn insecure(&self, registry: &str) -> bool {
+    pub(super) fn insecure(&self, registry: &str) -> bool {
         self.opts.insecure.iter().any(|h| h == registry)
     }
 
@@ -179,7 +282,7 @@ impl Client {
     /// (unverified) and http answers.
     /// A registry on this machine (localhost, 127.x, ::1) gets verified https, or plain http
     /// when its server does not speak TLS at all, as docker and ko allow.
-    fn base(&self, registry: &str) -> Result<String> {
+    pub(super) fn base(&self, registry: &str) -> Result<String> {
         let insecure = self.insecure(registry);
         if !insecure && !is_loopback(registry) {
             return Ok(format!("https://{registry}"));
@@ -235,7 +338,15 @@ impl Client {
                 headers,
                 auth_header.as_deref(),
                 payload()?,
-            );
+            )
+            .map(|(status, headers, body)| Response {
+                status,
+                headers,
+                body,
+                request: format!("{method} {url}"),
+                registry: registry.to_string(),
+                idle_timeout: self.opts.idle_timeout,
+            });
             match result {
                 Ok(resp) if resp.status == 401 && !authed_once => {
                     authed_once = true;
@@ -275,6 +386,14 @@ impl Client {
         e: ureq::Error,
     ) -> anyhow::Error {
         let (registry, detail) = (registry.to_string(), format!("{e:#}"));
+        if let ureq::Error::Timeout(ureq::Timeout::PerRead | ureq::Timeout::PerWrite) = e {
+            let via = proxy.map(|p| format!(" through the proxy {}", p.shown()));
+            return anyhow!(RegistryError::Stalled {
+                via: via.unwrap_or_default(),
+                detail: stalled(&registry, self.opts.idle_timeout),
+                registry,
+            });
+        }
         if is_tls(&e) {
             let dirs = host_dirs(&registry);
             let certs_d = dirs[0].display().to_string();
@@ -316,7 +435,7 @@ impl Client {
     }
 }
 
-/// One request, without retries.
+/// One request, without retries: status, headers and body.
 fn once(
     agent: &Agent,
     method: &str,
@@ -324,7 +443,7 @@ fn once(
     headers: &[(&str, String)],
     auth: Option<&str>,
     payload: Payload,
-) -> Result<Response, ureq::Error> {
+) -> Result<(u16, http::HeaderMap, Body), ureq::Error> {
     let mut b = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
@@ -341,11 +460,7 @@ fn once(
         Payload::Reader(r) => agent.run(b.body(SendBody::from_owned_reader(r))?)?,
     };
     let (parts, body) = resp.into_parts();
-    Ok(Response {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    })
+    Ok((parts.status.as_u16(), parts.headers, body))
 }
 
 /// `text` without the proxy's credentials, should the error quote its URL.

@@ -34,6 +34,19 @@ pub enum RegistryError {
         proxy_hint: String,
         detail: String,
     },
+    #[error("the connection to {registry}{via} stalled: {detail}")]
+    Stalled {
+        registry: String,
+        via: String,
+        detail: String,
+    },
+    #[error(
+        "{registry} sends its token requests to {realm}, over plain HTTP: rko will not send \
+         credentials or accept tokens in clear for a TLS registry. Fix the registry's token \
+         realm (https), or pass --insecure-registry {registry} if this registry is trusted \
+         without TLS"
+    )]
+    PlainHttpRealm { registry: String, realm: String },
     #[error("{method} {url} failed: HTTP {status}: {body}")]
     Status {
         method: String,

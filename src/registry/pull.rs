@@ -14,7 +14,9 @@ use crate::oci::layout::{self, REF_NAME};
 use crate::oci::verify::{verify, verify_bytes};
 use crate::oci::{Descriptor, Index, Manifest, NoPlatform, Platform, Reference, Sha256Digest};
 use crate::oci::{json, media};
-use crate::registry::client::{Client, Payload, RegistryError};
+use crate::registry::client::{
+    CONFIG_LIMIT, Client, MANIFEST_LIMIT, Payload, RegistryError, bytes_shown,
+};
 use crate::registry::mirrors::Source;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +89,7 @@ impl Puller<'_> {
             Some(ACCEPT),
         )?;
         let mt = resp.header("content-type").unwrap_or_default();
-        let bytes = resp.read_to_vec(16 << 20)?;
+        let bytes = resp.read_to_vec(MANIFEST_LIMIT)?;
         let found = Sha256Digest::of(&bytes);
         if let Some(e) = expect {
             let d = Descriptor::new(&mt, *e, bytes.len() as u64);
@@ -104,7 +106,7 @@ impl Puller<'_> {
         let subject = || format!("blob {} from {}", d.digest, r.name());
         Ok(verify(
             d,
-            &mut resp.body.as_reader(),
+            &mut resp.reader(),
             out,
             subject,
             REGISTRY_CHANGED,
@@ -124,6 +126,14 @@ impl Puller<'_> {
         let mut missing: Vec<Descriptor> = Vec::new();
         for bytes in images {
             let m: Manifest = serde_json::from_slice(bytes).context("parsing a base manifest")?;
+            if m.config.size > CONFIG_LIMIT {
+                bail!(
+                    "the config of {r} is {} bytes by its manifest, more than the {} rko \
+                     reads of an image config: refusing it (a broken or hostile manifest)",
+                    m.config.size,
+                    bytes_shown(CONFIG_LIMIT)
+                );
+            }
             let mut cfg = Vec::new();
             *downloaded += self.blob(r, &m.config, &mut cfg)?;
             fs_err::write(layout::blob_path(dir, &m.config.digest), &cfg)?;
