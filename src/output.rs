@@ -43,8 +43,9 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 fn not_writable(path: &Path, e: std::io::Error) -> anyhow::Error {
-    if let Some(full) = disk_full(&e) {
-        return anyhow::anyhow!("{}", full_message(&[path.to_path_buf()], &e, full));
+    if let Some(full) = disk_full(e.kind()) {
+        let text = e.to_string();
+        return anyhow::anyhow!("{}", full_message(&[path.to_path_buf()], &text, full));
     }
     anyhow::anyhow!(
         "cannot write output {}: {e}; expected an existing, writable directory {} (create it, or choose another output path)",
@@ -55,8 +56,8 @@ fn not_writable(path: &Path, e: std::io::Error) -> anyhow::Error {
 
 /// Whether `e` says the file system is full (or over quota, or the file too large): what
 /// happened and the errno's name.
-fn disk_full(e: &std::io::Error) -> Option<(&'static str, &'static str)> {
-    match e.kind() {
+fn disk_full(kind: ErrorKind) -> Option<(&'static str, &'static str)> {
+    match kind {
         ErrorKind::StorageFull => Some(("the file system is full", "ENOSPC")),
         ErrorKind::QuotaExceeded => Some(("the disk quota is exceeded", "EDQUOT")),
         ErrorKind::FileTooLarge => Some(("the file is too large for the file system", "EFBIG")),
@@ -64,7 +65,17 @@ fn disk_full(e: &std::io::Error) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn full_message(paths: &[PathBuf], e: &std::io::Error, (what, errno): (&str, &str)) -> String {
+/// Linux's number for an errno `std` names by kind.
+fn io_errno(kind: ErrorKind) -> Option<i32> {
+    match kind {
+        ErrorKind::StorageFull => Some(28),
+        ErrorKind::QuotaExceeded => Some(122),
+        ErrorKind::FileTooLarge => Some(27),
+        _ => None,
+    }
+}
+
+fn full_message(paths: &[PathBuf], e: &str, (what, errno): (&str, &str)) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let dirs: std::collections::BTreeSet<String> = paths
         .iter()
@@ -137,19 +148,29 @@ impl Outputs {
     /// `e` reworded when it is a full disk: naming every output and its directory.
     /// Other errors are returned as they are.
     pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
-        let full = e
+        let kinds = e
             .chain()
             .filter_map(|c| c.downcast_ref::<std::io::Error>())
-            .find_map(|io| disk_full(io).map(|what| (io, what)));
-        match full {
-            Some((io, what)) => {
+            .map(|io| io.kind());
+        // Some layers (the registry client) keep an I/O error's text but not the error:
+        // the OS's own wording of the errno is recognized too.
+        let text = format!("{e:#}");
+        let worded = [
+            ErrorKind::StorageFull,
+            ErrorKind::QuotaExceeded,
+            ErrorKind::FileTooLarge,
+        ]
+        .into_iter()
+        .filter(|k| io_errno(*k).is_some_and(|n| text.contains(&format!("(os error {n})"))));
+        match kinds.chain(worded).find_map(disk_full) {
+            Some(what) => {
                 let paths: Vec<PathBuf> = self
                     .files
                     .iter()
                     .map(|(_, p)| p.clone())
                     .chain(self.dirs.iter().map(|(_, p, _)| p.clone()))
                     .collect();
-                anyhow::anyhow!("{}", full_message(&paths, io, what))
+                anyhow::anyhow!("{}", full_message(&paths, &text, what))
             }
             None => e,
         }
