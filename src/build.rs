@@ -95,7 +95,8 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         if let Some(d) = &base.blob_dir {
             store.add_dir(d.clone())?;
         }
-        pushed = write_outputs(req, outs, &image, store, &mut outputs)?;
+        let written = write_outputs(req, outs, &image, store, &mut outputs);
+        pushed = written.map_err(|e| outputs.explain(e))?;
     }
     if let Some(p) = &outs.digest_file {
         outputs.write(p, image.digest().to_string().as_bytes())?;

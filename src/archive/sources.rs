@@ -34,10 +34,11 @@ impl PulledSources {
     /// The sources file of the layout `dir`, if it has one.
     pub fn read(dir: &Path) -> Result<Option<PulledSources>> {
         let path = dir.join(SOURCES_FILE);
-        let bytes = match fs_err::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let limit = crate::image::base::layout::JSON_LIMIT;
+        let Some(bytes) =
+            crate::image::base::layout::read_bounded(&path, limit, "rko-sources.json")?
+        else {
+            return Ok(None);
         };
         let sources = serde_json::from_slice(&bytes).map_err(|cause| CorruptSources {
             path: path.display().to_string(),

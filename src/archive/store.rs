@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use crate::archive::sources::PulledSources;
+use crate::image::base::layout::JSON_LIMIT;
 use crate::image::base::static_base;
 use crate::oci::verify::{verify, verify_bytes};
 use crate::oci::{Descriptor, Sha256Digest, layout};
@@ -131,18 +132,51 @@ impl BlobStore {
         self.resolve(desc, what, Purpose::Push)
     }
 
-    /// Reads a small (JSON) blob whole.
+    /// Reads a small (JSON) blob whole: at most [`JSON_LIMIT`] bytes.
     pub fn read(&self, desc: &Descriptor, what: &str) -> Result<Vec<u8>> {
+        if desc.size > JSON_LIMIT {
+            bail!(
+                "{what} {} is too large: its descriptor says {} bytes, and rko reads at most \
+                 {JSON_LIMIT} bytes of a manifest, index or config; expected a manifest or \
+                 index that an image tool wrote (check the descriptor)",
+                desc.digest,
+                desc.size
+            );
+        }
         let mut out = Vec::new();
         self.copy(desc, what, &mut out)?;
         Ok(out)
     }
 
-    /// Streams a blob into `out`, checking digest and size.
+    /// Streams a blob into `out`, checking digest and size. A failure to write `out` (a
+    /// full disk) is reported as such, not as a failure to read the blob.
     pub fn copy(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
+        let mut tracked = TrackedWrite {
+            inner: out,
+            failed: None,
+        };
+        let copied = self.copy_untracked(desc, what, &mut tracked);
+        match (copied, tracked.failed) {
+            (Err(_), Some(e)) => Err(anyhow::Error::new(e).context(format!(
+                "writing blob {} ({what}) to the output",
+                desc.digest
+            ))),
+            (r, _) => r,
+        }
+    }
+
+    fn copy_untracked(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
         match self.resolve(desc, what, Purpose::Read)? {
             BlobSource::File(p) => {
                 let mut f = fs_err::File::open(&p)?;
+                if !f.metadata()?.is_file() {
+                    bail!(
+                        "blob {} ({what}) at {} is not a regular file; expected the blob's bytes \
+                         in a plain file (a pipe or device is not read)",
+                        desc.digest,
+                        p.display()
+                    );
+                }
                 let subject = || format!("blob {}", p.display());
                 verify(desc, &mut f, out, subject, "rebuild it")?;
             }
@@ -160,5 +194,35 @@ impl BlobStore {
             },
         }
         Ok(())
+    }
+}
+
+/// A writer that remembers its first error, so a copy that fails can tell a failed write
+/// from a failed read.
+struct TrackedWrite<'a, W: Write> {
+    inner: &'a mut W,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> TrackedWrite<'_, W> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() != std::io::ErrorKind::Interrupted
+            && self.failed.is_none()
+        {
+            self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for TrackedWrite<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
     }
 }

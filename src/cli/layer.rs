@@ -117,7 +117,7 @@ fn write(
 ) -> Result<()> {
     let mut outputs = Outputs::new();
     let blob = outputs.file(&outs.output)?;
-    let desc = make(blob.as_file_mut())?;
-    outputs.write(&outs.descriptor, &desc.to_json())?;
-    outputs.commit()
+    let written =
+        make(blob.as_file_mut()).and_then(|desc| outputs.write(&outs.descriptor, &desc.to_json()));
+    outputs.finish(written)
 }

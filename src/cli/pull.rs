@@ -56,8 +56,8 @@ pub fn run(a: PullArgs) -> Result<()> {
     let mut outputs = Outputs::new();
     let dir = outputs.dir(&a.output)?;
     let puller = Puller { client: &client };
-    let pulled = puller.pull_from(&sources, &platforms, a.allow_tag, a.eager, &dir)?;
-    outputs.commit()?;
+    let pulled = puller.pull_from(&sources, &platforms, a.allow_tag, a.eager, &dir);
+    let pulled = outputs.finish(pulled)?;
     if pulled.from != r.name() {
         eprintln!("rko: pulled {} through {}", r.name(), pulled.from);
     }

@@ -36,16 +36,17 @@ pub fn run_tarball(a: TarballArgs) -> Result<()> {
     let mut outputs = Outputs::new();
     let f = outputs.file(&a.output)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());
-    artifact.write_tarball(&store, &tags, a.load_platform.as_ref(), &mut w)?;
-    std::io::Write::flush(&mut w)?;
+    let written = artifact
+        .write_tarball(&store, &tags, a.load_platform.as_ref(), &mut w)
+        .and_then(|()| Ok(std::io::Write::flush(&mut w)?));
     drop(w);
-    outputs.commit()
+    outputs.finish(written)
 }
 
 pub fn run_layout(a: LayoutArgs) -> Result<()> {
     let (artifact, store, tags) = a.archive.load()?;
     let mut outputs = Outputs::new();
     let dir = outputs.dir(&a.output)?;
-    artifact.write_layout(&store, &tags, &dir)?;
-    outputs.commit()
+    let written = artifact.write_layout(&store, &tags, &dir);
+    outputs.finish(written)
 }

@@ -51,8 +51,8 @@ pub enum BinaryError {
         expected: u64,
         found: u64,
     },
-    #[error("writing the layer: {0}")]
-    Write(std::io::Error),
+    #[error("writing the layer")]
+    Write(#[source] std::io::Error),
 }
 
 /// ko's `appFilename`: the last element of the import path, or `ko-app` when there is none.

@@ -59,8 +59,8 @@ pub enum KodataError {
         expected: u64,
         found: u64,
     },
-    #[error("writing the layer: {0}")]
-    Write(std::io::Error),
+    #[error("writing the layer")]
+    Write(#[source] std::io::Error),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + '_ {

@@ -2,7 +2,18 @@
 //! `blobs/sha256/…`) as any tool writes it (`skopeo copy … oci:DIR`, `rko pull`). Every
 //! blob read is checked against its descriptor's digest and size; layer blobs are never
 //! read here.
+//!
+//! A layout is untrusted input, so reading one is bounded:
+//! - digests are parsed before any path is made of them (`sha256:` and 64 lowercase hex
+//!   digits), so a descriptor can never name a path outside `blobs/sha256/`;
+//! - `index.json`, manifests, indexes and configs are read only up to [`JSON_LIMIT`] (as
+//!   the registry client bounds manifests; containers/image allows 4 MiB), and only from
+//!   regular files, so a FIFO or a link to `/dev/zero` cannot hang or exhaust memory;
+//! - symlinks are followed, the `blobs` directory's included (as containers/image and
+//!   go-containerregistry do): every blob read is checked against its digest, so a link can
+//!   only supply the very bytes the digest names.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -55,6 +66,23 @@ pub enum LayoutError {
         "the base image is for {found}, but the platform asked for is {wanted}; use --platform {found} or a base for {wanted}"
     )]
     WrongPlatform { wanted: String, found: String },
+    #[error(
+        "{path} is too large for {what}: {found} bytes, and rko reads at most {limit} bytes of one; expected a layout written by an image tool (skopeo, rko pull); check that it is the right file, or copy the image again"
+    )]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        found: u64,
+        limit: u64,
+    },
+    #[error(
+        "{path} is not a regular file (found {found}); expected {what} as a plain file (copy the image into the layout again)"
+    )]
+    NotRegular {
+        path: PathBuf,
+        what: &'static str,
+        found: &'static str,
+    },
     #[error("blob {digest} has media type {media_type:?}; expected an image manifest or index")]
     UnknownMediaType {
         digest: Sha256Digest,
@@ -62,20 +90,91 @@ pub enum LayoutError {
     },
 }
 
-/// Reads a blob and checks it against `desc`.
+/// The most rko reads of a layout's `index.json`, or of a manifest, index or config blob:
+/// 16 MiB (a manifest of 100,000 layers is about 13 MB).
+pub const JSON_LIMIT: u64 = 16 << 20;
+
+/// What a file is, for messages.
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if m.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads the regular file `path` (symlinks followed), at most `limit` bytes of it.
+/// `Ok(None)` when it does not exist.
+pub fn read_bounded(path: &Path, limit: u64, what: &'static str) -> Result<Option<Vec<u8>>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(LayoutError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+            found: kind_of(&meta),
+        }
+        .into());
+    }
+    let too_large = |found| LayoutError::TooLarge {
+        path: path.to_path_buf(),
+        what,
+        found,
+        limit,
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()).into());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64).into());
+    }
+    Ok(Some(bytes))
+}
+
+/// Reads a (manifest, index or config) blob and checks it against `desc`.
 pub fn read_verified(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>> {
     let path = blob_path(dir, &desc.digest);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(LayoutError::MissingBlob {
-                dir: dir.to_path_buf(),
-                digest: desc.digest,
-                path,
-            }
-            .into());
+    let what = "a manifest, index or config blob";
+    if desc.size > JSON_LIMIT {
+        return Err(LayoutError::TooLarge {
+            path,
+            what,
+            found: desc.size,
+            limit: JSON_LIMIT,
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        .into());
+    }
+    let Some(bytes) = read_bounded(&path, JSON_LIMIT, what)? else {
+        return Err(LayoutError::MissingBlob {
+            dir: dir.to_path_buf(),
+            digest: desc.digest,
+            path,
+        }
+        .into());
     };
     let subject = || format!("blob {}", path.display());
     verify_bytes(
@@ -113,7 +212,11 @@ pub fn read_index_json(dir: &Path) -> Result<Index> {
         .into());
     }
     let path = dir.join(INDEX_FILE);
-    parse(&fs_err::read(&path)?, &path, "OCI layout index.json")
+    let bytes = read_bounded(&path, JSON_LIMIT, "an OCI layout's index.json")?;
+    let bytes = bytes.ok_or_else(|| LayoutError::NotALayout {
+        dir: dir.to_path_buf(),
+    })?;
+    parse(&bytes, &path, "OCI layout index.json")
 }
 
 /// Resolves a layout base, pinned by `pin` when given, for `platform`.
