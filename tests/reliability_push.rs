@@ -575,11 +575,14 @@ fn fault_campaign_every_push_is_right_or_fails_cleanly() {
         problems.join("\n")
     );
     assert_eq!(success + clean, pushes);
-    assert!(
-        success * 2 > pushes,
-        "most faults are recoverable: {success} of {pushes}"
-    );
-    assert!(injected >= pushes / 2, "faults were injected: {injected}");
+    // Too few pushes to expect the mix (RKO_FAULT_PUSHES can be small).
+    if pushes >= 20 {
+        assert!(
+            success * 2 > pushes,
+            "most faults are recoverable: {success} of {pushes}"
+        );
+        assert!(injected >= pushes / 2, "faults were injected: {injected}");
+    }
 }
 
 // ---- One test per fault kind that needed a fix or a precise expectation -----------------
