@@ -204,7 +204,13 @@ impl Pusher<'_> {
             scopes,
             &mut || Ok(Payload::Bytes(bytes.clone())),
         )?;
-        expect(&mut resp, &[200, 201], "PUT", &url)
+        expect(&mut resp, &[200, 201], "PUT", &url)?;
+        stored_as(
+            &resp,
+            &mref.digest.to_string(),
+            &target.registry,
+            &format!("PUT {url}"),
+        )
     }
 
     /// Pushes one blob, starting over with a fresh upload (and without chunks) when an
@@ -224,6 +230,37 @@ impl Pusher<'_> {
             }
         }
     }
+}
+
+/// Checks the `Docker-Content-Digest` of a registry's answer to a PUT of `expected`: a
+/// registry that names other bytes than rko sent stored something else (a proxy or the
+/// registry altered them), so the push must not report success. No header is fine: the
+/// header is optional.
+/// `what` names the request, e.g. `PUT /v2/…/manifests/v1`.
+pub(super) fn stored_as(resp: &Response, expected: &str, registry: &str, what: &str) -> Result<()> {
+    match resp.header("docker-content-digest") {
+        Some(d) if d.trim() != expected => bail!(
+            "{registry} answered {what} with Docker-Content-Digest {}, but rko sent {expected}: \
+             the registry stored other bytes than were sent (a proxy or the registry altered \
+             them); push again, and check what sits between rko and {registry} if it persists",
+            d.trim()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a 200 to a HEAD of blob `b` really says the registry has it: a
+/// `Docker-Content-Digest` or `Content-Length` naming another blob does not (the blob is
+/// sent then; an upload of bytes the registry has is harmless).
+pub(super) fn head_confirms(resp: &Response, b: &BlobRef) -> bool {
+    let digest_ok = resp
+        .header("docker-content-digest")
+        .is_none_or(|d| d.trim() == b.digest.to_string());
+    let size_ok = resp
+        .header("content-length")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .is_none_or(|l| l == b.size);
+    digest_ok && size_ok
 }
 
 /// Errors a retry cannot fix: refused credentials, a missing local file, a mismatch.

@@ -13,7 +13,9 @@ use crate::archive::push_manifest::{BlobRef, STATIC_SOURCE};
 use crate::archive::store::static_blob;
 use crate::oci::Reference;
 use crate::registry::client::{Payload, Response};
-use crate::registry::push::{BlobOutcome, Counters, Pusher, expect, scope};
+use crate::registry::push::{
+    BlobOutcome, Counters, Pusher, expect, head_confirms, scope, stored_as,
+};
 
 /// Counts the bytes read through it into `Counters::bytes_sent`.
 struct Counting<R> {
@@ -79,12 +81,10 @@ impl Pusher<'_> {
         }
         let head_url = format!("/v2/{repo}/blobs/{}", b.digest);
         let empty = &mut || Ok(Payload::Empty);
-        if self
+        let head = self
             .client
-            .send(reg, "HEAD", &head_url, &[], &scopes, empty)?
-            .status
-            == 200
-        {
+            .send(reg, "HEAD", &head_url, &[], &scopes, empty)?;
+        if head.status == 200 && head_confirms(&head, b) {
             return Ok((BlobOutcome::Existed, 0));
         }
         let Some(location) = self.start_upload(target, b, mount, &scopes)? else {
@@ -158,7 +158,9 @@ impl Pusher<'_> {
         let mut resp = self
             .client
             .send(reg, "PUT", &url, &headers, scopes, payload)?;
-        expect(&mut resp, &[201], "PUT", &url)
+        expect(&mut resp, &[201], "PUT", &url)?;
+        let what = format!("the upload of blob {}", b.digest);
+        stored_as(&resp, &b.digest.to_string(), reg, &what)
     }
 
     /// Uploads a file: in chunks of `chunk_size` when asked (and `chunked`), then the rest

@@ -22,5 +22,5 @@ mod token;
 pub use base::push_two_platform_base;
 pub use http::{RawResponse, basic_auth, http_request};
 pub use process::{Registry, RegistryOptions, TokenAuth, free_port};
-pub use proxy::{Fault, FaultProxy, FaultRule, LoggedRequest};
+pub use proxy::{Fault, FaultProxy, FaultRule, LoggedRequest, STALL_MAX, WRONG_DIGEST};
 pub use token::TokenServer;

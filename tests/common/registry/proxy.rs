@@ -1,11 +1,13 @@
 //! A fault-injecting HTTP/1.1 forwarding proxy to put in front of a plain-HTTP registry:
 //! it answers chosen requests with a status, drops connections mid-upload or before the
-//! response, delays, or serves other bytes, and logs every request it handled.
+//! response, delays or stalls, truncates a request body on its way to the registry, lies in
+//! the `Docker-Content-Digest` of an answer, or serves other bytes, and logs every request
+//! it handled.
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,7 +33,24 @@ pub enum Fault {
     /// Answer 200 with this body and content type instead of forwarding (a registry that
     /// serves content not matching its digest, which a real one cannot be made to do).
     Respond(String, Vec<u8>),
+    /// Read the whole request, then neither forward nor answer it: hold the connection
+    /// open (until the proxy is dropped, at most [`STALL_MAX`]), as a hung server does.
+    Stall,
+    /// Forward the request with its body cut to half its length (`Content-Length` made to
+    /// match), as a middlebox that loses the end of a body would: the registry sees a
+    /// shorter, complete request.
+    TruncateBody,
+    /// Forward normally, but answer with a `Docker-Content-Digest` that names other bytes
+    /// (added if the registry sent none).
+    WrongDigest,
 }
+
+/// The longest a [`Fault::Stall`] holds a connection.
+pub const STALL_MAX: Duration = Duration::from_secs(120);
+
+/// The digest [`Fault::WrongDigest`] puts in `Docker-Content-Digest`: the sha256 of "wrong".
+pub const WRONG_DIGEST: &str =
+    "sha256:8810ad581e59f2bc3928b261707a71308f7e139eb04820366dc4d5c18d980225";
 
 /// A fault applied to the `nth` (1-based) and the following `count - 1` requests whose
 /// method equals `method` (case-insensitive; `*` matches any) and whose request target
@@ -93,6 +112,8 @@ struct ProxyState {
     rules: Mutex<Vec<(FaultRule, usize)>>,
     log: Mutex<Vec<LoggedRequest>>,
     stop: AtomicBool,
+    /// How many requests got a fault so far.
+    applied: AtomicUsize,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
 
@@ -118,6 +139,7 @@ impl FaultProxy {
             rules: Mutex::new(rules.into_iter().map(|r| (r, 0)).collect()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            applied: AtomicUsize::new(0),
             conns: Mutex::new(HashMap::new()),
         });
         let st = state.clone();
@@ -187,6 +209,11 @@ impl FaultProxy {
             .count()
     }
 
+    /// How many requests a fault was applied to since the proxy started.
+    pub fn faults_applied(&self) -> usize {
+        self.state.applied.load(Ordering::SeqCst)
+    }
+
     /// The request log as text, for assertion messages.
     pub fn log_text(&self) -> String {
         self.request_log()
@@ -224,6 +251,9 @@ fn pick_fault(state: &ProxyState, method: &str, target: &str) -> Option<Fault> {
         if applies && picked.is_none() {
             picked = Some(rule.fault.clone());
         }
+    }
+    if picked.is_some() {
+        state.applied.fetch_add(1, Ordering::SeqCst);
     }
     picked
 }
@@ -293,8 +323,17 @@ fn serve(
         rec.record(0);
         return Ok(());
     }
-    let body = read_body(reader, req)?;
+    let mut body = read_body(reader, req)?;
     match fault {
+        Some(Fault::Stall) => {
+            let until = std::time::Instant::now() + STALL_MAX;
+            while !state.stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            rec.record(0);
+            return Ok(());
+        }
+        Some(Fault::TruncateBody) => body.truncate(body.len() / 2),
         Some(Fault::Status(code, retry_after)) => {
             let mut resp = format!("HTTP/1.1 {code} {}\r\n", reason(code));
             if let Some(s) = retry_after {
@@ -330,7 +369,10 @@ fn serve(
             return Ok(());
         }
     };
-    let (status, head, mut rest) = upstream;
+    let (status, mut head, mut rest) = upstream;
+    if fault == Some(Fault::WrongDigest) {
+        head = with_wrong_digest(&head);
+    }
     if fault == Some(Fault::DropBeforeResponse) {
         // Let the registry finish the request, then drop the answer.
         let _ = io::copy(&mut rest, &mut io::sink());
@@ -393,6 +435,19 @@ fn forward(
     }
     out.push_str("Connection: close\r\n\r\n");
     Ok((status, out, r))
+}
+
+/// `head` (a response head ending in an empty line) with its `Docker-Content-Digest`
+/// replaced by [`WRONG_DIGEST`], or that header added.
+fn with_wrong_digest(head: &str) -> String {
+    let mut lines: Vec<&str> = head
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("docker-content-digest:"))
+        .collect();
+    let wrong = format!("Docker-Content-Digest: {WRONG_DIGEST}");
+    lines.insert(1, &wrong);
+    format!("{}\r\n\r\n", lines.join("\r\n"))
 }
 
 fn reason(code: u16) -> &'static str {
