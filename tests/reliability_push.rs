@@ -182,23 +182,38 @@ impl Work {
 
     /// Starts `rko push` of `img` to `host/repo`.
     fn spawn_push(&self, img: &Image, host: &str, repo: &str) -> std::process::Child {
-        self.cmd(&[
+        self.spawn_push_with(img, host, repo, &[])
+    }
+
+    /// [`Work::spawn_push`] with `extra` flags.
+    fn spawn_push_with(
+        &self,
+        img: &Image,
+        host: &str,
+        repo: &str,
+        extra: &[&str],
+    ) -> std::process::Child {
+        let repository = format!("{host}/{repo}");
+        let attempts = ATTEMPTS.to_string();
+        let mut args = vec![
             "push",
             "--manifest",
             img.push_manifest.to_str().unwrap(),
             "--repository",
-            &format!("{host}/{repo}"),
+            &repository,
             "--insecure-registry",
             host,
             "--attempts",
-            &ATTEMPTS.to_string(),
+            &attempts,
             "--jobs",
             "2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Runs `rko push` of `img` to `host/repo`; `None` if it did not end within
@@ -707,9 +722,8 @@ fn a_manifest_put_dropped_mid_body_is_retried() {
 /// A registry that accepts the request and then never answers must not hang `rko push`:
 /// it must give up within a bounded time naming the registry. rko's HTTP agent
 /// (src/registry/client.rs) sets only a connect timeout today, so this waits as long as the
-/// server holds the connection; ignored until client.rs sets a response timeout.
+/// server holds the connection; `--registry-timeout` ends each attempt.
 #[test]
-#[ignore = "rko has no response timeout yet (src/registry/client.rs); see docs/reliability/faults.md"]
 fn a_stalled_registry_does_not_hang_the_push() {
     common::require_tools!("docker-registry", "skopeo");
     let reg = Registry::start(RegistryOptions::plain());
@@ -720,8 +734,9 @@ fn a_stalled_registry_does_not_hang_the_push() {
     let w = Work::new();
     let img = w.image("one", &format!("{}/one", proxy.addr()));
     let start = Instant::now();
+    let timeout = ["--registry-timeout", "2"];
     let out = wait_bounded(
-        w.spawn_push(&img, &proxy.addr(), "one"),
+        w.spawn_push_with(&img, &proxy.addr(), "one", &timeout),
         Duration::from_secs(90),
     );
     let out = out.unwrap_or_else(|| {
@@ -733,6 +748,7 @@ fn a_stalled_registry_does_not_hang_the_push() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&proxy.addr()), "names the registry: {err}");
+    assert!(err.contains("stalled"), "says it stalled: {err}");
 }
 
 // ---- Concurrency -------------------------------------------------------------------------
