@@ -91,7 +91,24 @@ impl Pusher<'_> {
             crate::oci::tag::parse_tag(&format!("{}:{t}", target.name()))?;
         }
         let mut blobs = self.push_blobs(&target, &m.blobs)?;
-        self.push_manifests(&target, m)?;
+        match self.push_manifests(&target, m) {
+            // Another push of the same blobs into the repository at the same moment can
+            // leave the registry without a blob it had just acknowledged (distribution's
+            // link files race). Checking every blob again, uploading what is gone, and
+            // putting the manifests once more settles it.
+            Err(e) if blob_unknown(&e) => {
+                (self.progress)(&format!(
+                    "the registry does not know a blob it acknowledged ({e:#}); checking the blobs again"
+                ));
+                for again in self.push_blobs(&target, &m.blobs)? {
+                    if let Some(b) = blobs.iter_mut().find(|b| b.0 == again.0) {
+                        b.2 += again.2;
+                    }
+                }
+                self.push_manifests(&target, m)?;
+            }
+            r => r?,
+        }
         blobs.sort_by_key(|b| b.0);
         let bytes_sent = blobs.iter().map(|b| b.2).sum();
         let name = target.name();
@@ -261,6 +278,16 @@ pub(super) fn head_confirms(resp: &Response, b: &BlobRef) -> bool {
         .and_then(|l| l.trim().parse::<u64>().ok())
         .is_none_or(|l| l == b.size);
     digest_ok && size_ok
+}
+
+/// A manifest refused because the registry does not know one of its blobs (the
+/// distribution spec's `MANIFEST_BLOB_UNKNOWN` error code).
+fn blob_unknown(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<RegistryError>(),
+        Some(RegistryError::Status { status: 400, body, .. })
+            if body.contains("\"MANIFEST_BLOB_UNKNOWN\"") || body.contains("\"BLOB_UNKNOWN\"")
+    )
 }
 
 /// Errors a retry cannot fix: refused credentials, a missing local file, a mismatch.
