@@ -186,6 +186,34 @@ fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
     (kind.to_string(), params)
 }
 
+/// What the fuzz targets call: the challenge parser, and the token answer reader on a
+/// response made from the fuzzer's bytes.
+#[cfg(fuzzing)]
+pub(crate) mod fuzz {
+    /// Parses a `WWW-Authenticate` value; parameter names come out lowercase.
+    pub fn challenge(h: &str) {
+        let (_, params) = super::parse_challenge(h);
+        for k in params.keys() {
+            assert_eq!(k, &k.to_ascii_lowercase(), "{h:?}");
+        }
+    }
+
+    /// Reads a token service's answer of `status` with `body`.
+    pub fn token(status: u16, had_credentials: bool, body: &[u8]) -> Option<String> {
+        let resp = http::Response::builder()
+            .status(status)
+            .body(ureq::Body::builder().data(body.to_vec()))
+            .ok()?;
+        super::read_token(
+            "reg.example",
+            "https://auth.example/token",
+            had_credentials,
+            resp,
+        )
+        .ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
