@@ -38,6 +38,10 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   if [ "$require" = 1 ]; then
     echo "fuzz.sh: cargo-fuzz is missing; installing it (cargo +nightly install cargo-fuzz --locked)"
     cargo +nightly install cargo-fuzz --locked
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+      echo "fuzz.sh: cargo-fuzz is still not runnable after installing it" >&2
+      exit 1
+    fi
   else
     echo "fuzz.sh: skipped: cargo-fuzz is not installed (cargo +nightly install cargo-fuzz --locked)"
     exit 0
@@ -59,7 +63,6 @@ start=$(date +%s)
 if ! cargo +nightly fuzz build "${BUILD[@]}" >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "fuzz.sh: building the fuzz targets failed (log above)" >&2
-  echo "fuzz: 0 targets, 0 executions, 1 crashes"
   exit 1
 fi
 echo "fuzz.sh: built the targets in $(($(date +%s) - start)) s"
