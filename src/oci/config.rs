@@ -295,7 +295,7 @@ mod tests {
         let text = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"X":4.5e300},"y":0.1}"#;
         let c: ConfigFile = serde_json::from_str(text).unwrap();
         let out = serde_json::to_string(&c).unwrap();
-        assert!(out.contains(r#""X":4.5e300"#), "{out}");
+        assert!(out.contains(r#""X":4.5e+300"#), "{out}");
         assert!(out.contains(r#""y":0.1"#), "{out}");
         assert_eq!(serde_json::from_str::<ConfigFile>(&out).unwrap(), c);
     }
