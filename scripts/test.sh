@@ -21,3 +21,5 @@ export RKO_TEST_REQUIRE_TOOLS=1
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# Every fuzz target for 10 s (nightly + cargo-fuzz; installs cargo-fuzz when missing).
+bash scripts/fuzz.sh 10

@@ -18,3 +18,9 @@ mod output;
 mod registry;
 
 pub use cli::main;
+
+/// Entry points for the fuzz targets in `fuzz/` (cargo-fuzz builds with `--cfg fuzzing`);
+/// absent from every other build.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;

@@ -287,6 +287,19 @@ mod tests {
         assert!(!out.contains("null"), "{out}");
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/oci_json.rs): serde_json's default float parsing
+    /// is not correctly rounded, so a number in a base config's unknown fields changed when
+    /// the config was rewritten (4.5e300 came back as 4.5000000000000005e300).
+    #[test]
+    fn numbers_in_unknown_fields_survive_exactly() {
+        let text = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"X":4.5e300},"y":0.1}"#;
+        let c: ConfigFile = serde_json::from_str(text).unwrap();
+        let out = serde_json::to_string(&c).unwrap();
+        assert!(out.contains(r#""X":4.5e+300"#), "{out}");
+        assert!(out.contains(r#""y":0.1"#), "{out}");
+        assert_eq!(serde_json::from_str::<ConfigFile>(&out).unwrap(), c);
+    }
+
     #[test]
     fn path_is_appended_as_ko_does() {
         let mut c = Config {

@@ -58,12 +58,21 @@ impl Reference {
         } else {
             repository
         };
-        Ok(Reference {
+        let r = Reference {
             registry,
             repository,
             tag,
             digest,
-        })
+        };
+        // The limit is on the whole name as it is printed (and as `docker pull` normalizes
+        // it): `app` is `index.docker.io/library/app`.
+        if r.name().len() > 255 {
+            return Err(err(&format!(
+                "the name {} is longer than 255 characters",
+                r.name()
+            )));
+        }
+        Ok(r)
     }
 
     /// `registry/repository`.
@@ -111,5 +120,16 @@ mod tests {
         );
         assert_eq!(r.target(), d);
         assert!(Reference::parse("UPPER/x").is_err());
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/names.rs): a short name within 255 characters
+    /// printed with Docker Hub's prefix was over the limit, so it did not parse again.
+    #[test]
+    fn the_length_limit_counts_the_printed_name() {
+        let name = "a".repeat(250);
+        let e = Reference::parse(&name).unwrap_err().to_string();
+        assert!(e.contains("longer than 255"), "{e}");
+        let r = Reference::parse(&"b".repeat(230)).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
     }
 }

@@ -76,9 +76,14 @@ fn helper_server(registry: &str) -> String {
     }
 }
 
+/// Parses a docker `config.json` or podman `auth.json`.
+fn parse_config(bytes: &[u8]) -> serde_json::Result<ConfigFile> {
+    serde_json::from_slice(bytes)
+}
+
 fn read_config(path: &PathBuf) -> Result<Option<ConfigFile>> {
     match std::fs::read(path) {
-        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+        Ok(b) => Ok(Some(parse_config(&b).with_context(|| {
             format!("{} is not valid JSON; fix it or point DOCKER_CONFIG / REGISTRY_AUTH_FILE elsewhere", path.display())
         })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -212,6 +217,33 @@ pub fn lookup(registry: &str) -> Result<Option<Credential>> {
         }
     }
     Ok(None)
+}
+
+/// What the fuzz target calls: parses a config file from bytes and reads every entry's
+/// credential, as [`lookup`] would for a registry of each entry's name.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_config(bytes: &[u8]) -> usize {
+    let Ok(cfg) = parse_config(bytes) else {
+        return 0;
+    };
+    let mut found = 0;
+    for (k, e) in &cfg.auths {
+        let n = normalize(k);
+        assert_eq!(normalize(&n), n, "normalize is idempotent for {k:?}");
+        if let Ok(Some(c)) = entry_credential(e, "fuzz") {
+            // A secret never shows in Debug.
+            let shown = match &c {
+                Credential::Basic { username, .. } => format!("Basic({username}, <redacted>)"),
+                Credential::IdentityToken(_) => "IdentityToken(<redacted>)".to_string(),
+            };
+            assert_eq!(format!("{c:?}"), shown);
+            found += 1;
+        }
+    }
+    for k in cfg.cred_helpers.keys() {
+        let _ = helper_server(&normalize(k));
+    }
+    found
 }
 
 #[cfg(test)]

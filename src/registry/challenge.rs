@@ -183,8 +183,10 @@ fn read_token(
         access_token: Option<String>,
     }
     let t: Token = serde_json::from_str(&text).context("parsing the registry's token answer")?;
-    t.token
-        .or(t.access_token)
+    // An empty `token` is no token: fall back to `access_token`, as go-containerregistry does.
+    let nonempty = |t: Option<String>| t.filter(|t| !t.is_empty());
+    nonempty(t.token)
+        .or(nonempty(t.access_token))
         .ok_or_else(|| anyhow!("the token service {realm} sent no token"))
 }
 
@@ -221,6 +223,34 @@ fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
     (kind.to_string(), params)
 }
 
+/// What the fuzz targets call: the challenge parser, and the token answer reader on a
+/// response made from the fuzzer's bytes.
+#[cfg(fuzzing)]
+pub(crate) mod fuzz {
+    /// Parses a `WWW-Authenticate` value; parameter names come out lowercase.
+    pub fn challenge(h: &str) {
+        let (_, params) = super::parse_challenge(h);
+        for k in params.keys() {
+            assert_eq!(k, &k.to_ascii_lowercase(), "{h:?}");
+        }
+    }
+
+    /// Reads a token service's answer of `status` with `body`.
+    pub fn token(status: u16, had_credentials: bool, body: &[u8]) -> Option<String> {
+        let resp = http::Response::builder()
+            .status(status)
+            .body(ureq::Body::builder().data(body.to_vec()))
+            .ok()?;
+        super::read_token(
+            "reg.example",
+            "https://auth.example/token",
+            had_credentials,
+            resp,
+        )
+        .ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +265,25 @@ mod tests {
         assert_eq!(p["scope"], "repository:a/b:pull,push");
         let (k, p) = parse_challenge(r#"Basic realm="r""#);
         assert_eq!((k.as_str(), p["realm"].as_str()), ("Basic", "r"));
+    }
+
+    fn answer(body: &str) -> Result<String> {
+        let resp = http::Response::builder()
+            .status(200)
+            .body(ureq::Body::builder().data(body))
+            .unwrap();
+        read_token("reg", "https://auth/token", true, resp)
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/token.rs): `"token":""` beside an
+    /// `access_token` gave an empty Bearer token.
+    #[test]
+    fn empty_tokens_are_no_tokens() {
+        assert_eq!(answer(r#"{"token":"","access_token":"x"}"#).unwrap(), "x");
+        assert_eq!(answer(r#"{"token":"t","access_token":"x"}"#).unwrap(), "t");
+        for none in [r#"{"token":""}"#, r#"{"token":"","access_token":""}"#, "{}"] {
+            let e = answer(none).unwrap_err().to_string();
+            assert!(e.contains("sent no token"), "{none}: {e}");
+        }
     }
 }

@@ -161,6 +161,26 @@ impl Mirrors {
     }
 }
 
+/// What the fuzz target calls: a registries.conf from text (plus `--mirror` flags), and
+/// where each of `refs` would be pulled from.
+#[cfg(fuzzing)]
+pub fn fuzz_sources(text: &str, flags: &[(String, String)], refs: &[Reference]) {
+    let Ok(conf) = toml::from_str::<Conf>(text) else {
+        return;
+    };
+    let m = Mirrors {
+        flags: flags.to_vec(),
+        conf,
+        conf_path: None,
+    };
+    for r in refs {
+        if let Ok(sources) = m.sources(r) {
+            let last = sources.last().expect("the origin is always last");
+            assert!(!last.mirror);
+        }
+    }
+}
+
 /// `registry/repository` with Docker Hub as `docker.io`, as registries.conf names it.
 fn normalize(name: &str) -> String {
     match name.strip_prefix("index.docker.io") {

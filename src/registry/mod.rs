@@ -16,3 +16,7 @@ pub mod pull;
 pub mod push;
 pub mod trust;
 mod upload;
+
+/// The response parsers the fuzz targets drive (`crate::fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) use challenge::fuzz as challenge_fuzz;
