@@ -65,16 +65,6 @@ fn disk_full(kind: ErrorKind) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Linux's number for an errno `std` names by kind.
-fn io_errno(kind: ErrorKind) -> Option<i32> {
-    match kind {
-        ErrorKind::StorageFull => Some(28),
-        ErrorKind::QuotaExceeded => Some(122),
-        ErrorKind::FileTooLarge => Some(27),
-        _ => None,
-    }
-}
-
 fn full_message(paths: &[PathBuf], e: &str, (what, errno): (&str, &str)) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let dirs: std::collections::BTreeSet<String> = paths
@@ -148,21 +138,12 @@ impl Outputs {
     /// `e` reworded when it is a full disk: naming every output and its directory.
     /// Other errors are returned as they are.
     pub fn explain(&self, e: anyhow::Error) -> anyhow::Error {
-        let kinds = e
+        let mut kinds = e
             .chain()
             .filter_map(|c| c.downcast_ref::<std::io::Error>())
             .map(|io| io.kind());
-        // Some layers (the registry client) keep an I/O error's text but not the error:
-        // the OS's own wording of the errno is recognized too.
         let text = format!("{e:#}");
-        let worded = [
-            ErrorKind::StorageFull,
-            ErrorKind::QuotaExceeded,
-            ErrorKind::FileTooLarge,
-        ]
-        .into_iter()
-        .filter(|k| io_errno(*k).is_some_and(|n| text.contains(&format!("(os error {n})"))));
-        match kinds.chain(worded).find_map(disk_full) {
+        match kinds.find_map(disk_full) {
             Some(what) => {
                 let paths: Vec<PathBuf> = self
                     .files

@@ -34,7 +34,7 @@ impl PulledSources {
     /// The sources file of the layout `dir`, if it has one.
     pub fn read(dir: &Path) -> Result<Option<PulledSources>> {
         let path = dir.join(SOURCES_FILE);
-        let limit = crate::image::base::layout::JSON_LIMIT;
+        let limit = crate::oci::json::JSON_LIMIT;
         let Some(bytes) =
             crate::image::base::layout::read_bounded(&path, limit, "rko-sources.json")?
         else {

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::archive::sources::PulledSources;
-use crate::image::base::layout::JSON_LIMIT;
 use crate::image::base::static_base;
+use crate::oci::json::JSON_LIMIT;
 use crate::oci::verify::{verify, verify_bytes};
 use crate::oci::{Descriptor, Sha256Digest, layout};
 
@@ -149,23 +149,8 @@ impl BlobStore {
     }
 
     /// Streams a blob into `out`, checking digest and size. A failure to write `out` (a
-    /// full disk) is reported as such, not as a failure to read the blob.
+    /// full disk) is reported as a write, not as a failure to read the blob.
     pub fn copy(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
-        let mut tracked = TrackedWrite {
-            inner: out,
-            failed: None,
-        };
-        let copied = self.copy_untracked(desc, what, &mut tracked);
-        match (copied, tracked.failed) {
-            (Err(_), Some(e)) => Err(anyhow::Error::new(e).context(format!(
-                "writing blob {} ({what}) to the output",
-                desc.digest
-            ))),
-            (r, _) => r,
-        }
-    }
-
-    fn copy_untracked(&self, desc: &Descriptor, what: &str, out: &mut impl Write) -> Result<()> {
         match self.resolve(desc, what, Purpose::Read)? {
             BlobSource::File(p) => {
                 let mut f = fs_err::File::open(&p)?;
@@ -183,7 +168,9 @@ impl BlobStore {
             BlobSource::Static => {
                 let bytes = static_blob(&desc.digest).expect("resolved as the static layer");
                 verify_bytes(desc, bytes, || "the static layer".into(), "rebuild it")?;
-                out.write_all(bytes)?;
+                out.write_all(bytes).with_context(|| {
+                    format!("writing the copy of blob {} ({what})", desc.digest)
+                })?;
             }
             BlobSource::Registry(repository) => match &self.fetcher {
                 Some(f) => f.fetch(&repository, desc, out)?,
@@ -194,35 +181,5 @@ impl BlobStore {
             },
         }
         Ok(())
-    }
-}
-
-/// A writer that remembers its first error, so a copy that fails can tell a failed write
-/// from a failed read.
-struct TrackedWrite<'a, W: Write> {
-    inner: &'a mut W,
-    failed: Option<std::io::Error>,
-}
-
-impl<W: Write> TrackedWrite<'_, W> {
-    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
-        if let Err(e) = &r
-            && e.kind() != std::io::ErrorKind::Interrupted
-            && self.failed.is_none()
-        {
-            self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
-        }
-        r
-    }
-}
-
-impl<W: Write> Write for TrackedWrite<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let r = self.inner.write(buf);
-        self.note(r)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        let r = self.inner.flush();
-        self.note(r)
     }
 }

@@ -4,6 +4,11 @@
 
 use serde::Serialize;
 
+/// The most rko reads of one JSON document: a layout's `index.json`, a manifest, an index,
+/// a config, `rko-sources.json` — from disk or from a registry. 16 MiB: a manifest of
+/// 100,000 layers is about 13 MB (containers/image allows 4 MiB).
+pub const JSON_LIMIT: u64 = 16 << 20;
+
 /// Compact JSON as Go's `json.Marshal` writes it (no spaces, `<>&` escaped).
 pub fn go(v: &impl Serialize) -> Vec<u8> {
     let s = serde_json::to_string(v).expect("image JSON serializes");

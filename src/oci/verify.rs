@@ -31,9 +31,18 @@ pub struct Mismatch {
 pub enum VerifyError {
     #[error(transparent)]
     Mismatch(#[from] Mismatch),
-    #[error("reading {subject}: {cause}")]
-    Io {
+    #[error("reading {subject}")]
+    Read {
         subject: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// Writing the copy failed (a full disk, a closed pipe): the output's fault, not the
+    /// blob's. The I/O error stays in the chain, so callers can tell its kind.
+    #[error("writing the copy of {subject}")]
+    Write {
+        subject: String,
+        #[source]
         cause: std::io::Error,
     },
 }
@@ -51,25 +60,24 @@ pub fn verify(
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
-    let copied: std::io::Result<()> = (|| {
-        loop {
-            let k = r.read(&mut buf)?;
-            if k == 0 {
-                return Ok(());
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(cause) => {
+                let subject = subject();
+                return Err(VerifyError::Read { subject, cause });
             }
-            n += k as u64;
-            if n > desc.size {
-                return Ok(());
-            }
-            h.update(&buf[..k]);
-            w.write_all(&buf[..k])?;
+        };
+        n += k as u64;
+        if k == 0 || n > desc.size {
+            break;
         }
-    })();
-    if let Err(cause) = copied {
-        return Err(VerifyError::Io {
-            subject: subject(),
-            cause,
-        });
+        h.update(&buf[..k]);
+        if let Err(cause) = w.write_all(&buf[..k]) {
+            let subject = subject();
+            return Err(VerifyError::Write { subject, cause });
+        }
     }
     check(desc, Sha256Digest::from_hasher(h), n, subject, remedy)?;
     Ok(n)

@@ -38,12 +38,8 @@ pub struct ClientOptions {
     pub idle_timeout: Option<Duration>,
 }
 
-/// The most rko reads of a manifest or an index (containers/image allows 4 MiB for a
-/// manifest or a config, 1 MiB for a token answer; rko's bounds are as generous or more).
-pub const MANIFEST_LIMIT: u64 = 16 << 20;
-/// The most rko reads of an image config blob.
-pub const CONFIG_LIMIT: u64 = 16 << 20;
-/// The most rko reads of a token service's answer.
+/// The most rko reads of a token service's answer (as containers/image; manifests and
+/// configs are bounded by `oci::json::JSON_LIMIT`).
 pub const TOKEN_LIMIT: u64 = 1 << 20;
 /// The most rko reads of an error answer (it quotes the first 400 characters).
 pub const ERROR_LIMIT: u64 = 8 << 10;

@@ -10,13 +10,12 @@ use anyhow::{Context, Result, bail};
 
 use crate::archive::sources::PulledSources;
 use crate::archive::store::RemoteBlobs;
+use crate::oci::json::JSON_LIMIT;
 use crate::oci::layout::{self, REF_NAME};
 use crate::oci::verify::{verify, verify_bytes};
 use crate::oci::{Descriptor, Index, Manifest, NoPlatform, Platform, Reference, Sha256Digest};
 use crate::oci::{json, media};
-use crate::registry::client::{
-    CONFIG_LIMIT, Client, MANIFEST_LIMIT, Payload, RegistryError, bytes_shown,
-};
+use crate::registry::client::{Client, Payload, RegistryError, bytes_shown};
 use crate::registry::mirrors::Source;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +88,7 @@ impl Puller<'_> {
             Some(ACCEPT),
         )?;
         let mt = resp.header("content-type").unwrap_or_default();
-        let bytes = resp.read_to_vec(MANIFEST_LIMIT)?;
+        let bytes = resp.read_to_vec(JSON_LIMIT)?;
         let found = Sha256Digest::of(&bytes);
         if let Some(e) = expect {
             let d = Descriptor::new(&mt, *e, bytes.len() as u64);
@@ -126,12 +125,12 @@ impl Puller<'_> {
         let mut missing: Vec<Descriptor> = Vec::new();
         for bytes in images {
             let m: Manifest = serde_json::from_slice(bytes).context("parsing a base manifest")?;
-            if m.config.size > CONFIG_LIMIT {
+            if m.config.size > JSON_LIMIT {
                 bail!(
                     "the config of {r} is {} bytes by its manifest, more than the {} rko \
                      reads of an image config: refusing it (a broken or hostile manifest)",
                     m.config.size,
-                    bytes_shown(CONFIG_LIMIT)
+                    bytes_shown(JSON_LIMIT)
                 );
             }
             let mut cfg = Vec::new();

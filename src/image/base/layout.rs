@@ -90,9 +90,7 @@ pub enum LayoutError {
     },
 }
 
-/// The most rko reads of a layout's `index.json`, or of a manifest, index or config blob:
-/// 16 MiB (a manifest of 100,000 layers is about 13 MB).
-pub const JSON_LIMIT: u64 = 16 << 20;
+use crate::oci::json::JSON_LIMIT;
 
 /// What a file is, for messages.
 fn kind_of(m: &std::fs::Metadata) -> &'static str {
