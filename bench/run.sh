@@ -308,7 +308,7 @@ echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), SHA-NI: $(grep -o -m1 sha_ni /proc/cpuinfo | head -1 || true), $(free -m | awk '/^Mem:/{print $2}') MiB RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
 echo "- load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
-echo "- disk for outputs: $(df -h "$W" | awk 'NR==2{print $1" ("$2")"}'); all inputs warm in the page cache; no tool fsyncs"
+echo "- disk for outputs: $(df -h "$W" | awk 'NR==2{print $1" ("$2")"}'); all inputs warm in the page cache; rko fsyncs its outputs before renaming them (RKO_FSYNC=0 turns it off), the other tools do not"
 echo "- versions: rko $("$R" --version | awk '{print $2}'), $(ver umoci --version), $(ver buildah --version | cut -d' ' -f1-3), $(ver hyperfine --version), $(ver pigz --version), $(ver gzip --version), $(ver tar --version)"
 echo "- rko: $RKO_FROM"
 echo "- input: $SIZE bytes ($SIZE_MIB MiB): Debian's $(basename "$GOROOT") toolchain binaries (go, gofmt, pkg/tool/*) concatenated ${reps}x and cut; an ELF with Go build info, not a real Go program"
