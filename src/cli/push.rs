@@ -54,16 +54,19 @@ pub struct PushManifestArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// The push manifest from `rko push-manifest`. Its relative blob paths are relative to
-    /// the directory holding it, so the push runs from any working directory.
-    #[arg(long)]
-    pub manifest: PathBuf,
-    /// Push to this HOST[:PORT]/REPOSITORY instead of the manifest's.
+    /// A push manifest from `rko push-manifest`. Its relative blob paths are relative to
+    /// the directory holding it, so the push runs from any working directory. Repeatable:
+    /// several images go in one run, sharing connections, the --jobs limit and their
+    /// common blobs (each sent once per registry, then mounted).
+    #[arg(long = "manifest", value_name = "FILE", required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// Push to this HOST[:PORT]/REPOSITORY instead of the manifest's (one --manifest only).
     #[arg(long)]
     pub repository: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Write the pushed references and what was sent as JSON, for CI.
+    /// Write the pushed references and what was sent as JSON, for CI: one image's report,
+    /// or with several --manifest, `{"images": [report, …]}` in their order.
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
 }
@@ -97,18 +100,35 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
 }
 
 pub fn run_push(a: PushArgs) -> Result<()> {
-    let mut pm = PushManifest::read(&a.manifest)?;
+    let mut pms = a
+        .manifests
+        .iter()
+        .map(|m| PushManifest::read(m))
+        .collect::<Result<Vec<_>>>()?;
     if let Some(r) = a.repository {
-        pm.repository = r;
+        match pms.as_mut_slice() {
+            [one] => one.repository = r,
+            many => anyhow::bail!(
+                "--repository {r} replaces the repository of one push manifest, but {} were \
+                 given; push them without --repository (each to its own), or one at a time",
+                many.len()
+            ),
+        }
     }
-    let report = progress::push(&pm, &a.registry.client()?, a.registry.settings())?;
-    crate::cli::stdout::line(&report.reference);
-    for t in &report.tagged {
-        crate::cli::stdout::line(t);
+    let reports = progress::push_all(&pms, &a.registry.client()?, a.registry.settings())?;
+    for report in &reports {
+        crate::cli::stdout::line(&report.reference);
+        for t in &report.tagged {
+            crate::cli::stdout::line(t);
+        }
     }
     if let Some(p) = &a.image_refs {
+        let json = match reports.as_slice() {
+            [one] => json::pretty(one),
+            many => json::pretty(&serde_json::json!({ "images": many })),
+        };
         let mut outputs = Outputs::new();
-        outputs.write(&user_path(p), &json::pretty(&report))?;
+        outputs.write(&user_path(p), &json)?;
         outputs.commit()?;
     }
     Ok(())

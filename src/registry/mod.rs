@@ -8,6 +8,7 @@ pub mod auth;
 mod challenge;
 pub mod client;
 mod error;
+mod many;
 pub mod mirrors;
 pub mod naming;
 pub mod progress;

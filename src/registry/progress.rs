@@ -24,6 +24,18 @@ pub struct PushSettings {
 
 /// Pushes `pm`, reporting progress and a summary on stderr; returns the report.
 pub fn push(pm: &PushManifest, client: &Client, settings: PushSettings) -> Result<PushReport> {
+    let mut reports = push_all(std::slice::from_ref(pm), client, settings)?;
+    Ok(reports.remove(0))
+}
+
+/// Pushes every image of `pms` in one run (shared blobs once, one limit on blobs in
+/// flight), reporting progress and a summary line per image on stderr, and a total when
+/// there are several; returns the reports in order.
+pub fn push_all(
+    pms: &[PushManifest],
+    client: &Client,
+    settings: PushSettings,
+) -> Result<Vec<PushReport>> {
     let counters = Arc::new(Counters::default());
     let tty = std::io::stderr().is_terminal();
     let progress = |line: &str| {
@@ -39,33 +51,56 @@ pub fn push(pm: &PushManifest, client: &Client, settings: PushSettings) -> Resul
         chunk_size: settings.chunk_size,
         progress: &progress,
     };
+    let what = match pms {
+        [one] => one.repository.clone(),
+        many => format!("{} images", many.len()),
+    };
     let done = AtomicBool::new(false);
-    let report = std::thread::scope(|s| {
+    let reports = std::thread::scope(|s| {
         if tty {
             s.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
                     let line = status_line(&counters);
-                    eprint!("\r\x1b[Krko: pushing {}: {line}", pm.repository);
+                    eprint!("\r\x1b[Krko: pushing {what}: {line}");
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 eprint!("\r\x1b[K");
             });
         }
-        let r = pusher.push(pm);
+        let r = pusher.push_all(pms);
         done.store(true, Ordering::Relaxed);
         r
     })?;
-    let count = |o: BlobOutcome| report.blobs.iter().filter(|b| b.1 == o).count();
-    eprintln!(
-        "rko: pushed {}: {} blobs existed, {} mounted, {} uploaded, {} copied; {} sent",
-        report.reference,
+    for r in &reports {
+        eprintln!(
+            "rko: pushed {}: {}",
+            r.reference,
+            summary(&r.blobs, r.bytes_sent)
+        );
+    }
+    if reports.len() > 1 {
+        let all: Vec<_> = reports.iter().flat_map(|r| r.blobs.clone()).collect();
+        let sent = reports.iter().map(|r| r.bytes_sent).sum();
+        eprintln!(
+            "rko: pushed {} images: {}",
+            reports.len(),
+            summary(&all, sent)
+        );
+    }
+    Ok(reports)
+}
+
+/// `N blobs existed, N mounted, N uploaded, N copied; SIZE sent`.
+fn summary(blobs: &[(crate::oci::Sha256Digest, BlobOutcome, u64)], sent: u64) -> String {
+    let count = |o: BlobOutcome| blobs.iter().filter(|b| b.1 == o).count();
+    format!(
+        "{} blobs existed, {} mounted, {} uploaded, {} copied; {} sent",
         count(BlobOutcome::Existed),
         count(BlobOutcome::Mounted),
         count(BlobOutcome::Uploaded),
         count(BlobOutcome::Copied),
-        human(report.bytes_sent)
-    );
-    Ok(report)
+        human(sent)
+    )
 }
 
 fn status_line(c: &Counters) -> String {

@@ -4,8 +4,8 @@
 //! index, then tags. A manifest is never written before all its blobs exist, so a failed
 //! push leaves no broken image, and a re-run sends only what is missing.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -78,92 +78,8 @@ pub(super) fn expect(resp: &mut Response, ok: &[u16], method: &str, url: &str) -
 }
 
 impl Pusher<'_> {
-    pub fn push(&self, m: &PushManifest) -> Result<PushReport> {
-        let target =
-            Reference::parse(&m.repository).with_context(|| "the push manifest's repository")?;
-        if target.tag.is_some() || target.digest.is_some() {
-            bail!(
-                "the push repository {} has a tag or digest; expected only HOST/REPOSITORY (tags go in \"tags\")",
-                m.repository
-            );
-        }
-        for t in &m.tags {
-            crate::oci::tag::parse_tag(&format!("{}:{t}", target.name()))?;
-        }
-        let mut blobs = self.push_blobs(&target, &m.blobs)?;
-        match self.push_manifests(&target, m) {
-            // Another push of the same blobs into the repository at the same moment can
-            // leave the registry without a blob it had just acknowledged (distribution's
-            // link files race). Checking every blob again, uploading what is gone, and
-            // putting the manifests once more settles it.
-            Err(e) if blob_unknown(&e) => {
-                (self.progress)(&format!(
-                    "the registry does not know a blob it acknowledged ({e:#}); checking the blobs again"
-                ));
-                for again in self.push_blobs(&target, &m.blobs)? {
-                    if let Some(b) = blobs.iter_mut().find(|b| b.0 == again.0) {
-                        b.2 += again.2;
-                    }
-                }
-                self.push_manifests(&target, m)?;
-            }
-            r => r?,
-        }
-        blobs.sort_by_key(|b| b.0);
-        let bytes_sent = blobs.iter().map(|b| b.2).sum();
-        let name = target.name();
-        Ok(PushReport {
-            reference: format!("{name}@{}", m.root.digest),
-            tagged: m
-                .tags
-                .iter()
-                .map(|t| format!("{name}:{t}@{}", m.root.digest))
-                .collect(),
-            blobs,
-            bytes_sent,
-        })
-    }
-
-    /// Pushes the blobs, `jobs` at a time; stops starting new ones at the first error.
-    fn push_blobs(
-        &self,
-        target: &Reference,
-        blobs: &[BlobRef],
-    ) -> Result<Vec<(Sha256Digest, BlobOutcome, u64)>> {
-        self.counters.total.store(blobs.len(), Ordering::Relaxed);
-        let queue = Mutex::new(blobs.iter().rev().collect::<Vec<_>>());
-        let results = Mutex::new(Vec::new());
-        let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..self.jobs.max(1) {
-                s.spawn(|| {
-                    while first_error.lock().expect("lock").is_none() {
-                        let Some(b) = queue.lock().expect("lock").pop() else {
-                            return;
-                        };
-                        match self.push_blob(target, b) {
-                            Ok((outcome, sent)) => {
-                                self.record(b, outcome);
-                                let r = (b.digest, outcome, sent);
-                                results.lock().expect("lock").push(r);
-                            }
-                            Err(e) => {
-                                let e = e.context(format!("pushing blob {}", b.digest));
-                                first_error.lock().expect("lock").get_or_insert(e);
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        match first_error.into_inner().expect("lock") {
-            Some(e) => Err(e),
-            None => Ok(results.into_inner().expect("lock")),
-        }
-    }
-
     /// Counts a finished blob and reports it.
-    fn record(&self, b: &BlobRef, outcome: BlobOutcome) {
+    pub(super) fn record(&self, b: &BlobRef, outcome: BlobOutcome) {
         self.counters.done.fetch_add(1, Ordering::Relaxed);
         match outcome {
             BlobOutcome::Existed => self.counters.existed.fetch_add(1, Ordering::Relaxed),
@@ -179,7 +95,7 @@ impl Pusher<'_> {
     }
 
     /// The manifests, children first and the root last; then the tags.
-    fn push_manifests(&self, target: &Reference, m: &PushManifest) -> Result<()> {
+    pub(super) fn push_manifests(&self, target: &Reference, m: &PushManifest) -> Result<()> {
         let scopes = [scope(&target.repository, "pull,push")];
         let mut pushed_root = false;
         for mref in &m.manifests {
@@ -231,12 +147,18 @@ impl Pusher<'_> {
     }
 
     /// Pushes one blob, starting over with a fresh upload (and without chunks) when an
-    /// attempt fails: a broken upload session may hold a partial body.
-    fn push_blob(&self, target: &Reference, b: &BlobRef) -> Result<(BlobOutcome, u64)> {
+    /// attempt fails: a broken upload session may hold a partial body. `mount_from` is a
+    /// repository of the target's registry that has the blob (another image of this run).
+    pub(super) fn push_blob(
+        &self,
+        target: &Reference,
+        b: &BlobRef,
+        mount_from: Option<&Reference>,
+    ) -> Result<(BlobOutcome, u64)> {
         let attempts = self.attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.try_push_blob(target, b, attempt == 1) {
+            match self.try_push_blob(target, b, mount_from, attempt == 1) {
                 Ok(r) => return Ok(r),
                 Err(e) if is_final(&e) || attempt >= attempts => return Err(e),
                 Err(e) => {
@@ -282,7 +204,7 @@ pub(super) fn head_confirms(resp: &Response, b: &BlobRef) -> bool {
 
 /// A manifest refused because the registry does not know one of its blobs (the
 /// distribution spec's `MANIFEST_BLOB_UNKNOWN` error code).
-fn blob_unknown(e: &anyhow::Error) -> bool {
+pub(super) fn blob_unknown(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<RegistryError>(),
         Some(RegistryError::Status { status: 400, body, .. })

@@ -63,16 +63,20 @@ fn source_of(b: &BlobRef) -> Result<From<'_>> {
 
 impl Pusher<'_> {
     /// One attempt at pushing `b` to `target`; `chunked` allows chunks (first attempts only).
+    /// A mount is tried from `mount_from`, else from the blob's source repository when that
+    /// is on the target's registry; when the registry declines, the bytes are sent.
     pub(super) fn try_push_blob(
         &self,
         target: &Reference,
         b: &BlobRef,
+        mount_from: Option<&Reference>,
         chunked: bool,
     ) -> Result<(BlobOutcome, u64)> {
         let from = source_of(b)?;
         let (repo, reg) = (&target.repository, &target.registry);
-        let mount = match &from {
-            From::Registry(s) if s.registry == *reg && s.repository != *repo => Some(s),
+        let mount = match (&from, mount_from) {
+            (_, Some(m)) if m.registry == *reg && m.repository != *repo => Some(m),
+            (From::Registry(s), _) if s.registry == *reg && s.repository != *repo => Some(s),
             _ => None,
         };
         let mut scopes = vec![scope(repo, "pull,push")];

@@ -1,0 +1,280 @@
+//! `rko push` of several push manifests in one run, against a real docker-registry on
+//! 127.0.0.1 (through the loopback proxy, which counts the requests): a blob that several
+//! images share is uploaded once per registry and mounted into every other repository,
+//! the embedded base layer included; every image reads back with skopeo; a second run
+//! uploads nothing; the `--image-refs` JSON holds every image.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::registry::{FaultProxy, Registry, RegistryOptions};
+use common::{RKO, fake_go_binary, read_json, run_ok};
+
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        let w = Work {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(w.path("docker")).unwrap();
+        w
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn rko(&self, args: &[&str]) -> Output {
+        Command::new(RKO)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env("REGISTRY_AUTH_FILE", self.path("docker/none.json"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.rko(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "rko {args:?} failed:\n{err}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Builds an image of `binary` named by `import_path` on the embedded base, and its
+    /// push manifest for `repository` (tag v1); returns (push manifest path, digest).
+    fn image(
+        &self,
+        name: &str,
+        binary: &str,
+        import_path: &str,
+        repository: &str,
+    ) -> (String, String) {
+        let d = |f: &str| format!("{name}/{f}");
+        std::fs::create_dir_all(self.path(name)).unwrap();
+        self.ok(&[
+            "layer",
+            "binary",
+            "--binary",
+            binary,
+            "--import-path",
+            import_path,
+            "--platform",
+            "linux/amd64",
+            "-o",
+            &d("bin.tgz"),
+            "--descriptor",
+            &d("bin.json"),
+        ]);
+        self.ok(&[
+            "image",
+            "--platform",
+            "linux/amd64",
+            "--layer",
+            &d("bin.json"),
+            "--config-out",
+            &d("config.json"),
+            "--manifest-out",
+            &d("manifest.json"),
+            "--descriptor-out",
+            &d("desc.json"),
+            "--digest-out",
+            &d("digest"),
+        ]);
+        let layer = format!("{}={}", d("bin.json"), d("bin.tgz"));
+        self.ok(&[
+            "push-manifest",
+            "--root",
+            &d("desc.json"),
+            "--blob",
+            &d("manifest.json"),
+            "--blob",
+            &d("config.json"),
+            "--layer",
+            &layer,
+            "--repository",
+            repository,
+            "--tag",
+            "v1",
+            "-o",
+            &d("push.json"),
+        ]);
+        let digest = std::fs::read_to_string(self.path(&d("digest"))).unwrap();
+        (d("push.json"), digest.trim().to_string())
+    }
+}
+
+fn skopeo_digest(reference: &str) -> String {
+    let out = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}")),
+    );
+    format!("sha256:{}", common::sha256_hex(out.as_bytes()))
+}
+
+/// (existed, mounted, uploaded) over one image's report.
+fn outcomes(report: &serde_json::Value) -> (usize, usize, usize) {
+    let blobs = report["blobs"].as_array().unwrap();
+    let count = |o: &str| blobs.iter().filter(|b| b[1] == o).count();
+    (count("existed"), count("mounted"), count("uploaded"))
+}
+
+fn push_args<'a>(manifests: &'a [(String, String)], host: &'a str, refs: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["push", "--insecure-registry", host, "--image-refs", refs];
+    for (m, _) in manifests {
+        args.extend(["--manifest", m.as_str()]);
+    }
+    args
+}
+
+/// Three images into three repositories of one registry, in one run: `a` and `b` are
+/// the same image (the same service deployed twice), `c` another binary. Every distinct
+/// blob is uploaded once; `b` mounts all three of its blobs from `a`, and `c` mounts the
+/// embedded base layer. A second run sends nothing.
+#[test]
+fn shared_blobs_go_up_once_and_are_mounted_everywhere_else() {
+    common::require_tools!("docker-registry", "skopeo");
+    let reg = Registry::start(RegistryOptions::plain());
+    let proxy = FaultProxy::for_registry(&reg, vec![]);
+    let host = proxy.addr();
+    let w = Work::new();
+    fake_go_binary(&w.path("api"), 62, 1 << 20);
+    fake_go_binary(&w.path("web"), 62, 3 << 19);
+    let images = [
+        w.image(
+            "a",
+            "api",
+            "example.com/svc/cmd/api",
+            &format!("{host}/team/a"),
+        ),
+        w.image(
+            "b",
+            "api",
+            "example.com/svc/cmd/api",
+            &format!("{host}/team/b"),
+        ),
+        w.image(
+            "c",
+            "web",
+            "example.com/svc/cmd/web",
+            &format!("{host}/team/c"),
+        ),
+    ];
+    assert_eq!(images[0].1, images[1].1, "a and b are the same image");
+    let out = w.ok(&push_args(&images, &host, "refs.json"));
+
+    // stdout: each image's reference and its tag, in order.
+    let expected: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .zip(&images)
+        .flat_map(|(r, (_, d))| {
+            [
+                format!("{host}/team/{r}@{d}"),
+                format!("{host}/team/{r}:v1@{d}"),
+            ]
+        })
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    for (r, (_, d)) in ["a", "b", "c"].iter().zip(&images) {
+        assert_eq!(&skopeo_digest(&format!("{}/team/{r}:v1", reg.host())), d);
+    }
+
+    // 5 distinct blobs (the base layer, two binary layers, two configs) uploaded once each.
+    let refs = read_json(w.path("refs.json"));
+    let reports = refs["images"].as_array().expect("an images array");
+    assert_eq!(reports.len(), 3);
+    assert_eq!(outcomes(&reports[0]), (0, 0, 3), "{refs}");
+    assert_eq!(
+        outcomes(&reports[1]),
+        (0, 3, 0),
+        "b mounts everything: {refs}"
+    );
+    assert_eq!(
+        outcomes(&reports[2]),
+        (0, 1, 2),
+        "c mounts the base: {refs}"
+    );
+    assert_eq!(
+        proxy.count("PUT", "/blobs/uploads/"),
+        5,
+        "{}",
+        proxy.log_text()
+    );
+    assert_eq!(reports[1]["reference"], expected[2]);
+
+    // Again: every blob is found, nothing is uploaded or mounted.
+    let before = proxy.request_log().len();
+    w.ok(&push_args(&images, &host, "refs2.json"));
+    let again = &proxy.request_log()[before..];
+    let writes = |m: &str, p: &str| {
+        again
+            .iter()
+            .filter(|(rm, rp, _)| rm == m && rp.contains(p))
+            .count()
+    };
+    assert_eq!(writes("POST", "/blobs/uploads/"), 0, "{}", proxy.log_text());
+    assert_eq!(writes("PUT", "/blobs/uploads/"), 0);
+    let refs = read_json(w.path("refs2.json"));
+    for r in refs["images"].as_array().unwrap() {
+        assert_eq!(outcomes(r), (3, 0, 0), "{refs}");
+    }
+}
+
+/// One `--manifest` keeps the report's shape of a single push (no `images` array).
+#[test]
+fn one_manifest_keeps_the_single_image_report() {
+    common::require_tools!("docker-registry");
+    let reg = Registry::start(RegistryOptions::plain());
+    let host = reg.host();
+    let w = Work::new();
+    fake_go_binary(&w.path("api"), 62, 1 << 20);
+    let one = [w.image(
+        "a",
+        "api",
+        "example.com/svc/cmd/api",
+        &format!("{host}/team/a"),
+    )];
+    w.ok(&push_args(&one, &host, "refs.json"));
+    let refs = read_json(w.path("refs.json"));
+    assert_eq!(refs["reference"], format!("{host}/team/a@{}", one[0].1));
+    assert!(refs.get("images").is_none(), "{refs}");
+}
+
+/// `--repository` replaces one manifest's repository; with several it is refused before
+/// anything is sent, saying what to do.
+#[test]
+fn repository_override_needs_exactly_one_manifest() {
+    let w = Work::new();
+    fake_go_binary(&w.path("api"), 62, 1 << 16);
+    let host = "127.0.0.1:1";
+    let images = [
+        w.image(
+            "a",
+            "api",
+            "example.com/svc/cmd/api",
+            &format!("{host}/team/a"),
+        ),
+        w.image(
+            "b",
+            "api",
+            "example.com/svc/cmd/api",
+            &format!("{host}/team/b"),
+        ),
+    ];
+    let mut args = push_args(&images, host, "refs.json");
+    args.extend(["--repository", "127.0.0.1:1/other"]);
+    let o = w.rko(&args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--repository 127.0.0.1:1/other replaces the repository of one push manifest, but 2 were given"),
+        "{err}"
+    );
+    assert!(!Path::new(&w.path("refs.json")).exists());
+}
