@@ -534,8 +534,10 @@ def push_manifest_args(sources, repository, output, importpath = "", naming = ""
     blobs elsewhere (Bazel's runfiles).
     """
     args = ["push-manifest"] + sources_args(sources) + ["--repository", repository]
-    if naming:
-        args.extend(["--import-path", importpath, "--naming", naming])
+    if importpath:
+        # The manifest records the import path (for `rko resolve`); "bare" naming pushes to
+        # repository as given.
+        args.extend(["--import-path", importpath, "--naming", naming or "bare"])
     for t in tags:
         args.extend(["--tag", t])
     for f in tag_files:
@@ -545,9 +547,26 @@ def push_manifest_args(sources, repository, output, importpath = "", naming = ""
     args.append(each("--path-map", path_maps, "="))
     return args + ["-o", out(output)]
 
-def push_args(manifest, insecure_registries = []):
-    """`rko push` of a push manifest, at run time."""
-    return ["push", "--manifest", manifest] + registry_args(insecure_registries)
+def push_args(manifests, insecure_registries = [], then_print = None):
+    """`rko push` of one push manifest or a list of them (one run), at run time.
+
+    then_print: a file (a deployment's resolved YAML) rko copies to stdout after the push,
+    its reference lines going to stderr; `--push=false` from the caller only prints.
+    """
+    if type(manifests) != "list":
+        manifests = [manifests]
+    args = ["push", each("--manifest", manifests)]
+    if then_print:
+        args.extend(["--print", then_print])
+    return args + registry_args(insecure_registries)
+
+def resolve_args(srcs, manifests, output, tag_refs = False):
+    """`rko resolve`: ko:// references in the YAML files srcs become the digests the push
+    manifests record, as a build action (no network)."""
+    args = ["resolve", each("-f", srcs), each("--image", manifests), "-o", out(output)]
+    if tag_refs:
+        args.append("--tag-refs")
+    return args
 
 def pull_args(reference, output, platforms = [], eager = False, insecure_registries = [], mirrors = []):
     """`rko pull` of a base pinned by digest: ko_base's action (Buck2) or repository rule

@@ -278,3 +278,51 @@ fn repository_override_needs_exactly_one_manifest() {
     );
     assert!(!Path::new(&w.path("refs.json")).exists());
 }
+
+/// `--print FILE` (a deployment's resolved YAML): after the push the file's bytes are all
+/// of stdout, the references go to stderr; `--push=false` sends no request and only
+/// prints; a missing file fails before anything is sent.
+#[test]
+fn print_after_the_push_or_instead_of_it() {
+    common::require_tools!("docker-registry");
+    let reg = Registry::start(RegistryOptions::plain());
+    let proxy = FaultProxy::for_registry(&reg, vec![]);
+    let host = proxy.addr();
+    let w = Work::new();
+    fake_go_binary(&w.path("api"), 62, 1 << 18);
+    let one = [w.image(
+        "a",
+        "api",
+        "example.com/svc/cmd/api",
+        &format!("{host}/team/a"),
+    )];
+    let yaml = "# resolved\r\nimage: x@sha256:00\r\n---\nkind: Service\n";
+    std::fs::write(w.path("prod.yaml"), yaml).unwrap();
+    let with = |extra: &[&str]| {
+        let mut args = push_args(&one, &host, "refs.json");
+        args.extend_from_slice(extra);
+        w.rko(&args)
+    };
+
+    let o = with(&["--print", "prod.yaml", "--push=false"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, yaml.as_bytes());
+    assert!(proxy.request_log().is_empty(), "{}", proxy.log_text());
+    assert!(!w.path("refs.json").exists(), "nothing pushed, no report");
+
+    let o = with(&["--print", "prod.yaml"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(o.stdout, yaml.as_bytes(), "stdout is the file alone");
+    assert!(
+        err.contains(&format!("{host}/team/a@{}", one[0].1)),
+        "{err}"
+    );
+
+    let before = proxy.request_log().len();
+    let o = with(&["--print", "missing.yaml"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("missing.yaml"), "{err}");
+    assert_eq!(proxy.request_log().len(), before, "nothing sent");
+}

@@ -1,6 +1,6 @@
 """Public API of rules_ko for Bazel.
 
-    load("@rules_ko//rules/bazel:defs.bzl", "ko_image", "ko_image_index", "ko_load", "ko_push")
+    load("@rules_ko//rules/bazel:defs.bzl", "ko_image", "ko_image_index", "ko_load", "ko_push", "ko_push_all", "ko_resolve")
 
 The ko_base repository rule is in @rules_ko//rules/bazel:base.bzl (load it in WORKSPACE);
 the toolchain setup in @rules_ko//rules/bazel:repositories.bzl. See README.md.
@@ -9,16 +9,20 @@ the toolchain setup in @rules_ko//rules/bazel:repositories.bzl. See README.md.
 load("//rules/bazel/private:image.bzl", _ko_image = "ko_image")
 load("//rules/bazel/private:index.bzl", _ko_image_index = "ko_image_index")
 load("//rules/bazel/private:load.bzl", _ko_load = "ko_load")
-load("//rules/bazel/private:providers.bzl", _KoBaseInfo = "KoBaseInfo", _KoImageInfo = "KoImageInfo", _KoIndexInfo = "KoIndexInfo", _KoLayerInfo = "KoLayerInfo")
-load("//rules/bazel/private:push.bzl", _ko_push = "ko_push")
+load("//rules/bazel/private:providers.bzl", _KoBaseInfo = "KoBaseInfo", _KoImageInfo = "KoImageInfo", _KoIndexInfo = "KoIndexInfo", _KoLayerInfo = "KoLayerInfo", _KoPushInfo = "KoPushInfo")
+load("//rules/bazel/private:push.bzl", _ko_push = "ko_push", _ko_push_all = "ko_push_all")
+load("//rules/bazel/private:resolve.bzl", _ko_resolve = "ko_resolve")
 load("//starlark:ko.bzl", "attr_error", "check_index_platforms", "platform_key")
 
 KoBaseInfo = _KoBaseInfo
 KoImageInfo = _KoImageInfo
 KoIndexInfo = _KoIndexInfo
 KoLayerInfo = _KoLayerInfo
+KoPushInfo = _KoPushInfo
 ko_load = _ko_load
 ko_push = _ko_push
+ko_push_all = _ko_push_all
+ko_resolve = _ko_resolve
 
 def _is_label(p):
     return type(p) == "Label" or p.startswith("@") or p.startswith("//") or p.startswith(":")

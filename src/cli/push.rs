@@ -65,6 +65,13 @@ pub struct PushArgs {
     pub repository: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// After the push, copy FILE to stdout, and print the pushed references on stderr
+    /// instead: a deployment's resolved YAML, for `… | kubectl apply -f -`.
+    #[arg(long, value_name = "FILE")]
+    pub print: Option<PathBuf>,
+    /// `--push=false` pushes nothing (with --print: only print).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub push: bool,
     /// Write the pushed references and what was sent as JSON, for CI: one image's report,
     /// or with several --manifest, `{"images": [report, …]}` in their order.
     #[arg(long, value_name = "FILE")]
@@ -105,9 +112,9 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         .iter()
         .map(|m| PushManifest::read(m))
         .collect::<Result<Vec<_>>>()?;
-    if let Some(r) = a.repository {
+    if let Some(r) = &a.repository {
         match pms.as_mut_slice() {
-            [one] => one.repository = r,
+            [one] => one.repository = r.clone(),
             many => anyhow::bail!(
                 "--repository {r} replaces the repository of one push manifest, but {} were \
                  given; push them without --repository (each to its own), or one at a time",
@@ -115,11 +122,30 @@ pub fn run_push(a: PushArgs) -> Result<()> {
             ),
         }
     }
-    let reports = progress::push_all(&pms, &a.registry.client()?, a.registry.settings())?;
+    // Read before anything is sent: a missing file fails the run, not after the push.
+    let print = match &a.print {
+        Some(p) => Some(fs_err::read(p)?),
+        None => None,
+    };
+    if a.push {
+        push_and_report(&a, &pms, print.is_some())?;
+    }
+    if let Some(bytes) = print {
+        crate::cli::stdout::bytes(&bytes);
+    }
+    Ok(())
+}
+
+/// Pushes every image; prints the references on stdout (stderr when stdout is taken by
+/// --print) and writes --image-refs.
+fn push_and_report(a: &PushArgs, pms: &[PushManifest], to_stderr: bool) -> Result<()> {
+    let reports = progress::push_all(pms, &a.registry.client()?, a.registry.settings())?;
     for report in &reports {
-        crate::cli::stdout::line(&report.reference);
-        for t in &report.tagged {
-            crate::cli::stdout::line(t);
+        for line in std::iter::once(&report.reference).chain(&report.tagged) {
+            match to_stderr {
+                true => eprintln!("{line}"),
+                false => crate::cli::stdout::line(line),
+            }
         }
     }
     if let Some(p) = &a.image_refs {

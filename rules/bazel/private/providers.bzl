@@ -47,3 +47,12 @@ KoIndexInfo = provider(
         "images": "list[KoImageInfo]: one per platform, in the order of `platforms`",
     },
 )
+
+KoPushInfo = provider(
+    doc = "A push made by ko_push: its push manifest, for ko_push_all and ko_resolve. The blobs it names are in the ko_push target's runfiles.",
+    fields = {
+        "manifest": "File: the push manifest JSON (repository, tags, import path, blobs)",
+        "importpath": "string: the Go import path (without ko://)",
+        "insecure_registries": "list[string]: registries reached over plain HTTP or unverified TLS",
+    },
+)

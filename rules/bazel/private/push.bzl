@@ -1,4 +1,5 @@
-"""ko_push: `bazel run` pushes an image or index with `rko push`.
+"""ko_push: `bazel run` pushes an image or index with `rko push`; ko_push_all pushes
+several ko_push targets' images in one `rko push` run.
 
 The push manifest (repository, tags, every blob and where its bytes are) is made at build
 time by the KoPushManifest action, so a bad repository or tag fails the build, and the run
@@ -9,7 +10,7 @@ streamed from the base's registry, and tags go last.
 load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_repository", "check_tag", "image_sources", "index_sources", "insecure_registries", "push_args", "push_manifest_args")
 load(":args.bzl", "render")
 load(":outputs.bzl", "LAUNCHER_ATTRS", "launcher", "metadata_files", "rlocation", "runfile", "source_items", "stage")
-load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
+load(":providers.bzl", "KoImageInfo", "KoIndexInfo", "KoPushInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
 load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
 
@@ -53,9 +54,38 @@ def _ko_push_impl(ctx):
         progress_message = "KoPushManifest %s" % ctx.label,
         **TOOLCHAIN_KWARGS
     )
-    script = launcher(ctx, rko, push_args(runfile(rlocation(ctx, manifest.short_path)), insecure_registries(sources)))
+    regs = insecure_registries(sources)
+    script = launcher(ctx, rko, push_args(runfile(rlocation(ctx, manifest.short_path)), regs))
     runfiles = ctx.runfiles(files = [rko, manifest]).merge(staging.runfiles)
-    return [DefaultInfo(executable = script, files = depset([manifest]), runfiles = runfiles)]
+    return [
+        DefaultInfo(executable = script, files = depset([manifest]), runfiles = runfiles),
+        KoPushInfo(manifest = manifest, importpath = importpath, insecure_registries = regs),
+    ]
+
+def push_all_run(ctx, rko, pushes, then_print = None):
+    """The launcher and runfiles of one `rko push` of every ko_push in pushes (targets);
+    then_print: a File rko prints after the push (ko_resolve's YAML).
+
+    Each ko_push's runfiles hold its manifest and its blobs where the manifest says, so
+    merging them keeps every manifest's relative paths right.
+    """
+    regs = []
+    for p in pushes:
+        for r in p[KoPushInfo].insecure_registries:
+            if r not in regs:
+                regs.append(r)
+    manifests = [runfile(rlocation(ctx, p[KoPushInfo].manifest.short_path)) for p in pushes]
+    printed = runfile(rlocation(ctx, then_print.short_path)) if then_print else None
+    script = launcher(ctx, rko, push_args(manifests, regs, then_print = printed))
+    runfiles = ctx.runfiles(files = [rko] + ([then_print] if then_print else []))
+    for p in pushes:
+        runfiles = runfiles.merge(p[DefaultInfo].default_runfiles)
+    return script, runfiles
+
+def _ko_push_all_impl(ctx):
+    script, runfiles = push_all_run(ctx, rko_tool(ctx), ctx.attr.pushes)
+    manifests = [p[KoPushInfo].manifest for p in ctx.attr.pushes]
+    return [DefaultInfo(executable = script, files = depset(manifests), runfiles = runfiles)]
 
 PUSH_ATTRS = dict(STAMP_ATTRS, **LAUNCHER_ATTRS)
 PUSH_ATTRS.update({
@@ -83,6 +113,19 @@ ko_push = rule(
     implementation = _ko_push_impl,
     doc = "`bazel run` pushes the image by digest, then its tags. Extra arguments go to `rko push` (--repository, --insecure-registry, --ca-file, --image-refs FILE, --jobs).",
     attrs = PUSH_ATTRS,
+    executable = True,
+    toolchains = [TOOLCHAIN_TYPE],
+)
+
+ko_push_all = rule(
+    implementation = _ko_push_all_impl,
+    doc = "`bazel run` pushes every listed ko_push's image in one `rko push` run: one connection pool, blobs the images share uploaded once per registry and mounted into the other repositories, each image's tags after its manifests. Extra arguments go to `rko push` (--insecure-registry, --ca-file, --image-refs FILE, --jobs).",
+    attrs = dict(LAUNCHER_ATTRS, pushes = attr.label_list(
+        mandatory = True,
+        allow_empty = False,
+        providers = [KoPushInfo],
+        doc = "ko_push targets, pushed in this order.",
+    )),
     executable = True,
     toolchains = [TOOLCHAIN_TYPE],
 )
