@@ -2,7 +2,8 @@
 //! - a fault campaign: many `rko push`es of small multi-layer images through the
 //!   fault-injecting proxy in front of a real docker-registry, one random fault each (drawn
 //!   from a printed seed): connections dropped mid-body or after the registry handled the
-//!   request, 500/503, 429 with Retry-After, slow answers, truncated manifest bodies, wrong
+//!   request, 500/503, 429 with Retry-After, slow answers (under and past the push's
+//!   `--registry-timeout`), truncated manifest bodies, wrong
 //!   `Docker-Content-Digest`s. Each push must end
 //!   with the right digest (skopeo agrees, every blob readable) or fail with a clear error,
 //!   and never leave a manifest (by digest or by tag) whose blobs are missing;
@@ -221,6 +222,13 @@ impl Work {
     fn push(&self, img: &Image, host: &str, repo: &str) -> Option<Output> {
         wait_bounded(self.spawn_push(img, host, repo), PUSH_DEADLINE)
     }
+
+    /// [`Work::push`] with the campaign's `--registry-timeout`.
+    fn push_timed(&self, img: &Image, host: &str, repo: &str) -> Option<Output> {
+        let timeout = CAMPAIGN_TIMEOUT_S.to_string();
+        let extra = ["--registry-timeout", timeout.as_str()];
+        wait_bounded(self.spawn_push_with(img, host, repo, &extra), PUSH_DEADLINE)
+    }
 }
 
 /// Waits for `child` at most `deadline`, reading its output; kills it past the deadline.
@@ -371,6 +379,7 @@ fn clear_failure(out: &Output) -> Result<(), String> {
         "Docker-Content-Digest",
         "timed out",
         "timeout",
+        "stalled",
     ]
     .iter()
     .any(|c| err.contains(c));
@@ -382,13 +391,14 @@ fn clear_failure(out: &Output) -> Result<(), String> {
 }
 
 /// The fault kinds of the campaign.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "drop-mid-body",
     "drop-before-response",
     "500",
     "503",
     "429+Retry-After",
     "slow",
+    "slow-past-timeout",
     "truncated-manifest",
     "wrong-digest",
 ];
@@ -401,11 +411,21 @@ const TARGETS: [(&str, &str); 4] = [
     ("PUT", "/manifests/"),
 ];
 
-/// How long a slow answer is held (`RKO_FAULT_SLOW_MS`, default 500 ms). rko has no
-/// response timeout to exceed yet (see [`a_stalled_registry_does_not_hang_the_push`]), so
-/// a slow answer is waited for; the hang guard is [`PUSH_DEADLINE`].
+/// The campaign's `--registry-timeout`, in seconds: how long rko waits for a registry
+/// that sends nothing before it gives the attempt up.
+const CAMPAIGN_TIMEOUT_S: u64 = 2;
+
+/// How long a "slow" answer is held (`RKO_FAULT_SLOW_MS`, default 500 ms): under
+/// [`CAMPAIGN_TIMEOUT_S`], so rko must wait it out.
 fn slow() -> Duration {
     Duration::from_millis(env_u64("RKO_FAULT_SLOW_MS").unwrap_or(500))
+}
+
+/// How long a "slow-past-timeout" answer is held: a second past [`CAMPAIGN_TIMEOUT_S`], so
+/// rko must give the attempt up and try again (or, when every attempt is slow, fail
+/// naming the stall).
+fn past_timeout() -> Duration {
+    Duration::from_secs(CAMPAIGN_TIMEOUT_S + 1)
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -444,6 +464,12 @@ fn draw(rng: &mut Rng, kind: &str) -> (FaultRule, String) {
             FaultRule::nth(m, p, nth, Fault::Delay(slow())),
             format!("{m} {p}"),
         ),
+        // Like 500: up to one more in a row than rko's attempts, so some give up.
+        "slow-past-timeout" => {
+            let times = 1 + rng.below(ATTEMPTS as u64 + 1) as usize;
+            let rule = FaultRule::nth(m, p, nth, Fault::Delay(past_timeout())).times(times);
+            (rule, format!("{m} {p} x{times}"))
+        }
         "truncated-manifest" => {
             let n = 1 + rng.below(2) as usize; // by digest, then by tag
             let rule = FaultRule::nth("PUT", "/manifests/", n, Fault::TruncateBody);
@@ -521,7 +547,7 @@ fn fault_campaign_every_push_is_right_or_fails_cleanly() {
             proxy.clear_faults();
             proxy.add_fault(rule);
             let before = proxy.faults_applied();
-            let out = w.push(&img, &host, &repo);
+            let out = w.push_timed(&img, &host, &repo);
             let injected = proxy.faults_applied() - before;
             let t = tally.entry(kind).or_default();
             t.drawn += 1;
@@ -720,9 +746,9 @@ fn a_manifest_put_dropped_mid_body_is_retried() {
 }
 
 /// A registry that accepts the request and then never answers must not hang `rko push`:
-/// it must give up within a bounded time naming the registry. rko's HTTP agent
-/// (src/registry/client.rs) sets only a connect timeout today, so this waits as long as the
-/// server holds the connection; `--registry-timeout` ends each attempt.
+/// it must give up within a bounded time naming the registry. Regression: rko's HTTP agent
+/// set only a connect timeout, so this waited as long as the server held the connection;
+/// now `--registry-timeout` (default 60 s, 2 s here) ends each attempt.
 #[test]
 fn a_stalled_registry_does_not_hang_the_push() {
     common::require_tools!("docker-registry", "skopeo");
