@@ -75,13 +75,9 @@ pub enum ResolveError {
     },
     #[error(
         "{at}: invalid YAML: {info}; expected a YAML stream (the files are read as one, with \
-         a `---` line between two files{hint}); fix the YAML there"
+         a `---` line between two files); fix the YAML there"
     )]
-    Yaml {
-        at: Position,
-        info: String,
-        hint: &'static str,
-    },
+    Yaml { at: Position, info: String },
     #[error(
         "{at}: the scalar {value:?} starts with ko:// but is not a reference: {problem}{hint}; \
          write ko:// followed by a Go import path, or a value that does not start with ko://"
@@ -158,11 +154,6 @@ fn located(stream: &Stream, e: RefsError) -> ResolveError {
         RefsError::Yaml(at, e) => ResolveError::Yaml {
             at: stream.position(at),
             info: e.info().to_string(),
-            hint: if e.info().contains("directive") {
-                ", so only the first file may start with %YAML or %TAG directives"
-            } else {
-                ""
-            },
         },
         RefsError::InvalidImportPath(at, value, problem) => ResolveError::InvalidImportPath {
             at: stream.position(at),

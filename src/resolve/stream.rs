@@ -10,13 +10,14 @@
 //!   that the separator starts a line;
 //! - if the later file starts with a byte order mark, that mark (moved from the file's
 //!   start: YAML allows it before `---`, not inside a document);
-//! - then the line `---`.
+//! - then the line `---`, or `...` if the later file starts with a directive (`%YAML`,
+//!   `%TAG`: its first line that is not blank or a comment starts with `%`), since
+//!   directives may follow only a document end marker.
 //!
 //! Every line ending inserted is the earlier file's: `\r\n` if its first line ends so, `\n`
 //! otherwise (and for a file with no line break). Nothing is added before the first file or
 //! after the last. An empty file still gets its separators, so it reads as an empty (null)
-//! document. `%YAML`/`%TAG` directives can only open the first file: after a `---` they are
-//! not allowed, and the stream is reported invalid at the directive.
+//! document.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -57,7 +58,10 @@ impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.column)?;
         if self.at_separator {
-            write!(f, " (the end of the file, at the `---` rko puts after it)")?;
+            write!(
+                f,
+                " (the end of the file, at the separator rko puts after it)"
+            )?;
         }
         Ok(())
     }
@@ -106,6 +110,15 @@ fn read_input(file: &Path) -> Result<(String, Vec<u8>)> {
     Ok((file.display().to_string(), bytes))
 }
 
+/// Whether a file starts with a directive: its first line that is not blank or a comment
+/// starts with `%`.
+fn starts_with_directive(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.trim_start_matches([' ', '\t', '\r']))
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with('%'))
+}
+
 /// The line ending a file uses: that of its first line.
 fn line_ending(text: &str) -> &'static str {
     match text.find('\n') {
@@ -146,7 +159,12 @@ impl Stream {
             if bom {
                 self.text.push(BOM);
             }
-            self.text.push_str("---");
+            let marker = if starts_with_directive(text.strip_prefix(BOM).unwrap_or(text)) {
+                "..."
+            } else {
+                "---"
+            };
+            self.text.push_str(marker);
             self.text.push_str(eol);
         } else if bom {
             self.text.push(BOM);
@@ -244,6 +262,8 @@ mod tests {
         assert_eq!(joined(&["", "b"]), "---\nb");
         assert_eq!(joined(&["a\n", "\u{feff}b\n"]), "a\n\u{feff}---\nb\n");
         assert_eq!(joined(&["\u{feff}a\n"]), "\u{feff}a\n");
+        let directive = "# c\n\n%YAML 1.2\n---\nb\n";
+        assert_eq!(joined(&["a", directive]), format!("a\n...\n{directive}"));
     }
 
     #[test]
@@ -260,7 +280,7 @@ mod tests {
         assert_eq!(at("y:"), "two:2:3");
         assert_eq!(
             at("---"),
-            "one:2:6 (the end of the file, at the `---` rko puts after it)"
+            "one:2:6 (the end of the file, at the separator rko puts after it)"
         );
         let mut ci = CharIndex::new("aé\u{feff}b");
         assert_eq!((ci.byte(3), ci.byte(1), ci.byte(9)), (6, 1, 7));
