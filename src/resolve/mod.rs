@@ -214,3 +214,34 @@ pub fn run(r: &Request) -> Result<()> {
     let out = resolve(&stream, &images)?;
     write(&r.output, out.as_bytes())
 }
+
+/// The fuzz target's property, for any text (files split at NUL bytes): joining, finding
+/// the references, replacing them and checking the result never panic (a byte offset off a
+/// character boundary would), and every position reported lies in a file.
+#[cfg(fuzzing)]
+pub fn fuzz(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut stream = Stream::default();
+    for (i, part) in text.split('\0').enumerate() {
+        stream.push(format!("f{i}"), part);
+    }
+    let at = match refs::find(&stream.text) {
+        Ok(refs) => {
+            let with = vec!["r.example/x@sha256:0"; refs.len()];
+            let out = refs::apply(&stream.text, &refs, &with);
+            let changed = refs::verify(&stream.text, &out, &refs, &with).err();
+            refs.iter().map(|r| r.range.start).chain(changed).collect()
+        }
+        Err(RefsError::Yaml(at, _) | RefsError::InvalidImportPath(at, ..)) => vec![at],
+        Err(RefsError::NotInPlace(at, _)) => vec![at],
+    };
+    for offset in at {
+        let p = stream.position(offset);
+        assert!(
+            p.line >= 1 && p.column >= 1 && p.file.starts_with('f'),
+            "{p}"
+        );
+    }
+}

@@ -38,6 +38,7 @@ struct Part {
 }
 
 /// The input files joined into one YAML stream.
+#[derive(Default)]
 pub struct Stream {
     pub text: String,
     parts: Vec<Part>,
@@ -130,10 +131,7 @@ fn line_ending(text: &str) -> &'static str {
 impl Stream {
     /// Reads `files` (from [`list_inputs`]) and joins them by the rule above.
     pub fn read(files: &[PathBuf]) -> Result<Stream> {
-        let mut stream = Stream {
-            text: String::new(),
-            parts: Vec::new(),
-        };
+        let mut stream = Stream::default();
         for file in files {
             let (name, bytes) = read_input(file)?;
             let text = String::from_utf8(bytes).map_err(|e| {
