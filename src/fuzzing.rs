@@ -366,3 +366,8 @@ pub fn registries_conf(text: &str) {
     mirrors::fuzz_sources(text, &[], refs);
     mirrors::fuzz_sources(text, &flags, refs);
 }
+
+/// YAML for `rko resolve` (files split at NUL bytes): see `resolve::fuzz`.
+pub fn resolve(data: &[u8]) {
+    crate::resolve::fuzz(data);
+}

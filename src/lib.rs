@@ -4,8 +4,9 @@
 //! The stages import only downwards: `oci` (the spec's nouns) ← `layer` (tar bytes as ko
 //! writes them) ← `image` (bases, config, manifest, index) ← `archive` (blob store,
 //! tarball, layout, push manifest, load) ← `registry` (HTTP client, pull, push) ← `build`
-//! (`rko build`'s one-process pipeline) ← `cli`. `importpath` and `output` are leaves any
-//! stage may use. Only [`main`] is public, so the compiler reports whatever is unused.
+//! (`rko build`'s one-process pipeline) ← `cli`; `resolve` (`ko://` references in YAML)
+//! uses only `archive`, beside `build`. `importpath` and `output` are leaves any stage may
+//! use. Only [`main`] is public, so the compiler reports whatever is unused.
 
 mod archive;
 mod build;
@@ -16,6 +17,7 @@ mod layer;
 mod oci;
 mod output;
 mod registry;
+mod resolve;
 
 pub use cli::main;
 

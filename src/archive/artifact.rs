@@ -225,6 +225,7 @@ impl Artifact {
         blobs.dedup_by_key(|b| b.digest);
         Ok(PushManifest {
             repository: repository.to_string(),
+            import_path: None,
             tags: tags.to_vec(),
             root: blob_ref(&self.root, "root")?,
             manifests,

@@ -18,6 +18,11 @@ pub const STATIC_SOURCE: &str = "rko:static";
 pub struct PushManifest {
     /// `host[:port]/repository` to push to.
     pub repository: String,
+    /// The Go import path the image was built from (without `ko://`), when
+    /// `rko push-manifest --import-path` gave one: what `rko resolve` matches `ko://`
+    /// references against. Absent from manifests written without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_path: Option<String>,
     /// Tags to point at the root, pushed last.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -77,13 +82,7 @@ impl PushManifest {
     /// in a runfiles tree of symlinks, and the blobs must be found through that tree).
     /// Every blob file must exist, so a wrong location fails before anything is sent.
     pub fn read(manifest: &Path) -> Result<PushManifest> {
-        let bytes = fs_err::read(manifest)?;
-        let mut pm: PushManifest = serde_json::from_slice(&bytes).map_err(|source| {
-            PushManifestError::NotAPushManifest {
-                manifest: manifest.to_path_buf(),
-                source,
-            }
-        })?;
+        let mut pm = PushManifest::read_metadata(manifest)?;
         let dir = manifest.parent().unwrap_or(Path::new(""));
         for b in std::iter::once(&mut pm.root)
             .chain(pm.manifests.iter_mut())
@@ -103,6 +102,20 @@ impl PushManifest {
             }
             b.path = Some(resolved);
         }
+        Ok(pm)
+    }
+
+    /// Reads a push manifest file for what it says about the image (repository, import
+    /// path, tags, digests) only: blob paths are left as recorded and not checked, so no
+    /// blob file need exist (`rko resolve` needs none).
+    pub fn read_metadata(manifest: &Path) -> Result<PushManifest> {
+        let bytes = fs_err::read(manifest)?;
+        let pm = serde_json::from_slice(&bytes).map_err(|source| {
+            PushManifestError::NotAPushManifest {
+                manifest: manifest.to_path_buf(),
+                source,
+            }
+        })?;
         Ok(pm)
     }
 }

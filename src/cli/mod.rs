@@ -12,6 +12,7 @@ mod layer;
 mod load;
 mod pull;
 mod push;
+mod resolve;
 mod stdout;
 mod tarball;
 
@@ -52,6 +53,8 @@ enum Command {
     Push(push::PushArgs),
     /// Build an image from a Go binary in one go, like `ko build` (prints the digest).
     Build(build::BuildArgs),
+    /// Replace `ko://IMPORTPATH` in YAML with the images push manifests name, like `ko resolve`.
+    Resolve(resolve::ResolveArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::PushManifest(a) => push::run_push_manifest(a),
         Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),
+        Command::Resolve(a) => resolve::run(a),
     }
 }
 

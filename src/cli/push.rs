@@ -21,7 +21,8 @@ pub struct PushManifestArgs {
     /// Where to push: HOST[:PORT]/REPOSITORY (with --import-path, the prefix ko calls KO_DOCKER_REPO).
     #[arg(long)]
     pub repository: String,
-    /// Name the repository from this import path, by --naming, as ko does.
+    /// Name the repository from this import path, by --naming, as ko does; the manifest
+    /// records it (without `ko://`) for `rko resolve`.
     #[arg(long)]
     pub import_path: Option<String>,
     /// ko's naming strategy for --import-path.
@@ -100,6 +101,10 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
         .map(|m| parse_path_map(m))
         .collect::<Result<Vec<_>>>()?;
     let mut pm = artifact.push_manifest(&store, &repository, &tags)?;
+    pm.import_path = a
+        .import_path
+        .as_deref()
+        .map(|ip| crate::importpath::strip_scheme(ip).to_string());
     paths::record(&mut pm, &a.output, &maps)?;
     let mut outputs = Outputs::new();
     outputs.write(&a.output, &json::pretty(&pm))?;

@@ -82,6 +82,7 @@ pub fn install_hint(tool: &str) -> Option<&'static str> {
         "tinyproxy" => "apt install tinyproxy",
         "curl" => "apt install curl",
         "cargo" => "install Rust with rustup",
+        "python3-yaml" => "apt install python3-yaml",
         _ => return None,
     })
 }
@@ -95,7 +96,8 @@ pub fn not_installed(tool: &str) -> String {
 }
 
 /// Why `tool` cannot be used, or `None` if it can: it is not on `PATH` (for
-/// `docker-registry`, `$RKO_TEST_REGISTRY` names the program when set); for `docker`,
+/// `docker-registry`, `$RKO_TEST_REGISTRY` names the program when set); for
+/// `python3-yaml`, `python3` cannot import `yaml` (PyYAML); for `docker`,
 /// `docker info` fails (no reachable daemon); for `podman`, `runc` is missing (the runtime
 /// [`Podman`](super::Podman) configures). Looked up once per test process.
 pub fn unavailable(tool: &str) -> Option<String> {
@@ -110,6 +112,9 @@ pub fn unavailable(tool: &str) -> Option<String> {
 }
 
 fn check(tool: &str) -> Option<String> {
+    if tool == "python3-yaml" {
+        return python_module("yaml", tool);
+    }
     let program = match (tool, std::env::var("RKO_TEST_REGISTRY")) {
         ("docker-registry", Ok(p)) if !p.is_empty() => p,
         _ => tool.to_string(),
@@ -136,6 +141,23 @@ fn check(tool: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Why `python3 -c 'import MODULE'` fails (`tool` names the requirement), or `None`.
+fn python_module(module: &str, tool: &str) -> Option<String> {
+    if find_program("python3").is_none() {
+        return Some(format!(
+            "`python3` is not installed (for {tool}: apt install {tool})"
+        ));
+    }
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!ok).then(|| format!("python3 cannot import `{module}` ({})", not_installed(tool)))
 }
 
 /// `program` itself if it holds a `/`, else the first executable `PATH` entry of that name.
