@@ -2,7 +2,8 @@
 //! 127.0.0.1 (through the loopback proxy, which counts the requests): a blob that several
 //! images share is uploaded once per registry and mounted into every other repository,
 //! the embedded base layer included; every image reads back with skopeo; a second run
-//! uploads nothing; the `--image-refs` JSON holds every image.
+//! makes HEAD requests only; a tag another push moved is put back; the `--image-refs`
+//! JSON holds every image.
 
 mod common;
 
@@ -218,8 +219,11 @@ fn shared_blobs_go_up_once_and_are_mounted_everywhere_else() {
             .filter(|(rm, rp, _)| rm == m && rp.contains(p))
             .count()
     };
-    assert_eq!(writes("POST", "/blobs/uploads/"), 0, "{}", proxy.log_text());
-    assert_eq!(writes("PUT", "/blobs/uploads/"), 0);
+    // HEAD-only: no upload, no manifest and no tag written.
+    for m in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert_eq!(writes(m, "/"), 0, "{m}: {}", proxy.log_text());
+    }
+    assert_eq!(writes("HEAD", "/manifests/"), 6, "3 by digest, 3 tags");
     let refs = read_json(w.path("refs2.json"));
     for r in refs["images"].as_array().unwrap() {
         assert_eq!(outcomes(r), (3, 0, 0), "{refs}");
@@ -325,4 +329,45 @@ fn print_after_the_push_or_instead_of_it() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("missing.yaml"), "{err}");
     assert_eq!(proxy.request_log().len(), before, "nothing sent");
+}
+
+/// A tag that another push moved to another image is put back on a re-push; one that
+/// still names the image is left alone unless `--force-tags`.
+#[test]
+fn tags_are_put_only_when_they_name_something_else() {
+    common::require_tools!("docker-registry", "skopeo");
+    let reg = Registry::start(RegistryOptions::plain());
+    let proxy = FaultProxy::for_registry(&reg, vec![]);
+    let host = proxy.addr();
+    let w = Work::new();
+    fake_go_binary(&w.path("api"), 62, 1 << 18);
+    fake_go_binary(&w.path("web"), 62, 1 << 17);
+    let repo = format!("{host}/team/app");
+    let a = [w.image("a", "api", "example.com/svc/cmd/api", &repo)];
+    let b = [w.image("b", "web", "example.com/svc/cmd/web", &repo)];
+    let tag_puts = |from: usize| {
+        proxy.request_log()[from..]
+            .iter()
+            .filter(|(m, p, _)| m == "PUT" && p.ends_with("/manifests/v1"))
+            .count()
+    };
+    let tagged = || skopeo_digest(&format!("{}/team/app:v1", reg.host()));
+
+    w.ok(&push_args(&a, &host, "r1.json"));
+    assert_eq!(tagged(), a[0].1);
+    w.ok(&push_args(&b, &host, "r2.json"));
+    assert_eq!(tagged(), b[0].1, "b moved v1");
+    let n = proxy.request_log().len();
+    w.ok(&push_args(&a, &host, "r3.json"));
+    assert_eq!(tagged(), a[0].1, "the re-push of a put v1 back");
+    assert_eq!(tag_puts(n), 1, "{}", proxy.log_text());
+
+    let n = proxy.request_log().len();
+    w.ok(&push_args(&a, &host, "r4.json"));
+    assert_eq!(tag_puts(n), 0, "v1 already names a");
+    let mut forced = push_args(&a, &host, "r5.json");
+    forced.push("--force-tags");
+    let n = proxy.request_log().len();
+    w.ok(&forced);
+    assert_eq!(tag_puts(n), 1, "--force-tags puts it anyway");
 }

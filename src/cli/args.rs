@@ -143,6 +143,7 @@ impl RegistryArgs {
             jobs: self.jobs,
             attempts: self.attempts,
             chunk_size: self.chunk_size,
+            force_tags: false,
         }
     }
 }

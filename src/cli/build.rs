@@ -68,6 +68,10 @@ pub struct BuildArgs {
     pub push_tags: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// With --push: put every tag, even one the registry already has on this image (by default each tag
+    /// is HEADed first and put only when it names something else).
+    #[arg(long)]
+    pub force_tags: bool,
     /// With --push: write the pushed references as JSON, for CI.
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
@@ -96,7 +100,10 @@ pub fn run(a: BuildArgs) -> Result<()> {
             .expect("clap requires --repository with --push"),
         naming: a.naming,
         tags: a.push_tags.clone(),
-        settings: a.registry.settings(),
+        settings: crate::registry::progress::PushSettings {
+            force_tags: a.force_tags,
+            ..a.registry.settings()
+        },
     });
     let client = || a.registry.client();
     let outs = Outs {

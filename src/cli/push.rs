@@ -66,6 +66,10 @@ pub struct PushArgs {
     pub repository: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Put every tag, even one the registry already has on this image (by default each tag
+    /// is HEADed first and put only when it names something else).
+    #[arg(long)]
+    pub force_tags: bool,
     /// After the push, copy FILE to stdout, and print the pushed references on stderr
     /// instead: a deployment's resolved YAML, for `… | kubectl apply -f -`.
     #[arg(long, value_name = "FILE")]
@@ -144,7 +148,11 @@ pub fn run_push(a: PushArgs) -> Result<()> {
 /// Pushes every image; prints the references on stdout (stderr when stdout is taken by
 /// --print) and writes --image-refs.
 fn push_and_report(a: &PushArgs, pms: &[PushManifest], to_stderr: bool) -> Result<()> {
-    let reports = progress::push_all(pms, &a.registry.client()?, a.registry.settings())?;
+    let settings = progress::PushSettings {
+        force_tags: a.force_tags,
+        ..a.registry.settings()
+    };
+    let reports = progress::push_all(pms, &a.registry.client()?, settings)?;
     for report in &reports {
         for line in std::iter::once(&report.reference).chain(&report.tagged) {
             match to_stderr {

@@ -20,6 +20,8 @@ pub struct PushSettings {
     pub attempts: u32,
     /// Upload blobs larger than this in chunks of this size.
     pub chunk_size: Option<u64>,
+    /// Put every tag even when the registry already has it on the image.
+    pub force_tags: bool,
 }
 
 /// Pushes `pm`, reporting progress and a summary on stderr; returns the report.
@@ -49,6 +51,7 @@ pub fn push_all(
         jobs: settings.jobs,
         attempts: settings.attempts,
         chunk_size: settings.chunk_size,
+        force_tags: settings.force_tags,
         progress: &progress,
     };
     let what = match pms {

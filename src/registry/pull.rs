@@ -34,7 +34,7 @@ pub enum PullError {
 /// What to do about a blob the registry sent that is not the one asked for.
 const REGISTRY_CHANGED: &str = "the registry content changed or is corrupt";
 
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+use crate::oci::media::MANIFEST_ACCEPT as ACCEPT;
 
 pub struct Puller<'a> {
     pub client: &'a Client,

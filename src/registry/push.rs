@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::archive::push_manifest::{BlobRef, PushManifest};
+use crate::oci::media::MANIFEST_ACCEPT;
 use crate::oci::verify::verify_bytes;
 use crate::oci::{Descriptor, Reference, Sha256Digest};
 use crate::registry::client::{Client, Payload, RegistryError, Response};
@@ -57,6 +58,8 @@ pub struct Pusher<'a> {
     /// Upload blobs larger than this in chunks of this size (PATCH with Content-Range);
     /// `None` sends every blob in one streamed PUT, which is fastest on a good link.
     pub chunk_size: Option<u64>,
+    /// Put every tag even when the registry already has it on the image (`--force-tags`).
+    pub force_tags: bool,
     /// Called with a line of progress for each blob as it finishes.
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
@@ -94,21 +97,65 @@ impl Pusher<'_> {
         ));
     }
 
-    /// The manifests, children first and the root last; then the tags.
+    /// The manifests, children first and the root last; then the tags. Each is HEADed
+    /// first and put only when the registry lacks it (a tag: when it names anything else),
+    /// so a re-push of an unchanged image writes nothing.
     pub(super) fn push_manifests(&self, target: &Reference, m: &PushManifest) -> Result<()> {
         let scopes = [scope(&target.repository, "pull,push")];
         let mut pushed_root = false;
         for mref in &m.manifests {
-            self.put_manifest(target, mref, &mref.digest.to_string(), &scopes)?;
+            self.ensure_manifest(target, mref, &mref.digest.to_string(), &scopes)?;
             pushed_root |= mref.digest == m.root.digest;
         }
         if !pushed_root {
-            self.put_manifest(target, &m.root, &m.root.digest.to_string(), &scopes)?;
+            self.ensure_manifest(target, &m.root, &m.root.digest.to_string(), &scopes)?;
         }
         for t in &m.tags {
-            self.put_manifest(target, &m.root, t, &scopes)?;
+            match self.force_tags {
+                true => self.put_manifest(target, &m.root, t, &scopes)?,
+                false => self.ensure_manifest(target, &m.root, t, &scopes)?,
+            }
         }
         Ok(())
+    }
+
+    /// Puts `mref` as `reference` unless the registry already has it there.
+    fn ensure_manifest(
+        &self,
+        target: &Reference,
+        mref: &BlobRef,
+        reference: &str,
+        scopes: &[String],
+    ) -> Result<()> {
+        if !self.has_manifest(target, mref, reference, scopes)? {
+            self.put_manifest(target, mref, reference, scopes)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `reference` (a digest or a tag) names `mref` in the target: a HEAD answered
+    /// 200 with `mref`'s `Docker-Content-Digest`. Without that header only a digest
+    /// reference counts (the registry found it by its digest); a tag is put again.
+    fn has_manifest(
+        &self,
+        target: &Reference,
+        mref: &BlobRef,
+        reference: &str,
+        scopes: &[String],
+    ) -> Result<bool> {
+        let url = format!("/v2/{}/manifests/{reference}", target.repository);
+        let accept = [("accept", MANIFEST_ACCEPT.to_string())];
+        let empty = &mut || Ok(Payload::Empty);
+        let resp = self
+            .client
+            .send(&target.registry, "HEAD", &url, &accept, scopes, empty)?;
+        if resp.status != 200 {
+            return Ok(false);
+        }
+        Ok(match resp.header("docker-content-digest") {
+            Some(d) => d.trim() == mref.digest.to_string(),
+            None => reference == mref.digest.to_string(),
+        })
     }
 
     fn put_manifest(
