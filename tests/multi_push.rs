@@ -182,6 +182,9 @@ fn shared_blobs_go_up_once_and_are_mounted_everywhere_else() {
         })
         .collect();
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    // The registry's access log names the client.
+    let agent = concat!("\"rko/", env!("CARGO_PKG_VERSION"), "\"");
+    assert!(reg.log().contains(agent), "{}", reg.log());
     for (r, (_, d)) in ["a", "b", "c"].iter().zip(&images) {
         assert_eq!(&skopeo_digest(&format!("{}/team/{r}:v1", reg.host())), d);
     }

@@ -232,6 +232,8 @@ impl Client {
             .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
+            // Registries log it: `rko/0.1.0`, as ko sends `ko/<version>`.
+            .user_agent(concat!("rko/", env!("CARGO_PKG_VERSION")))
             .timeout_per_read(self.opts.idle_timeout)
             .timeout_per_write(self.opts.idle_timeout)
             // A redirect (e.g. a blob GET sent to a storage bucket) never carries the
