@@ -330,6 +330,21 @@ def check_repo_tags(rule, repo_tags):
         check_tag(rule, "repo_tags", tag)
     return repo_tags
 
+def check_not_empty(rule, attr, values, expected):
+    """A list attribute that needs at least one value (Bazel's allow_empty = False)."""
+    if not values:
+        fail(attr_error(rule, attr, expected, "none"))
+    return values
+
+def check_yaml_srcs(rule, names):
+    """ko_resolve's srcs (their short paths): at least one, each .yaml or .yml (Bazel's
+    allow_files = [".yaml", ".yml"])."""
+    check_not_empty(rule, "srcs", names, "one or more Kubernetes YAML files (.yaml or .yml)")
+    for n in names:
+        if not (n.endswith(".yaml") or n.endswith(".yml")):
+            fail(attr_error(rule, "srcs", "YAML files (.yaml or .yml)", repr(n)))
+    return names
+
 def kodata_prefix(package, strip_prefix):
     """The workspace-relative directory whose contents become /var/run/ko."""
     if not strip_prefix:

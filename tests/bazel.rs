@@ -848,6 +848,7 @@ fn bazel_actions(ws: &Workspace, targets: &[&str]) -> Actions {
             "KoTarball" => "ko_tarball".into(),
             "KoLayout" => "ko_layout".into(),
             "KoPushManifest" => "ko_push_manifest".into(),
+            "KoResolve" => "ko_resolve".into(),
             other => panic!("unexpected mnemonic {other}"),
         };
         // --path-map places blobs in Bazel's runfiles; Buck2 has none (paths are relative
@@ -895,6 +896,7 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     let targets = [
         "//analysis:subject",
         "//analysis:subject.push",
+        "//analysis:subject.resolve",
         "//analysis:multi",
     ];
     let bazel = bazel_actions(&ws, &targets);
@@ -911,7 +913,8 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
             "{key:?}: Bazel and Buck2 give rko different arguments"
         );
     }
-    assert_eq!(bazel.len(), 9, "{:?}", bazel.keys());
+    // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike.
+    assert_eq!(bazel.len(), 10, "{:?}", bazel.keys());
 
     // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
     ws.ok(&["build", "//analysis:subject"]);

@@ -413,6 +413,7 @@ fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
     for t in [
         "root//analysis:subject",
         "root//analysis:subject.push",
+        "root//analysis:subject.resolve",
         "root//analysis:multi",
         "root//base:e2e",
         "root//base:e2e_eager",
@@ -1069,4 +1070,321 @@ fn buck2_example_cells_resolve_inside_the_project_root() {
         format!("{e:#}").contains("leaves the project root"),
         "{e:#}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// ko_resolve and ko_push_all (examples/buck2/deploy): a resolve action that reads the YAML
+// and the push manifests only, and `buck2 run` of one `rko push` of every manifest.
+
+/// The paths of DefaultInfo's default outputs.
+fn default_paths(a: &Analysis) -> Vec<String> {
+    buck2_contract::engine::default_outputs(a, None)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect()
+}
+
+/// The RunInfo's argv and every artifact it names (hidden ones too), paths as declared.
+fn run_info_paths(a: &Analysis) -> (Vec<String>, Vec<String>) {
+    a.with_providers(|ps| {
+        let run = ListRef::from_value(ps)
+            .unwrap()
+            .iter()
+            .find(|p| provider_instance(*p).unwrap().0.name() == "RunInfo")
+            .unwrap_or_else(|| panic!("{} has no RunInfo", a.label));
+        let args = field(run, "args").unwrap();
+        let c = args
+            .downcast_ref::<buck2_contract::values::CmdArgs>()
+            .unwrap();
+        let (inputs, _) = c.artifacts();
+        (c.render(None), inputs.into_iter().map(|i| i.path).collect())
+    })
+}
+
+fn sorted_set(v: impl IntoIterator<Item = String>) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = v.into_iter().collect();
+    set.into_iter().collect()
+}
+
+#[test]
+fn buck2_ko_resolve_reads_only_yaml_and_manifests_and_its_run_pushes_every_image_then_prints() {
+    let p = example();
+    let prod = analyze(&p, "root//deploy:prod");
+    let push_all = analyze(&p, "root//deploy:push_all");
+    insta::assert_snapshot!("example_deploy_prod", describe(&prod));
+    insta::assert_snapshot!("example_deploy_push_all", describe(&push_all));
+    let foo = analyze(&p, "root//cmd/foo:image.push");
+    let bar = analyze(&p, "root//cmd/bar:image.push");
+    let one = |a: &Analysis| -> String {
+        let paths = default_paths(a);
+        assert_eq!(paths.len(), 1, "{}: {paths:?}", a.label);
+        paths[0].clone()
+    };
+    let (foo_manifest, bar_manifest) = (&one(&foo), &one(&bar));
+    // ko_push hands its manifest and import path on in KoPushInfo.
+    for (a, manifest, importpath) in [
+        (&foo, foo_manifest, "example.com/buck2/cmd/foo"),
+        (&bar, bar_manifest, "example.com/buck2/cmd/bar"),
+    ] {
+        a.with_providers(|ps| {
+            let info = ListRef::from_value(ps)
+                .unwrap()
+                .iter()
+                .find(|p| provider_instance(*p).unwrap().0.name() == "KoPushInfo")
+                .expect("ko_push returns KoPushInfo");
+            assert_eq!(
+                field(info, "importpath").unwrap().unpack_str(),
+                Some(importpath)
+            );
+            let m = field(info, "manifest").unwrap();
+            let m = m
+                .downcast_ref::<buck2_contract::values::Artifact>()
+                .unwrap();
+            assert_eq!(&m.0.path, manifest);
+        });
+    }
+
+    // One action: rko resolve over the YAML files in order and the manifests, in order.
+    assert_eq!(prod.actions.len(), 1);
+    let act = &prod.actions[0];
+    assert_eq!(act.category, "ko_resolve");
+    assert_eq!(act.identifier, None);
+    let buck2_contract::ActionKind::Run { local_only, .. } = &act.kind else {
+        panic!("ko_resolve is not a run action")
+    };
+    assert!(!local_only, "resolving needs no network: remote-cacheable");
+    assert_eq!(act.outputs.len(), 1);
+    let yaml = &act.outputs[0];
+    assert!(
+        yaml.path.ends_with("/deploy/__prod__/prod.yaml"),
+        "{}",
+        yaml.path
+    );
+    assert_eq!(
+        act.argv(),
+        [
+            "toolchains/rko",
+            "resolve",
+            "-f",
+            "deploy/foo.yaml",
+            "-f",
+            "deploy/bar.yaml",
+            "--image",
+            foo_manifest.as_str(),
+            "--image",
+            bar_manifest.as_str(),
+            "-o",
+            yaml.path.as_str(),
+        ]
+    );
+    // Its inputs: rko, the YAML and the push manifests; no descriptor, no layer.
+    assert_eq!(
+        sorted_set(act.inputs.iter().map(|i| i.path.clone())),
+        sorted_set(
+            [
+                "toolchains/rko",
+                "deploy/foo.yaml",
+                "deploy/bar.yaml",
+                foo_manifest.as_str(),
+                bar_manifest.as_str(),
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(default_paths(&prod), [yaml.path.as_str()]);
+
+    // buck2 run: one rko push of both manifests, then --print of the YAML; every blob of
+    // both pushes is a hidden input, so Buck2 materializes it first.
+    let (foo_args, foo_inputs) = run_info_paths(&foo);
+    let (_, bar_inputs) = run_info_paths(&bar);
+    let blobs: Vec<String> = foo_inputs
+        .iter()
+        .chain(&bar_inputs)
+        .filter(|i| i.ends_with(".tar.gz"))
+        .cloned()
+        .collect();
+    assert_eq!(blobs.len(), 4, "{blobs:?}");
+    let (args, inputs) = run_info_paths(&prod);
+    assert_eq!(
+        args,
+        [
+            "toolchains/rko",
+            "push",
+            "--manifest",
+            foo_manifest.as_str(),
+            "--manifest",
+            bar_manifest.as_str(),
+            "--print",
+            yaml.path.as_str(),
+        ]
+    );
+    let both = sorted_set(foo_inputs.iter().chain(&bar_inputs).cloned());
+    let mut with_yaml = both.clone();
+    with_yaml.push(yaml.path.clone());
+    assert_eq!(sorted_set(inputs), sorted_set(with_yaml));
+
+    // ko_push_all: the same push without --print; its default outputs are the manifests.
+    assert!(push_all.actions.is_empty(), "{:?}", push_all.actions);
+    assert_eq!(
+        default_paths(&push_all),
+        [foo_manifest.clone(), bar_manifest.clone()]
+    );
+    let (args, inputs) = run_info_paths(&push_all);
+    assert_eq!(
+        args,
+        [
+            "toolchains/rko",
+            "push",
+            "--manifest",
+            foo_manifest.as_str(),
+            "--manifest",
+            bar_manifest.as_str(),
+        ]
+    );
+    assert_eq!(sorted_set(inputs), both);
+    // A ko_push alone still runs `rko push --manifest M`.
+    assert_eq!(
+        foo_args,
+        [
+            "toolchains/rko",
+            "push",
+            "--manifest",
+            foo_manifest.as_str()
+        ]
+    );
+}
+
+#[test]
+fn buck2_example_deploy_resolves_at_build_time_and_buck2_run_pushes_then_prints() {
+    common::require_tools!("go", "docker-registry", "skopeo");
+    let reg = Registry::start(RegistryOptions::plain());
+    let host = reg.host();
+    let p = example();
+    // The example pushes to localhost:5000; point it at this test's registry.
+    for f in ["cmd/foo/BUCK", "cmd/bar/BUCK"] {
+        let path = p.root().join(f);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("localhost:5000", &host)).unwrap();
+    }
+    let mut b = builder();
+    let prod = analyze(&p, "root//deploy:prod");
+    let yaml = prod.actions[0].outputs[0].clone();
+    let foo = analyze(&p, "root//cmd/foo:image");
+    let bar = analyze(&p, "root//cmd/bar:image");
+    let wanted = [
+        yaml.clone(),
+        sub_target(&foo, "digest"),
+        sub_target(&bar, "digest"),
+    ];
+    b.build(&p.project, &wanted).unwrap();
+    assert!(
+        b.ran.iter().any(|(c, _)| c == "ko_resolve")
+            && !b
+                .ran
+                .iter()
+                .any(|(c, _)| c == "ko_tarball" || c == "ko_layout"),
+        "{:?}",
+        b.ran
+    );
+    let resolved = std::fs::read_to_string(p.root().join(&yaml.path)).unwrap();
+    let foo_ref = format!("{host}/buck2/foo@{}", digest_file(&p, &wanted[1]));
+    // ko's preserve-import-paths naming on //cmd/bar:image.push.
+    let bar_ref = format!(
+        "{host}/buck2/example.com/buck2/cmd/bar@{}",
+        digest_file(&p, &wanted[2])
+    );
+    // foo.yaml, `---`, bar.yaml; only the two ko:// values changed.
+    let source = |f: &str| std::fs::read_to_string(p.root().join("deploy").join(f)).unwrap();
+    let expected = format!("{}---\n{}", source("foo.yaml"), source("bar.yaml"))
+        .replace("ko://example.com/buck2/cmd/foo", &foo_ref)
+        .replace("ko://example.com/buck2/cmd/bar", &bar_ref);
+    assert_eq!(resolved, expected);
+
+    // -- --push=false prints the YAML and pushes nothing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = buck2_run(
+        &p,
+        &mut b,
+        "root//deploy:prod",
+        &["--push=false"],
+        elsewhere.path(),
+    );
+    assert_eq!(out, resolved);
+    let written = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("\"PUT /v2/") || l.contains("\"POST /v2/"))
+            .count()
+    };
+    assert_eq!(written(reg.log()), 0, "{}", reg.log());
+
+    // buck2 run pushes both images (references on stderr), then prints the YAML on stdout.
+    let out = buck2_run(&p, &mut b, "root//deploy:prod", &[], elsewhere.path());
+    assert_eq!(out, resolved);
+    for (reference, digest) in [(&foo_ref, &wanted[1]), (&bar_ref, &wanted[2])] {
+        let raw = run_ok(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ]));
+        assert_eq!(
+            format!("sha256:{}", common::sha256_hex(raw.as_bytes())),
+            digest_file(&p, digest)
+        );
+    }
+    assert!(written(reg.log()) > 0);
+
+    // ko_push_all pushes the same two images in one run (nothing new to upload) and
+    // prints their references.
+    let out = buck2_run(&p, &mut b, "root//deploy:push_all", &[], elsewhere.path());
+    assert!(out.contains(&foo_ref) && out.contains(&bar_ref), "{out}");
+}
+
+#[test]
+fn buck2_ko_resolve_and_ko_push_all_refuse_bad_attributes() {
+    let p = e2e();
+    std::fs::create_dir_all(p.root().join("baddeploy")).unwrap();
+    std::fs::write(p.root().join("baddeploy/d.yaml"), "a: ko://x\n").unwrap();
+    std::fs::write(p.root().join("baddeploy/d.json"), "{}\n").unwrap();
+    std::fs::write(
+        p.root().join("baddeploy/BUCK"),
+        "load(\"@rules_ko//rules/buck2:defs.bzl\", \"ko_push_all\", \"ko_resolve\")\n\
+         ko_resolve(name = \"no_srcs\", srcs = [], images = [\"//analysis:subject.push\"])\n\
+         ko_resolve(name = \"not_yaml\", srcs = [\"d.json\"], images = [\"//analysis:subject.push\"])\n\
+         ko_resolve(name = \"no_images\", srcs = [\"d.yaml\"], images = [])\n\
+         ko_resolve(name = \"image_not_push\", srcs = [\"d.yaml\"], images = [\"//analysis:subject\"])\n\
+         ko_push_all(name = \"no_pushes\", pushes = [])\n\
+         ko_push_all(name = \"push_not_push\", pushes = [\"//analysis:subject\"])\n",
+    )
+    .unwrap();
+    for (t, message) in [
+        (
+            "no_srcs",
+            "ko_resolve root//baddeploy:no_srcs: attribute 'srcs': expected one or more Kubernetes YAML files (.yaml or .yml), found none",
+        ),
+        (
+            "not_yaml",
+            "ko_resolve root//baddeploy:not_yaml: attribute 'srcs': expected YAML files (.yaml or .yml), found \"d.json\"",
+        ),
+        (
+            "no_images",
+            "ko_resolve root//baddeploy:no_images: attribute 'images': expected one or more ko_push targets, found none",
+        ),
+        (
+            "image_not_push",
+            "does not give the required provider KoPushInfo",
+        ),
+        (
+            "no_pushes",
+            "ko_push_all root//baddeploy:no_pushes: attribute 'pushes': expected one or more ko_push targets, found none",
+        ),
+        (
+            "push_not_push",
+            "does not give the required provider KoPushInfo",
+        ),
+    ] {
+        let e = analysis_error(&p, &format!("root//baddeploy:{t}"));
+        assert!(e.contains(message), "{t}: expected {message:?} in:\n{e}");
+    }
 }

@@ -1,6 +1,7 @@
 """Providers of the Buck2 rules: they carry small metadata artifacts, never layer bytes.
 
-They carry what the Bazel providers (rules/bazel/private/providers.bzl) carry.
+They carry what the Bazel providers (rules/bazel/private/providers.bzl) carry; KoPushInfo
+also lists the artifacts a push reads, which Bazel's ko_push keeps in its runfiles.
 """
 
 KoBaseInfo = provider(
@@ -64,6 +65,21 @@ KoIndexInfo = provider(
         "digest": provider_field(Artifact),
         # list[KoImageInfo]: one per platform, in the order of `platforms`.
         "images": provider_field(list[typing.Any]),
+    },
+)
+
+KoPushInfo = provider(
+    doc = "A push made by ko_push: its push manifest, for ko_push_all and ko_resolve.",
+    fields = {
+        # The push manifest JSON (repository, tags, import path, blobs).
+        "manifest": provider_field(Artifact),
+        # The Go import path (without ko://).
+        "importpath": provider_field(str),
+        # Registries reached over plain HTTP or unverified TLS.
+        "insecure_registries": provider_field(list[str], default = []),
+        # Every artifact the manifest names (descriptors, metadata, layer blobs, the base's
+        # layout): hidden inputs of a RunInfo that pushes it, so `buck2 run` materializes them.
+        "blobs": provider_field(list[Artifact], default = []),
     },
 )
 

@@ -1,16 +1,19 @@
-"""ko_push and ko_load for Buck2: `buck2 run` pushes an image or index, or loads it.
+"""ko_push, ko_push_all and ko_load for Buck2: `buck2 run` pushes an image or index (or
+several in one `rko push` run), or loads it.
 
 The push manifest (repository, tags, every blob and where its bytes are) is made at build
 time by the ko_push_manifest action, which reads only metadata, so a bad repository or tag
 fails the build. It records blob paths relative to itself, so `buck2 run` (which runs in
 the user's directory, with artifacts as absolute paths) can push from anywhere. The blobs
 are hidden inputs of the RunInfo: Buck2 builds and materializes them before running.
+KoPushInfo hands the manifest and those blobs on to ko_push_all and ko_resolve.
 """
 
 load(
     "//starlark:ko.bzl",
     "NAMING_STRATEGIES",
     "attr_error",
+    "check_not_empty",
     "check_one_of",
     "check_repo_tags",
     "check_repository",
@@ -25,7 +28,7 @@ load(
 load(":args.bzl", "render", "rko_run_info", "run_rko")
 load(":image.bzl", "rule_name")
 load(":outputs.bzl", "blob_artifacts", "metadata_artifacts", "source_items")
-load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
+load(":providers.bzl", "KoImageInfo", "KoIndexInfo", "KoPushInfo")
 load(":toolchain.bzl", "RKO_TOOLCHAIN_ATTR")
 
 def sources_of(rule: str, dep: Dependency) -> (struct, str):
@@ -66,12 +69,26 @@ def _ko_push_impl(ctx: AnalysisContext) -> list[Provider]:
         hidden = metadata_artifacts(sources) + tag_files,
         paths_only = True,
     )
-    run = cmd_args(
-        rko_run_info(ctx),
-        render(push_args(manifest, insecure_registries(sources))),
-        hidden = blob_artifacts(sources),
+    info = KoPushInfo(
+        manifest = manifest,
+        importpath = importpath,
+        insecure_registries = insecure_registries(sources),
+        blobs = blob_artifacts(sources),
     )
-    return [DefaultInfo(default_output = manifest), RunInfo(args = run)]
+    return [DefaultInfo(default_output = manifest), push_run_info(ctx, [info]), info]
+
+def push_run_info(ctx: AnalysisContext, pushes: list[KoPushInfo], then_print: Artifact | None = None) -> RunInfo:
+    """One `rko push` of every push's manifest, in order; then_print: a file rko prints
+    after the push (ko_resolve's YAML). Every push's blobs are hidden inputs."""
+    regs = []
+    blobs = []
+    for p in pushes:
+        for r in p.insecure_registries:
+            if r not in regs:
+                regs.append(r)
+        blobs.extend(p.blobs)
+    items = push_args([p.manifest for p in pushes], regs, then_print = then_print)
+    return RunInfo(args = cmd_args(rko_run_info(ctx), render(items), hidden = blobs))
 
 ko_push = rule(
     impl = _ko_push_impl,
@@ -82,6 +99,24 @@ ko_push = rule(
         "naming": attrs.string(default = "", doc = "Empty: push to repository as given. Else ko's naming strategy for the image name under repository: " + ", ".join(NAMING_STRATEGIES) + "."),
         "remote_tags": attrs.list(attrs.string(), default = [], doc = "Tags to push after the image."),
         "tag_file": attrs.option(attrs.source(), default = None, doc = "A file of tags, one per line (e.g. made by a genrule)."),
+        "_rko": RKO_TOOLCHAIN_ATTR,
+    },
+)
+
+def push_infos(rule: str, attr: str, deps: list[Dependency]) -> list[KoPushInfo]:
+    """The KoPushInfo of each ko_push in deps (at least one)."""
+    check_not_empty(rule, attr, deps, "one or more ko_push targets")
+    return [d[KoPushInfo] for d in deps]
+
+def _ko_push_all_impl(ctx: AnalysisContext) -> list[Provider]:
+    pushes = push_infos(rule_name("ko_push_all", ctx), "pushes", ctx.attrs.pushes)
+    return [DefaultInfo(default_outputs = [p.manifest for p in pushes]), push_run_info(ctx, pushes)]
+
+ko_push_all = rule(
+    impl = _ko_push_all_impl,
+    doc = "`buck2 run` pushes every listed ko_push's image in one `rko push` run: one connection pool, blobs the images share uploaded once per registry and mounted into the other repositories, each image's tags after its manifests. Default outputs: the push manifests. Arguments after `--` go to `rko push` (--insecure-registry, --ca-file, --image-refs FILE, --jobs).",
+    attrs = {
+        "pushes": attrs.list(attrs.dep(providers = [KoPushInfo]), doc = "ko_push targets, pushed in this order."),
         "_rko": RKO_TOOLCHAIN_ATTR,
     },
 )
