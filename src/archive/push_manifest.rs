@@ -82,17 +82,26 @@ impl PushManifest {
     /// in a runfiles tree of symlinks, and the blobs must be found through that tree).
     /// Every blob file must exist, so a wrong location fails before anything is sent.
     pub fn read(manifest: &Path) -> Result<PushManifest> {
+        PushManifest::read_with(manifest, false)
+    }
+
+    /// [`PushManifest::read`], but a config or layer file may be missing (a lazy push that
+    /// reads such blobs from a remote cache); the manifests' own files must be there.
+    pub fn read_lazy(manifest: &Path) -> Result<PushManifest> {
+        PushManifest::read_with(manifest, true)
+    }
+
+    fn read_with(manifest: &Path, blobs_may_be_missing: bool) -> Result<PushManifest> {
         let mut pm = PushManifest::read_metadata(manifest)?;
         let dir = manifest.parent().unwrap_or(Path::new(""));
-        for b in std::iter::once(&mut pm.root)
-            .chain(pm.manifests.iter_mut())
-            .chain(pm.blobs.iter_mut())
-        {
+        let manifests = std::iter::once(&mut pm.root).chain(pm.manifests.iter_mut());
+        let blobs = pm.blobs.iter_mut().map(|b| (b, blobs_may_be_missing));
+        for (b, may_be_missing) in manifests.map(|b| (b, false)).chain(blobs) {
             let Some(recorded) = b.path.take() else {
                 continue;
             };
             let resolved = dir.join(&recorded);
-            if !resolved.is_file() {
+            if !may_be_missing && !resolved.is_file() {
                 bail!(PushManifestError::MissingBlobFile {
                     manifest: manifest.to_path_buf(),
                     digest: b.digest,

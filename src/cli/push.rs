@@ -11,6 +11,7 @@ use crate::archive::{Artifact, PushManifest, tags::expand_tags};
 use crate::cli::args::{RegistryArgs, SourcesArgs, user_path};
 use crate::oci::{json, tag};
 use crate::output::Outputs;
+use crate::registry::cache::RemoteCache;
 use crate::registry::naming::{self, Naming};
 use crate::registry::progress;
 
@@ -70,6 +71,15 @@ pub struct PushArgs {
     /// is HEADed first and put only when it names something else).
     #[arg(long)]
     pub force_tags: bool,
+    /// A Bazel HTTP remote cache (http[s]://HOST[:PORT][/PREFIX]) to read config and layer
+    /// blobs from when their files are not on disk: a lazy push from a runner that built
+    /// with --remote_download_minimal. Blobs stream from the cache into the registry.
+    #[arg(long, value_name = "URL", env = "RKO_REMOTE_CACHE")]
+    pub remote_cache: Option<String>,
+    /// A header for the remote cache's requests, NAME=VALUE (as Bazel's --remote_header,
+    /// e.g. Authorization=Bearer …). Repeatable. Never printed.
+    #[arg(long = "remote-header", value_name = "NAME=VALUE")]
+    pub remote_headers: Vec<String>,
     /// After the push, copy FILE to stdout, and print the pushed references on stderr
     /// instead: a deployment's resolved YAML, for `… | kubectl apply -f -`.
     #[arg(long, value_name = "FILE")]
@@ -116,10 +126,18 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
 }
 
 pub fn run_push(a: PushArgs) -> Result<()> {
+    let cache = match &a.remote_cache {
+        Some(url) => Some(RemoteCache::parse(url, &a.remote_headers)?),
+        None => None,
+    };
+    let read = match cache {
+        Some(_) => PushManifest::read_lazy,
+        None => PushManifest::read,
+    };
     let mut pms = a
         .manifests
         .iter()
-        .map(|m| PushManifest::read(m))
+        .map(|m| read(m))
         .collect::<Result<Vec<_>>>()?;
     if let Some(r) = &a.repository {
         match pms.as_mut_slice() {
@@ -137,7 +155,7 @@ pub fn run_push(a: PushArgs) -> Result<()> {
         None => None,
     };
     if a.push {
-        push_and_report(&a, &pms, print.is_some())?;
+        push_and_report(&a, &pms, print.is_some(), cache.as_ref())?;
     }
     if let Some(bytes) = print {
         crate::cli::stdout::bytes(&bytes);
@@ -147,12 +165,17 @@ pub fn run_push(a: PushArgs) -> Result<()> {
 
 /// Pushes every image; prints the references on stdout (stderr when stdout is taken by
 /// --print) and writes --image-refs.
-fn push_and_report(a: &PushArgs, pms: &[PushManifest], to_stderr: bool) -> Result<()> {
+fn push_and_report(
+    a: &PushArgs,
+    pms: &[PushManifest],
+    to_stderr: bool,
+    cache: Option<&RemoteCache>,
+) -> Result<()> {
     let settings = progress::PushSettings {
         force_tags: a.force_tags,
         ..a.registry.settings()
     };
-    let reports = progress::push_all(pms, &a.registry.client()?, settings)?;
+    let reports = progress::push_all(pms, &a.registry.client()?, settings, cache)?;
     for report in &reports {
         for line in std::iter::once(&report.reference).chain(&report.tagged) {
             match to_stderr {

@@ -5,6 +5,7 @@
 
 mod absolute;
 pub mod auth;
+pub mod cache;
 mod challenge;
 pub mod client;
 mod error;
@@ -16,7 +17,7 @@ pub mod proxy;
 pub mod pull;
 pub mod push;
 pub mod trust;
-mod upload;
+pub mod upload;
 
 /// The response parsers the fuzz targets drive (`crate::fuzzing`).
 #[cfg(fuzzing)]

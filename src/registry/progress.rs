@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 
 use crate::archive::PushManifest;
+use crate::registry::cache::RemoteCache;
 use crate::registry::client::Client;
 use crate::registry::push::{BlobOutcome, Counters, PushReport, Pusher, human};
 
@@ -26,17 +27,18 @@ pub struct PushSettings {
 
 /// Pushes `pm`, reporting progress and a summary on stderr; returns the report.
 pub fn push(pm: &PushManifest, client: &Client, settings: PushSettings) -> Result<PushReport> {
-    let mut reports = push_all(std::slice::from_ref(pm), client, settings)?;
+    let mut reports = push_all(std::slice::from_ref(pm), client, settings, None)?;
     Ok(reports.remove(0))
 }
 
 /// Pushes every image of `pms` in one run (shared blobs once, one limit on blobs in
 /// flight), reporting progress and a summary line per image on stderr, and a total when
-/// there are several; returns the reports in order.
+/// there are several; returns the reports in order. Blobs not on disk come from `cache`.
 pub fn push_all(
     pms: &[PushManifest],
     client: &Client,
     settings: PushSettings,
+    cache: Option<&RemoteCache>,
 ) -> Result<Vec<PushReport>> {
     let counters = Arc::new(Counters::default());
     let tty = std::io::stderr().is_terminal();
@@ -52,6 +54,7 @@ pub fn push_all(
         attempts: settings.attempts,
         chunk_size: settings.chunk_size,
         force_tags: settings.force_tags,
+        remote_cache: cache,
         progress: &progress,
     };
     let what = match pms {

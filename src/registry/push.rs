@@ -60,6 +60,8 @@ pub struct Pusher<'a> {
     pub chunk_size: Option<u64>,
     /// Put every tag even when the registry already has it on the image (`--force-tags`).
     pub force_tags: bool,
+    /// Where blobs that are not on disk are read from (`--remote-cache`).
+    pub remote_cache: Option<&'a crate::registry::cache::RemoteCache>,
     /// Called with a line of progress for each blob as it finishes.
     pub progress: &'a (dyn Fn(&str) + Sync),
 }
@@ -274,6 +276,8 @@ fn is_final(e: &anyhow::Error) -> bool {
             | Some(RegistryError::NoCredentials { .. })
             | Some(RegistryError::Tls { .. })
     ) || e.downcast_ref::<std::io::Error>().is_some()
+        || e.downcast_ref::<crate::registry::upload::CacheError>()
+            .is_some()
 }
 
 pub fn human(n: u64) -> String {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::archive::push_manifest::{BlobRef, STATIC_SOURCE};
 use crate::archive::store::static_blob;
 use crate::oci::Reference;
+use crate::registry::cache::RemoteCache;
 use crate::registry::client::{Payload, Response};
 use crate::registry::push::{
     BlobOutcome, Counters, Pusher, expect, head_confirms, scope, stored_as,
@@ -38,12 +39,17 @@ enum From<'a> {
     File(&'a Path),
     Static(&'static [u8]),
     Registry(Reference),
+    Cache(&'a RemoteCache),
 }
 
-/// Where the bytes of `b` come from, by its push manifest entry.
-fn source_of(b: &BlobRef) -> Result<From<'_>> {
+/// Where the bytes of `b` come from, by its push manifest entry: its file, or with a
+/// remote cache and no file there, the cache.
+fn source_of<'a>(b: &'a BlobRef, cache: Option<&'a RemoteCache>) -> Result<From<'a>> {
     Ok(match (&b.path, b.source.as_deref()) {
-        (Some(p), _) => From::File(p),
+        (Some(p), _) => match cache {
+            Some(c) if !p.is_file() => From::Cache(c),
+            _ => From::File(p),
+        },
         (None, Some(STATIC_SOURCE)) => match static_blob(&b.digest) {
             Some(bytes) => From::Static(bytes),
             None => bail!(
@@ -72,7 +78,7 @@ impl Pusher<'_> {
         mount_from: Option<&Reference>,
         chunked: bool,
     ) -> Result<(BlobOutcome, u64)> {
-        let from = source_of(b)?;
+        let from = source_of(b, self.remote_cache)?;
         let (repo, reg) = (&target.repository, &target.registry);
         let mount = match (&from, mount_from) {
             (_, Some(m)) if m.registry == *reg && m.repository != *repo => Some(m),
@@ -91,6 +97,10 @@ impl Pusher<'_> {
         if head.status == 200 && head_confirms(&head, b) {
             return Ok((BlobOutcome::Existed, 0));
         }
+        if let From::Cache(c) = &from {
+            // Before an upload is opened: a blob the cache lacks fails the push cleanly.
+            self.cache_has(c, b)?;
+        }
         let Some(location) = self.start_upload(target, b, mount, &scopes)? else {
             return Ok((BlobOutcome::Mounted, 0));
         };
@@ -107,6 +117,10 @@ impl Pusher<'_> {
             }
             From::Registry(s) => {
                 self.copy_from(reg, &scopes, &location, s, b)?;
+                BlobOutcome::Copied
+            }
+            From::Cache(c) => {
+                self.copy_from_cache(reg, &scopes, &location, c, b)?;
                 BlobOutcome::Copied
             }
         };
@@ -258,4 +272,78 @@ impl Pusher<'_> {
         };
         self.put_blob(reg, scopes, location, b, Some(b.size), payload)
     }
+
+    /// Fails with [`CacheError::Missing`] unless the cache has `b`.
+    fn cache_has(&self, cache: &RemoteCache, b: &BlobRef) -> Result<()> {
+        let url = cache.blob_url(&b.digest);
+        let headers = cache_headers(cache);
+        let empty = &mut || Ok(Payload::Empty);
+        let mut r = self
+            .client
+            .send(cache.authority(), "HEAD", &url, &headers, &[], empty)?;
+        if r.status == 404 {
+            bail!(missing(cache, b));
+        }
+        expect(&mut r, &[200], "HEAD", &url)
+    }
+
+    /// Streams `b` from the remote cache straight into the upload at `location`.
+    fn copy_from_cache(
+        &self,
+        reg: &str,
+        scopes: &[String],
+        location: &str,
+        cache: &RemoteCache,
+        b: &BlobRef,
+    ) -> Result<()> {
+        let url = cache.blob_url(&b.digest);
+        let headers = cache_headers(cache);
+        let payload = &mut || {
+            let empty = &mut || Ok(Payload::Empty);
+            let mut r = self
+                .client
+                .send(cache.authority(), "GET", &url, &headers, &[], empty)?;
+            if r.status == 404 {
+                bail!(missing(cache, b));
+            }
+            expect(&mut r, &[200], "GET", &url)?;
+            Ok(Payload::Reader(Box::new(Counting {
+                inner: r.body.into_reader(),
+                counters: self.counters.clone(),
+            })))
+        };
+        self.put_blob(reg, scopes, location, b, Some(b.size), payload)
+    }
+}
+
+fn cache_headers(cache: &RemoteCache) -> Vec<(&str, String)> {
+    cache
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect()
+}
+
+fn missing(cache: &RemoteCache, b: &BlobRef) -> CacheError {
+    CacheError::Missing {
+        digest: b.digest,
+        path: b.path.clone().unwrap_or_default(),
+        cache: cache.shown().to_string(),
+    }
+}
+
+/// A blob a lazy push needs that is nowhere to be found.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(
+        "blob {digest} is neither on disk ({path}) nor in the remote cache {cache} (404 for \
+         {cache}/cas/<its sha256>): build the image with this remote cache so that its \
+         outputs are uploaded to it (Bazel: --remote_cache, with --remote_upload_local_results), \
+         or push from a build that has the file"
+    )]
+    Missing {
+        digest: crate::oci::Sha256Digest,
+        path: std::path::PathBuf,
+        cache: String,
+    },
 }
