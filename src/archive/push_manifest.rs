@@ -66,7 +66,8 @@ pub enum PushManifestError {
         "the push manifest {manifest} records blob {digest} at {recorded}, which resolves \
          (relative paths against the manifest's directory) to {resolved}, but no file is there; \
          rebuild the push target, and run it through the build system (`bazel run`, `buck2 run`) \
-         so that the blobs sit where the manifest says"
+         so that the blobs sit where the manifest says; for a lazy push (ko_push lazy = True), \
+         whose layers are not on disk, pass --remote-cache URL (or set RKO_REMOTE_CACHE)"
     )]
     MissingBlobFile {
         manifest: PathBuf,
@@ -85,18 +86,19 @@ impl PushManifest {
         PushManifest::read_with(manifest, false)
     }
 
-    /// [`PushManifest::read`], but a config or layer file may be missing (a lazy push that
-    /// reads such blobs from a remote cache); the manifests' own files must be there.
+    /// [`PushManifest::read`], but files may be missing: a lazy push reads what is not on
+    /// disk from a remote cache, by digest.
     pub fn read_lazy(manifest: &Path) -> Result<PushManifest> {
         PushManifest::read_with(manifest, true)
     }
 
-    fn read_with(manifest: &Path, blobs_may_be_missing: bool) -> Result<PushManifest> {
+    fn read_with(manifest: &Path, may_be_missing: bool) -> Result<PushManifest> {
         let mut pm = PushManifest::read_metadata(manifest)?;
         let dir = manifest.parent().unwrap_or(Path::new(""));
-        let manifests = std::iter::once(&mut pm.root).chain(pm.manifests.iter_mut());
-        let blobs = pm.blobs.iter_mut().map(|b| (b, blobs_may_be_missing));
-        for (b, may_be_missing) in manifests.map(|b| (b, false)).chain(blobs) {
+        for b in std::iter::once(&mut pm.root)
+            .chain(pm.manifests.iter_mut())
+            .chain(pm.blobs.iter_mut())
+        {
             let Some(recorded) = b.path.take() else {
                 continue;
             };

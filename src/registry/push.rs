@@ -173,7 +173,10 @@ impl Pusher<'_> {
                 mref.digest
             )
         })?;
-        let bytes = Arc::new(fs_err::read(path)?);
+        let bytes = Arc::new(match self.remote_cache {
+            Some(cache) if !path.is_file() => self.cache_bytes(cache, mref)?,
+            _ => fs_err::read(path)?,
+        });
         let desc = Descriptor::new(&mref.media_type, mref.digest, mref.size);
         let subject = || format!("manifest {}", path.display());
         verify_bytes(&desc, &bytes, subject, "rebuild before pushing")?;

@@ -273,6 +273,21 @@ impl Pusher<'_> {
         self.put_blob(reg, scopes, location, b, Some(b.size), payload)
     }
 
+    /// A manifest's bytes from the cache (at most [`crate::oci::json::JSON_LIMIT`]).
+    pub(super) fn cache_bytes(&self, cache: &RemoteCache, b: &BlobRef) -> Result<Vec<u8>> {
+        let url = cache.blob_url(&b.digest);
+        let headers = cache_headers(cache);
+        let empty = &mut || Ok(Payload::Empty);
+        let mut r = self
+            .client
+            .send(cache.authority(), "GET", &url, &headers, &[], empty)?;
+        if r.status == 404 {
+            bail!(missing(cache, b));
+        }
+        expect(&mut r, &[200], "GET", &url)?;
+        r.read_to_vec(crate::oci::json::JSON_LIMIT)
+    }
+
     /// Fails with [`CacheError::Missing`] unless the cache has `b`.
     fn cache_has(&self, cache: &RemoteCache, b: &BlobRef) -> Result<()> {
         let url = cache.blob_url(&b.digest);

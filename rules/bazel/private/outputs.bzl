@@ -95,8 +95,11 @@ def output_group_actions(ctx, rko, sources):
     )
     return {"tarball": depset([tarball]), "layout": depset([layout])}
 
-def stage(ctx, sources):
+def stage(ctx, sources, layer_blobs = True):
     """Places the image's files in runfiles for `bazel run`, one name each.
+
+    Without layer_blobs (a lazy push) the layers rules_ko made are left out of the
+    runfiles, though still named in path_maps: the push reads them from the remote cache.
 
     An index's images come from several configurations whose files share short paths, so
     the files rules_ko's actions made are linked under <package>/<name>.files/. A base's
@@ -116,14 +119,18 @@ def stage(ctx, sources):
     staged = {}
     path_maps = []
     files = [sources.root] + sources.blobs
+    lazy = []
     for l in sources.layers:
         files.extend([l.descriptor, l.blob])
+        if not layer_blobs:
+            lazy.append(l.blob.path)
     for i, f in enumerate(files):
         if f.path in staged:
             continue
         name = "%d-%s" % (i, f.basename)
         staged[f.path] = top + "/" + name
-        symlinks[top + "/" + name] = f
+        if f.path not in lazy:
+            symlinks[top + "/" + name] = f
         path_maps.append([f, files_dir + "/" + name])
     base_files = []
     for b in sources.bases:

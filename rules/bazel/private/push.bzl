@@ -31,7 +31,7 @@ def _ko_push_impl(ctx):
     for t in ctx.attr.remote_tags:
         check_tag(rule, "remote_tags", t)
     sources, importpath = sources_of(ctx.attr.image)
-    staging = stage(ctx, sources)
+    staging = stage(ctx, sources, layer_blobs = not ctx.attr.lazy)
     manifest = ctx.actions.declare_file(ctx.label.name + ".json")
     stamps = stamp_files(ctx)
     ctx.actions.run(
@@ -106,6 +106,10 @@ PUSH_ATTRS.update({
     "tag_file": attr.label(
         allow_single_file = True,
         doc = "A file of tags, one per line (e.g. made by a genrule).",
+    ),
+    "lazy": attr.bool(
+        default = False,
+        doc = "Leave the layers rules_ko made out of the runfiles: `bazel run` then downloads only metadata (under --remote_download_minimal, no layer bytes), and rko push streams the layers the registry lacks from the remote cache, given as `-- --remote-cache URL` (Bazel's HTTP cache URL; `--remote-header NAME=VALUE` for its credentials) or $RKO_REMOTE_CACHE.",
     ),
 })
 
