@@ -7,44 +7,26 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use common::registry::{FaultProxy, Registry, RegistryOptions};
-use common::{RKO, fake_go_binary, read_json, run_ok};
+use common::scratch::Scratch;
+use common::{fake_go_binary, read_json, run_ok};
 
-struct Work {
-    dir: tempfile::TempDir,
+/// A scratch directory with the images a test pushes.
+struct Work(Scratch);
+
+impl std::ops::Deref for Work {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
 }
 
 impl Work {
     fn new() -> Work {
-        let w = Work {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(w.path("docker")).unwrap();
-        w
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn rko(&self, args: &[&str]) -> Output {
-        Command::new(RKO)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("DOCKER_CONFIG", self.path("docker"))
-            .env("REGISTRY_AUTH_FILE", self.path("docker/none.json"))
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.rko(args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "rko {args:?} failed:\n{err}");
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        Work(Scratch::new())
     }
 
     /// Builds an image of `binary` named by `import_path` on the embedded base, and its

@@ -11,42 +11,14 @@ use std::process::{Command, Output};
 
 use common::bazel::CacheServer;
 use common::registry::{Registry, RegistryOptions, http_request};
-use common::{RKO, fake_go_binary, read_json, run_ok};
+use common::scratch::Scratch;
+use common::{fake_go_binary, read_json, run_ok};
 
 const SECRET: &str = "Bearer cache-s3cret-token";
 
-struct Work {
-    dir: tempfile::TempDir,
-}
-
-impl Work {
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn rko(&self, args: &[&str]) -> Output {
-        Command::new(RKO)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("DOCKER_CONFIG", self.path("docker"))
-            .env("REGISTRY_AUTH_FILE", self.path("docker/none.json"))
-            .env_remove("RKO_REMOTE_CACHE")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.rko(args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "rko {args:?} failed:\n{err}");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
 /// Builds an image (a binary layer and a kodata layer on the embedded base) and its push
 /// manifest for `repository`; returns (digest, [(layer/config digest, file)]).
-fn build(w: &Work, repository: &str) -> (String, Vec<(String, PathBuf)>) {
-    std::fs::create_dir_all(w.path("docker")).unwrap();
+fn build(w: &Scratch, repository: &str) -> (String, Vec<(String, PathBuf)>) {
     std::fs::create_dir_all(w.path("kodata")).unwrap();
     std::fs::write(w.path("kodata/a.txt"), "lazy").unwrap();
     fake_go_binary(&w.path("app"), 62, 1 << 20);
@@ -141,7 +113,7 @@ fn upload(cache: &CacheServer, digest: &str, file: &PathBuf) {
     );
 }
 
-fn push(w: &Work, cache: &CacheServer, host: &str) -> Output {
+fn push(w: &Scratch, cache: &CacheServer, host: &str) -> Output {
     let url = cache.url();
     let header = format!("Authorization={SECRET}");
     w.rko(&[
@@ -164,9 +136,7 @@ fn blobs_missing_on_disk_stream_from_the_cache_into_the_registry() {
     common::require_tools!("docker-registry", "skopeo", "nginx");
     let reg = Registry::start(RegistryOptions::plain());
     let cache = CacheServer::start();
-    let w = Work {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let w = Scratch::new();
     let host = reg.host();
     let (digest, blobs) = build(&w, &format!("{host}/lazy/app"));
     assert_eq!(
@@ -223,9 +193,7 @@ fn a_blob_in_neither_place_fails_naming_it_and_puts_no_manifest() {
     common::require_tools!("docker-registry", "nginx");
     let reg = Registry::start(RegistryOptions::plain());
     let cache = CacheServer::start();
-    let w = Work {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let w = Scratch::new();
     let host = reg.host();
     let (digest, blobs) = build(&w, &format!("{host}/lazy/app"));
     // The cache has all but the binary layer; the disk has none.
@@ -267,9 +235,7 @@ fn a_blob_in_neither_place_fails_naming_it_and_puts_no_manifest() {
 
 #[test]
 fn a_grpc_cache_or_a_malformed_header_is_refused_clearly() {
-    let w = Work {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let w = Scratch::new();
     std::fs::write(w.path("push.json"), "{}").unwrap();
     let o = w.rko(&[
         "push",

@@ -6,7 +6,11 @@
 
 use anyhow::{Result, bail};
 
+use crate::archive::push_manifest::BlobRef;
 use crate::oci::Sha256Digest;
+use crate::registry::client::{Payload, Response};
+use crate::registry::push::{Pusher, expect};
+use crate::registry::upload::Counting;
 
 /// A remote cache to read blobs from.
 #[derive(Clone)]
@@ -79,6 +83,77 @@ impl RemoteCache {
     pub fn shown(&self) -> &str {
         &self.url
     }
+}
+
+impl Pusher<'_> {
+    /// `method` of `b` in the cache, answered 200; a 404 is [`CacheError::Missing`].
+    fn cache_request(&self, cache: &RemoteCache, b: &BlobRef, method: &str) -> Result<Response> {
+        let url = cache.blob_url(&b.digest);
+        let headers: Vec<(&str, String)> = cache
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
+        let empty = &mut || Ok(Payload::Empty);
+        let mut r = self
+            .client
+            .send(cache.authority(), method, &url, &headers, &[], empty)?;
+        if r.status == 404 {
+            bail!(CacheError::Missing {
+                digest: b.digest,
+                path: b.path.clone().unwrap_or_default(),
+                cache: cache.shown().to_string(),
+            });
+        }
+        expect(&mut r, &[200], method, &url)?;
+        Ok(r)
+    }
+
+    /// A manifest's bytes from the cache (at most [`crate::oci::json::JSON_LIMIT`]).
+    pub(super) fn cache_bytes(&self, cache: &RemoteCache, b: &BlobRef) -> Result<Vec<u8>> {
+        self.cache_request(cache, b, "GET")?
+            .read_to_vec(crate::oci::json::JSON_LIMIT)
+    }
+
+    /// Fails with [`CacheError::Missing`] unless the cache has `b`.
+    pub(super) fn cache_has(&self, cache: &RemoteCache, b: &BlobRef) -> Result<()> {
+        self.cache_request(cache, b, "HEAD").map(drop)
+    }
+
+    /// Streams `b` from the remote cache straight into the upload at `location`.
+    pub(super) fn copy_from_cache(
+        &self,
+        reg: &str,
+        scopes: &[String],
+        location: &str,
+        cache: &RemoteCache,
+        b: &BlobRef,
+    ) -> Result<()> {
+        let payload = &mut || {
+            let r = self.cache_request(cache, b, "GET")?;
+            Ok(Payload::Reader(Box::new(Counting {
+                inner: r.body.into_reader(),
+                counters: self.counters.clone(),
+            })))
+        };
+        self.put_blob(reg, scopes, location, b, Some(b.size), payload)
+    }
+}
+
+/// A blob a lazy push needs that is nowhere to be found.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(
+        "blob {digest} is neither on disk ({path}) nor in the remote cache {cache} (404 for \
+         {cache}/cas/<its sha256>): build the image with this remote cache so that its \
+         outputs are uploaded to it (Bazel: --remote_cache, with --remote_upload_local_results), \
+         or push from a build that has the file"
+    )]
+    Missing {
+        digest: Sha256Digest,
+        path: std::path::PathBuf,
+        cache: String,
+    },
 }
 
 #[cfg(test)]

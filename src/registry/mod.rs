@@ -17,7 +17,7 @@ pub mod proxy;
 pub mod pull;
 pub mod push;
 pub mod trust;
-pub mod upload;
+mod upload;
 
 /// The response parsers the fuzz targets drive (`crate::fuzzing`).
 #[cfg(fuzzing)]

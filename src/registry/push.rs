@@ -279,7 +279,7 @@ fn is_final(e: &anyhow::Error) -> bool {
             | Some(RegistryError::NoCredentials { .. })
             | Some(RegistryError::Tls { .. })
     ) || e.downcast_ref::<std::io::Error>().is_some()
-        || e.downcast_ref::<crate::registry::upload::CacheError>()
+        || e.downcast_ref::<crate::registry::cache::CacheError>()
             .is_some()
 }
 

@@ -19,9 +19,9 @@ use crate::registry::push::{
 };
 
 /// Counts the bytes read through it into `Counters::bytes_sent`.
-struct Counting<R> {
-    inner: R,
-    counters: Arc<Counters>,
+pub(super) struct Counting<R> {
+    pub(super) inner: R,
+    pub(super) counters: Arc<Counters>,
 }
 
 impl<R: Read> Read for Counting<R> {
@@ -158,7 +158,7 @@ impl Pusher<'_> {
     }
 
     /// The final PUT of an upload at `location`, with `len` bytes (if known) of `payload`.
-    fn put_blob(
+    pub(super) fn put_blob(
         &self,
         reg: &str,
         scopes: &[String],
@@ -272,93 +272,4 @@ impl Pusher<'_> {
         };
         self.put_blob(reg, scopes, location, b, Some(b.size), payload)
     }
-
-    /// A manifest's bytes from the cache (at most [`crate::oci::json::JSON_LIMIT`]).
-    pub(super) fn cache_bytes(&self, cache: &RemoteCache, b: &BlobRef) -> Result<Vec<u8>> {
-        let url = cache.blob_url(&b.digest);
-        let headers = cache_headers(cache);
-        let empty = &mut || Ok(Payload::Empty);
-        let mut r = self
-            .client
-            .send(cache.authority(), "GET", &url, &headers, &[], empty)?;
-        if r.status == 404 {
-            bail!(missing(cache, b));
-        }
-        expect(&mut r, &[200], "GET", &url)?;
-        r.read_to_vec(crate::oci::json::JSON_LIMIT)
-    }
-
-    /// Fails with [`CacheError::Missing`] unless the cache has `b`.
-    fn cache_has(&self, cache: &RemoteCache, b: &BlobRef) -> Result<()> {
-        let url = cache.blob_url(&b.digest);
-        let headers = cache_headers(cache);
-        let empty = &mut || Ok(Payload::Empty);
-        let mut r = self
-            .client
-            .send(cache.authority(), "HEAD", &url, &headers, &[], empty)?;
-        if r.status == 404 {
-            bail!(missing(cache, b));
-        }
-        expect(&mut r, &[200], "HEAD", &url)
-    }
-
-    /// Streams `b` from the remote cache straight into the upload at `location`.
-    fn copy_from_cache(
-        &self,
-        reg: &str,
-        scopes: &[String],
-        location: &str,
-        cache: &RemoteCache,
-        b: &BlobRef,
-    ) -> Result<()> {
-        let url = cache.blob_url(&b.digest);
-        let headers = cache_headers(cache);
-        let payload = &mut || {
-            let empty = &mut || Ok(Payload::Empty);
-            let mut r = self
-                .client
-                .send(cache.authority(), "GET", &url, &headers, &[], empty)?;
-            if r.status == 404 {
-                bail!(missing(cache, b));
-            }
-            expect(&mut r, &[200], "GET", &url)?;
-            Ok(Payload::Reader(Box::new(Counting {
-                inner: r.body.into_reader(),
-                counters: self.counters.clone(),
-            })))
-        };
-        self.put_blob(reg, scopes, location, b, Some(b.size), payload)
-    }
-}
-
-fn cache_headers(cache: &RemoteCache) -> Vec<(&str, String)> {
-    cache
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.clone()))
-        .collect()
-}
-
-fn missing(cache: &RemoteCache, b: &BlobRef) -> CacheError {
-    CacheError::Missing {
-        digest: b.digest,
-        path: b.path.clone().unwrap_or_default(),
-        cache: cache.shown().to_string(),
-    }
-}
-
-/// A blob a lazy push needs that is nowhere to be found.
-#[derive(Debug, thiserror::Error)]
-pub enum CacheError {
-    #[error(
-        "blob {digest} is neither on disk ({path}) nor in the remote cache {cache} (404 for \
-         {cache}/cas/<its sha256>): build the image with this remote cache so that its \
-         outputs are uploaded to it (Bazel: --remote_cache, with --remote_upload_local_results), \
-         or push from a build that has the file"
-    )]
-    Missing {
-        digest: crate::oci::Sha256Digest,
-        path: std::path::PathBuf,
-        cache: String,
-    },
 }

@@ -313,6 +313,7 @@ pub mod bazel;
 pub mod registry;
 pub mod require;
 pub mod resolve;
+pub mod scratch;
 pub mod tinyproxy;
 
 #[allow(unused_imports)]
