@@ -29,6 +29,11 @@ impl Work {
         Work(Scratch::new())
     }
 
+    /// [`Work::image`] of the binary `api` as example.com/svc/cmd/api.
+    fn api(&self, name: &str, repository: &str) -> (String, String) {
+        self.image(name, "api", "example.com/svc/cmd/api", repository)
+    }
+
     /// Builds an image of `binary` named by `import_path` on the embedded base, and its
     /// push manifest for `repository` (tag v1); returns (push manifest path, digest).
     fn image(
@@ -130,18 +135,8 @@ fn shared_blobs_go_up_once_and_are_mounted_everywhere_else() {
     fake_go_binary(&w.path("api"), 62, 1 << 20);
     fake_go_binary(&w.path("web"), 62, 3 << 19);
     let images = [
-        w.image(
-            "a",
-            "api",
-            "example.com/svc/cmd/api",
-            &format!("{host}/team/a"),
-        ),
-        w.image(
-            "b",
-            "api",
-            "example.com/svc/cmd/api",
-            &format!("{host}/team/b"),
-        ),
+        w.api("a", &format!("{host}/team/a")),
+        w.api("b", &format!("{host}/team/b")),
         w.image(
             "c",
             "web",
@@ -223,12 +218,7 @@ fn one_manifest_keeps_the_single_image_report() {
     let host = reg.host();
     let w = Work::new();
     fake_go_binary(&w.path("api"), 62, 1 << 20);
-    let one = [w.image(
-        "a",
-        "api",
-        "example.com/svc/cmd/api",
-        &format!("{host}/team/a"),
-    )];
+    let one = [w.api("a", &format!("{host}/team/a"))];
     w.ok(&push_args(&one, &host, "refs.json"));
     let refs = read_json(w.path("refs.json"));
     assert_eq!(refs["reference"], format!("{host}/team/a@{}", one[0].1));
@@ -243,18 +233,8 @@ fn repository_override_needs_exactly_one_manifest() {
     fake_go_binary(&w.path("api"), 62, 1 << 16);
     let host = "127.0.0.1:1";
     let images = [
-        w.image(
-            "a",
-            "api",
-            "example.com/svc/cmd/api",
-            &format!("{host}/team/a"),
-        ),
-        w.image(
-            "b",
-            "api",
-            "example.com/svc/cmd/api",
-            &format!("{host}/team/b"),
-        ),
+        w.api("a", &format!("{host}/team/a")),
+        w.api("b", &format!("{host}/team/b")),
     ];
     let mut args = push_args(&images, host, "refs.json");
     args.extend(["--repository", "127.0.0.1:1/other"]);
@@ -279,12 +259,7 @@ fn print_after_the_push_or_instead_of_it() {
     let host = proxy.addr();
     let w = Work::new();
     fake_go_binary(&w.path("api"), 62, 1 << 18);
-    let one = [w.image(
-        "a",
-        "api",
-        "example.com/svc/cmd/api",
-        &format!("{host}/team/a"),
-    )];
+    let one = [w.api("a", &format!("{host}/team/a"))];
     let yaml = "# resolved\r\nimage: x@sha256:00\r\n---\nkind: Service\n";
     std::fs::write(w.path("prod.yaml"), yaml).unwrap();
     let with = |extra: &[&str]| {
