@@ -10,6 +10,7 @@
 
 mod archive;
 mod build;
+mod buildinfo;
 mod cli;
 mod image;
 mod importpath;

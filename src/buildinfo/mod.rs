@@ -1,0 +1,8 @@
+//! Go build info, read from an executable's own bytes with no Go toolchain: the Go version
+//! and the module list (`path`, `mod`, `dep`, `=>`, `build` lines) that `go version -m`
+//! prints. [`modinfo`] parses the text; [`exe`] finds it in ELF, Mach-O and PE files.
+
+pub mod exe;
+pub mod modinfo;
+
+pub use modinfo::{BuildInfo, ModinfoError, Module, Setting};
