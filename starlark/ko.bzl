@@ -34,6 +34,15 @@ NAMING_STRATEGIES = ["md5", "bare", "base-import-paths", "preserve-import-paths"
 
 COMPRESSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst"}
 
+# ko_image's `sbom` attribute: the SBOM formats it makes (`rko sbom --format`), each with
+# the suffix of its file. "spdx" is the default, as ko's.
+SBOM_CHOICES = {"spdx": ["spdx"], "cyclonedx": ["cyclonedx"], "both": ["spdx", "cyclonedx"], "none": []}
+SBOM_SUFFIXES = {"spdx": ".spdx.json", "cyclonedx": ".cyclonedx.json"}
+
+# The builder.id of provenance statements when the rule names none (%s: bazel or buck2).
+# A URN, so it claims no host; set `builder_id` to your CI's own id for verifiers to match.
+DEFAULT_BUILDER_ID = "urn:rules-ko:builder:%s"
+
 _HEX = "0123456789abcdef"
 _TAG_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
@@ -207,6 +216,16 @@ def image_options(attrs, base_name):
         "base_name": base_name,
     }
 
+def sbom_formats(rule, value):
+    """The SBOM formats a ko_image's `sbom` attribute asks for."""
+    check_one_of(rule, "sbom", value, sorted(SBOM_CHOICES.keys()))
+    return SBOM_CHOICES[value]
+
+def image_attachments(info):
+    """[[image descriptor, document]] pairs: the SBOMs and provenance of one image
+    (KoImageInfo), attached to it as OCI referrers when pushed."""
+    return [[info.descriptor, d] for d in info.sboms + info.provenance]
+
 def image_sources(info):
     """The files of one image (KoImageInfo): what tarball, layout, load and push read."""
     return struct(
@@ -214,6 +233,7 @@ def image_sources(info):
         blobs = [info.manifest, info.config],
         layers = info.layers,
         bases = [info.base],
+        attachments = image_attachments(info),
     )
 
 def index_sources(info):
@@ -221,15 +241,19 @@ def index_sources(info):
     blobs = [info.index]
     layers = []
     bases = []
+    attachments = []
     seen = {}
     for img in info.images:
         blobs.extend([img.manifest, img.config])
         layers.extend(img.layers)
+
+        # One SBOM (and provenance) per platform image, each attached to its own image.
+        attachments.extend(image_attachments(img))
         key = "%s|%s|%s" % (img.base.spec, img.base.reference, img.base.digest)
         if key not in seen:
             seen[key] = True
             bases.append(img.base)
-    return struct(root = info.descriptor, blobs = blobs, layers = layers, bases = bases)
+    return struct(root = info.descriptor, blobs = blobs, layers = layers, bases = bases, attachments = attachments)
 
 def insecure_registries(sources):
     """The registries the bases of sources are reached over plain HTTP or unverified TLS."""
@@ -506,6 +530,48 @@ def index_args(image_descriptors, index, descriptor, digest):
         out(digest),
     ]
 
+def sbom_args(binary, importpath, descriptor, config, format, output):
+    """`rko sbom`: an SPDX or CycloneDX document from the binary's Go build info, about the
+    image descriptor (its created time from config). Reads no layer bytes."""
+    return [
+        "sbom",
+        "--binary",
+        binary,
+        "--import-path",
+        importpath,
+        "--image",
+        descriptor,
+        "--image-config",
+        config,
+        "--format",
+        format,
+        "-o",
+        out(output),
+    ]
+
+def provenance_args(binary, importpath, platform, descriptor, base, base_reference, kodata_dir_files, builder_id, output):
+    """`rko provenance`: an in-toto SLSA v1 statement about the image from its inputs.
+
+    base: base_arg(...); kodata_dir_files: [[image path, file]] pairs as layer_kodata_args.
+    """
+    args = [
+        "provenance",
+        "--image",
+        descriptor,
+        "--binary",
+        binary,
+        "--import-path",
+        importpath,
+        "--platform",
+        platform,
+        "--base",
+        base,
+    ]
+    if base_reference:
+        args.extend(["--base-ref", base_reference])
+    args.append(each("--kodata-file", kodata_dir_files, "="))
+    return args + ["--builder-id", builder_id, "-o", out(output)]
+
 def sources_args(sources):
     """The blob sources of an image or index, for tarball, layout, load and push-manifest.
 
@@ -541,7 +607,7 @@ def load_args(sources, tags, insecure_registries = []):
         args.extend(["--tag", t])
     return args + registry_args(insecure_registries)
 
-def push_manifest_args(sources, repository, output, importpath = "", naming = "", tags = [], tag_files = [], stamp_files = [], path_maps = []):
+def push_manifest_args(sources, repository, output, importpath = "", naming = "", tags = [], tag_files = [], stamp_files = [], path_maps = [], attachments = []):
     """`rko push-manifest`. With naming, repository is a prefix (ko's KO_DOCKER_REPO).
 
     The manifest records blob paths relative to itself, so `rko push --manifest M` works
@@ -560,6 +626,9 @@ def push_manifest_args(sources, repository, output, importpath = "", naming = ""
     for f in stamp_files:
         args.extend(["--stamp-file", f])
     args.append(each("--path-map", path_maps, "="))
+
+    # SBOMs and provenance: each document with the image it is about (its subject).
+    args.append(each("--attach", attachments, "="))
     return args + ["-o", out(output)]
 
 def push_args(manifests, insecure_registries = [], then_print = None):

@@ -423,6 +423,9 @@ fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
         "root//cmd/foo:image.push",
         "root//cmd/foo:image_index.push",
         "root//cmd/foo:image.load",
+        "root//cmd/foo:image_sc",
+        "root//cmd/foo:image_sc.push",
+        "root//cmd/foo:image_sc_index.push",
         "root//cmd/bar:image_multi.push",
         "root//cmd/bar:image_eager",
     ] {

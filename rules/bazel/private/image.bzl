@@ -4,11 +4,15 @@ Actions, each with its own mnemonic so Bazel caches and re-runs them apart:
   KoLayer (kodata)  rko layer kodata  -> kodata layer blob + descriptor
   KoLayer (binary)  rko layer binary  -> binary layer blob + descriptor
   KoImage           rko image         -> config, manifest, descriptor, digest (metadata only)
+  KoSbom            rko sbom          -> SPDX / CycloneDX from the binary's Go build info
+  KoProvenance      rko provenance    -> in-toto SLSA v1 statement (provenance = True)
   KoTarball/KoLayout (output groups "tarball" and "layout") -> the whole image
 A Go change re-runs the binary layer and the image; an env change re-runs only the image.
+The SBOMs and provenance are output groups "sbom" and "provenance"; ko_push attaches them
+to the pushed image as OCI referrers.
 """
 
-load("//starlark:ko.bzl", "COMPRESSIONS", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "unknown_target_platform")
+load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
 load(":args.bzl", "render")
 load(":outputs.bzl", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
@@ -126,6 +130,44 @@ def _ko_image_impl(ctx):
         progress_message = "KoImage " + str(ctx.label) + " (" + platform + ")",
         **TOOLCHAIN_KWARGS
     )
+
+    # Supply chain: from the binary's build info and the image's own metadata, no layers.
+    sboms = []
+    for format in sbom_formats(rule, ctx.attr.sbom):
+        sbom = ctx.actions.declare_file(ctx.label.name + SBOM_SUFFIXES[format])
+        ctx.actions.run(
+            executable = rko,
+            arguments = [render(ctx, sbom_args(binary, importpath, outs["descriptor"], outs["config"], format, sbom))],
+            inputs = [binary, outs["descriptor"], outs["config"]],
+            outputs = [sbom],
+            mnemonic = "KoSbom",
+            progress_message = "KoSbom %s (%s)" % (ctx.label, format),
+            **TOOLCHAIN_KWARGS
+        )
+        sboms.append(sbom)
+    provenance = []
+    if ctx.attr.provenance:
+        statement = ctx.actions.declare_file(ctx.label.name + ".provenance.json")
+        ctx.actions.run(
+            executable = rko,
+            arguments = [render(ctx, provenance_args(
+                binary,
+                importpath,
+                platform,
+                outs["descriptor"],
+                base_arg(base.spec, base.dir, base.digest),
+                base.reference,
+                kodata_files,
+                ctx.attr.builder_id or DEFAULT_BUILDER_ID % "bazel",
+                statement,
+            ))],
+            inputs = depset([binary, outs["descriptor"]] + ctx.files.kodata, transitive = [base.metadata]),
+            outputs = [statement],
+            mnemonic = "KoProvenance",
+            progress_message = "KoProvenance %s" % ctx.label,
+            **TOOLCHAIN_KWARGS
+        )
+        provenance.append(statement)
     info = KoImageInfo(
         importpath = importpath,
         platform = platform,
@@ -135,11 +177,16 @@ def _ko_image_impl(ctx):
         digest = outs["digest"],
         layers = layers,
         base = base,
+        sboms = sboms,
+        provenance = provenance,
     )
+    groups = output_group_actions(ctx, rko, image_sources(info))
+    groups["sbom"] = depset(sboms)
+    groups["provenance"] = depset(provenance)
     return [
         info,
         DefaultInfo(files = depset([outs["manifest"], outs["config"], outs["digest"]])),
-        OutputGroupInfo(**output_group_actions(ctx, rko, image_sources(info))),
+        OutputGroupInfo(**groups),
     ]
 
 IMAGE_ATTRS = dict(PLATFORM_ATTRS)
@@ -179,11 +226,22 @@ IMAGE_ATTRS.update({
     "created": attr.string(doc = "The config's created time, seconds since the epoch (default: the base's)."),
     "compression": attr.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
     "compression_level": attr.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+    "sbom": attr.string(
+        default = "spdx",
+        doc = "The SBOMs to make from the binary's Go build info (output group `sbom`; ko_push attaches them): " + ", ".join(sorted(SBOM_CHOICES.keys())) + ". spdx (SPDX 2.3) is ko's default; cyclonedx is CycloneDX 1.6.",
+    ),
+    "provenance": attr.bool(
+        default = False,
+        doc = "Make an in-toto SLSA v1 provenance statement from the image's inputs (output group `provenance`; ko_push attaches it).",
+    ),
+    "builder_id": attr.string(
+        doc = "The provenance's runDetails.builder.id (a URI naming your build platform). Default: " + DEFAULT_BUILDER_ID % "bazel" + ".",
+    ),
 })
 
 ko_image = rule(
     implementation = _ko_image_impl,
-    doc = "A Go binary as an OCI image in ko's layout. Default outputs: manifest, config and digest; output groups `tarball` and `layout` have the whole image.",
+    doc = "A Go binary as an OCI image in ko's layout. Default outputs: manifest, config and digest; output groups `tarball` and `layout` have the whole image, `sbom` and `provenance` its supply-chain documents.",
     attrs = IMAGE_ATTRS,
     fragments = ["platform"],
     toolchains = [TOOLCHAIN_TYPE],

@@ -17,8 +17,11 @@ def source_files(sources):
     return depset(direct, transitive = [b.metadata for b in sources.bases] + [b.blobs for b in sources.bases])
 
 def metadata_files(sources):
-    """depset[File] of the sources without layer bytes: what a push manifest needs."""
+    """depset[File] of the sources without layer bytes: what a push manifest needs (with
+    the documents to attach and the image descriptors they are about)."""
     direct = [sources.root] + sources.blobs + [l.descriptor for l in sources.layers]
+    for subject, document in sources.attachments:
+        direct.extend([subject, document])
     return depset(direct, transitive = [b.metadata for b in sources.bases])
 
 def runfile(path):
@@ -124,6 +127,9 @@ def stage(ctx, sources, layer_blobs = True):
         files.extend([l.descriptor, l.blob])
         if not layer_blobs:
             lazy.append(l.blob.path)
+
+    # The documents attached on push (small: always staged, even for a lazy push).
+    files.extend([document for _, document in sources.attachments])
     for i, f in enumerate(files):
         if f.path in staged:
             continue

@@ -34,6 +34,8 @@ KoImageInfo = provider(
         "digest": "File: the manifest digest, sha256:...",
         "layers": "list[KoLayerInfo]: the image's own layers, in order",
         "base": "KoBaseInfo: the base",
+        "sboms": "list[File]: SBOM documents about this image (SPDX, CycloneDX), from ko_image's `sbom`",
+        "provenance": "list[File]: the in-toto provenance statement, when ko_image's `provenance` is set",
     },
 )
 

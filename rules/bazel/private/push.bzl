@@ -46,6 +46,7 @@ def _ko_push_impl(ctx):
             tag_files = ctx.files.tag_file,
             stamp_files = stamps,
             path_maps = staging.path_maps,
+            attachments = sources.attachments,
         ))],
         # Descriptors and paths only: the layers reach `bazel run` as runfiles.
         inputs = depset(ctx.files.tag_file + stamps, transitive = [metadata_files(sources)]),

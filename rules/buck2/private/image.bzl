@@ -4,12 +4,18 @@ Actions (category, identifier), each cached apart:
   ko_layer kodata   rko layer kodata  -> kodata layer blob + descriptor
   ko_layer binary   rko layer binary  -> binary layer blob + descriptor
   ko_image          rko image         -> config, manifest, descriptor, digest (metadata only)
+  ko_sbom spdx|cyclonedx  rko sbom    -> SBOMs from the binary's Go build info ([sbom])
+  ko_provenance     rko provenance    -> in-toto SLSA v1 statement ([provenance])
   ko_tarball, ko_layout               -> the whole image, only for [tarball] / [layout]
+ko_push attaches the SBOMs and provenance to the pushed image as OCI referrers.
 """
 
 load(
     "//starlark:ko.bzl",
     "COMPRESSIONS",
+    "DEFAULT_BUILDER_ID",
+    "SBOM_CHOICES",
+    "SBOM_SUFFIXES",
     "base_arg",
     "check_base_platform",
     "check_binary",
@@ -21,6 +27,9 @@ load(
     "kodata_prefix",
     "layer_binary_args",
     "layer_kodata_args",
+    "provenance_args",
+    "sbom_args",
+    "sbom_formats",
     "unknown_target_platform",
 )
 load(":args.bzl", "run_rko")
@@ -102,6 +111,31 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         outs,
         **image_options(ctx.attrs, base.reference)
     ), "ko_image")
+
+    # Supply chain: from the binary's build info and the image's own metadata, no layers.
+    sboms = []
+    sub_files = {}
+    for format in sbom_formats(rule, ctx.attrs.sbom):
+        sbom = ctx.actions.declare_output(ctx.label.name + SBOM_SUFFIXES[format])
+        run_rko(ctx, sbom_args(binary, importpath, outs["descriptor"], outs["config"], format, sbom), "ko_sbom", format)
+        sboms.append(sbom)
+        sub_files[format] = sbom
+    provenance = []
+    if ctx.attrs.provenance:
+        statement = ctx.actions.declare_output(ctx.label.name + ".provenance.json")
+        run_rko(ctx, provenance_args(
+            binary,
+            importpath,
+            platform,
+            outs["descriptor"],
+            base_arg(base.spec, base.dir, base.digest),
+            base.reference,
+            kodata_files,
+            ctx.attrs.builder_id or DEFAULT_BUILDER_ID % "buck2",
+            statement,
+        ), "ko_provenance")
+        provenance.append(statement)
+        sub_files["provenance"] = statement
     info = KoImageInfo(
         importpath = importpath,
         platform = platform,
@@ -111,24 +145,31 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         digest = outs["digest"],
         layers = layers,
         base = base,
+        sboms = sboms,
+        provenance = provenance,
     )
+    sub_files.update({
+        "config": outs["config"],
+        "descriptor": outs["descriptor"],
+        "digest": outs["digest"],
+        "manifest": outs["manifest"],
+    })
+    subs = image_sub_targets(ctx, image_sources(info), sub_files)
+    if sboms:
+        # Every SBOM the image has, whatever its format.
+        subs["sbom"] = [DefaultInfo(default_outputs = sboms)]
     return [
         info,
         DefaultInfo(
             default_output = outs["digest"],
             other_outputs = [outs["manifest"], outs["config"]],
-            sub_targets = image_sub_targets(ctx, image_sources(info), {
-                "config": outs["config"],
-                "descriptor": outs["descriptor"],
-                "digest": outs["digest"],
-                "manifest": outs["manifest"],
-            }),
+            sub_targets = subs,
         ),
     ]
 
 ko_image = rule(
     impl = _ko_image_impl,
-    doc = "A Go binary as an OCI image in ko's layout. Default output: the digest (manifest and config beside it); sub-targets [tarball], [layout], [digest], [manifest], [config], [descriptor].",
+    doc = "A Go binary as an OCI image in ko's layout. Default output: the digest (manifest and config beside it); sub-targets [tarball], [layout], [digest], [manifest], [config], [descriptor], [sbom] ([spdx], [cyclonedx]) and [provenance].",
     attrs = {
         "binary": attrs.dep(doc = "The Go executable: a prelude go_binary, or any target whose default output is one executable. Goes to /ko-app/<last element of importpath>."),
         "importpath": attrs.string(default = "", doc = "The Go import path of the binary's main package (ko://... accepted). Names /ko-app/<name> and, with ko_push naming, the repository."),
@@ -147,6 +188,9 @@ ko_image = rule(
         "created": attrs.string(default = "", doc = "The config's created time, seconds since the epoch (default: the base's)."),
         "compression": attrs.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
         "compression_level": attrs.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+        "sbom": attrs.string(default = "spdx", doc = "The SBOMs to make from the binary's Go build info ([sbom], [spdx], [cyclonedx]; ko_push attaches them): " + ", ".join(sorted(SBOM_CHOICES.keys())) + ". spdx (SPDX 2.3) is ko's default; cyclonedx is CycloneDX 1.6."),
+        "provenance": attrs.bool(default = False, doc = "Make an in-toto SLSA v1 provenance statement from the image's inputs ([provenance]; ko_push attaches it)."),
+        "builder_id": attrs.string(default = "", doc = "The provenance's runDetails.builder.id (a URI naming your build platform). Default: " + DEFAULT_BUILDER_ID % "buck2" + "."),
         "_target_platform": attrs.default_only(attrs.dep(default = "rules_ko//rules/buck2:target_platform", providers = [KoPlatformInfo])),
         "_rko": RKO_TOOLCHAIN_ATTR,
     },

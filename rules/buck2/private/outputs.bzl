@@ -30,6 +30,8 @@ def source_items(sources: struct, with_blobs: bool) -> dict[str, typing.Any]:
 def metadata_artifacts(sources: struct) -> list[Artifact]:
     """The artifacts of the sources without layer bytes: what a push manifest reads."""
     files = [sources.root] + sources.blobs + [l.descriptor for l in sources.layers]
+    for subject, document in sources.attachments:
+        files.extend([subject, document])
     return files + [b.dir for b in sources.bases if b.dir]
 
 def blob_artifacts(sources: struct) -> list[Artifact]:

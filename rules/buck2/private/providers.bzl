@@ -51,6 +51,10 @@ KoImageInfo = provider(
         "layers": provider_field(list[typing.Any]),
         # KoBaseInfo: the base.
         "base": provider_field(typing.Any),
+        # SBOM documents about this image (SPDX, CycloneDX), from ko_image's `sbom`.
+        "sboms": provider_field(list[Artifact], default = []),
+        # The in-toto provenance statement, when ko_image's `provenance` is set.
+        "provenance": provider_field(list[Artifact], default = []),
     },
 )
 

@@ -64,6 +64,7 @@ def _ko_push_impl(ctx: AnalysisContext) -> list[Provider]:
             naming = ctx.attrs.naming,
             tags = ctx.attrs.remote_tags,
             tag_files = tag_files,
+            attachments = sources.attachments,
         ),
         "ko_push_manifest",
         hidden = metadata_artifacts(sources) + tag_files,
