@@ -368,6 +368,11 @@ pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
         "ko_image",
         "attribute 'kodata': expected files under bad/kodata_outside/kodata/ (the image path is the part below it), found \"bad/kodata_outside/other/kodata/greeting.txt\". Move the file, or set kodata_strip_prefix",
     ),
+    (
+        "//bad/sbom_format:image",
+        "ko_image",
+        "attribute 'sbom': expected one of \"both\", \"cyclonedx\", \"none\", \"spdx\", found \"syft\"",
+    ),
 ];
 
 /// `rko build` of tests/e2e/ws's //analysis:subject (zstd, env, label, user, one kodata
