@@ -10,9 +10,11 @@ mod image;
 mod index;
 mod layer;
 mod load;
+mod provenance;
 mod pull;
 mod push;
 mod resolve;
+mod sbom;
 mod stdout;
 mod tarball;
 
@@ -55,6 +57,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Replace `ko://IMPORTPATH` in YAML with the images push manifests name, like `ko resolve`.
     Resolve(resolve::ResolveArgs),
+    /// Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its Go binary's build info.
+    Sbom(sbom::SbomArgs),
+    /// Write an image's SLSA v1 provenance as an in-toto Statement.
+    Provenance(provenance::ProvenanceArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -70,6 +76,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),
         Command::Resolve(a) => resolve::run(a),
+        Command::Sbom(a) => sbom::run(a),
+        Command::Provenance(a) => provenance::run(a),
     }
 }
 
