@@ -37,6 +37,14 @@ pub struct ProvenanceArgs {
     /// The kodata directory: every file is recorded with its sha256.
     #[arg(long, value_name = "DIR")]
     pub kodata: Option<PathBuf>,
+    /// IMAGE_PATH=FILE: a kodata file as `rko layer kodata --file` takes it (what a build
+    /// system passes). Repeatable.
+    #[arg(
+        long = "kodata-file",
+        value_name = "IMAGE_PATH=FILE",
+        conflicts_with = "kodata"
+    )]
+    pub kodata_files: Vec<String>,
     /// A tag the image gets. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -79,7 +87,7 @@ pub fn run(a: ProvenanceArgs) -> Result<()> {
     });
     let kodata = match &a.kodata {
         Some(d) => provenance::kodata_files(d)?,
-        None => Vec::new(),
+        None => provenance::kodata_pairs(&a.kodata_files)?,
     };
     let input = ProvenanceInput {
         image: Image {

@@ -115,6 +115,33 @@ impl Image {
     }
 }
 
+/// The `pkg:oci` purl of an image reference `HOST[:PORT]/PATH[:TAG][@sha256:…]` (a URI, where
+/// the reference itself is none): `pkg:oci/NAME[@DIGEST]?repository_url=HOST/PATH[&tag=TAG]`,
+/// `digest` standing in for one the reference lacks.
+pub fn reference_purl(reference: &str, digest: Option<&Sha256Digest>) -> String {
+    let (rest, in_ref) = match reference.rsplit_once('@') {
+        Some((r, d)) => (r, d.parse::<Sha256Digest>().ok()),
+        None => (reference, None),
+    };
+    let (repo, tag) = match rest.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+        _ => (rest, None),
+    };
+    let name = repo.rsplit('/').next().unwrap_or(repo).to_ascii_lowercase();
+    let mut p = format!("pkg:oci/{}", purl_encode(&name, false));
+    if let Some(d) = in_ref.as_ref().or(digest) {
+        p.push('@');
+        p.push_str(&purl_encode(&d.to_string(), false));
+    }
+    p.push_str("?repository_url=");
+    p.push_str(&purl_encode(repo, true));
+    if let Some(t) = tag {
+        p.push_str("&tag=");
+        p.push_str(&purl_encode(t, true));
+    }
+    p
+}
+
 /// Percent-encodes a purl segment, version or (with `slash`) qualifier value: everything
 /// but ASCII letters, digits, `.-_~` and `:` (and `/` in a qualifier value), as
 /// packageurl-python, the reference implementation, writes them.
@@ -471,6 +498,23 @@ mod tests {
             ..img
         };
         assert_eq!(img.name(), "x");
+    }
+
+    #[test]
+    fn reference_purls() {
+        let d = Sha256Digest::of(b"");
+        assert_eq!(
+            reference_purl("localhost:5000/team/Static:v1", Some(&d)),
+            format!("pkg:oci/static@{d}?repository_url=localhost:5000/team/Static&tag=v1")
+        );
+        assert_eq!(
+            reference_purl(&format!("cgr.dev/chainguard/static@{d}"), None),
+            format!("pkg:oci/static@{d}?repository_url=cgr.dev/chainguard/static")
+        );
+        assert_eq!(
+            reference_purl("localhost:5000/x", None),
+            "pkg:oci/x?repository_url=localhost:5000/x"
+        );
     }
 
     #[test]

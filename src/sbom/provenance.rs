@@ -5,7 +5,8 @@
 //!   `externalParameters` holds what the user chose (`importPath`, `platform`, `base` (the
 //!   base's reference), `tags`); `internalParameters` what rko chose (`baseSpec`, how
 //!   `--base` named the base: `static`, `scratch` or `layout`);
-//!   `resolvedDependencies` lists the base manifest (uri = the base reference, its digest),
+//!   `resolvedDependencies` lists the base manifest (uri = the base reference as a
+//!   `pkg:oci` purl, since a reference is no URI; its digest),
 //!   the Go binary (`ko://IMPORTPATH`, sha256 of its bytes), every kodata file
 //!   (`kodata/PATH`, sorted, sha256) and rko itself (`pkg:generic/rko@VERSION`);
 //! - `predicate.runDetails.builder.id`: who ran rko (`--builder-id`); `builder.version`
@@ -66,7 +67,7 @@ pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
         (r, d) => {
             let mut base = json!({"name": "base"});
             if let Some(r) = r {
-                base["uri"] = json!(r);
+                base["uri"] = json!(crate::sbom::reference_purl(r, d.as_ref()));
             }
             if let Some(d) = d {
                 base["digest"] = sha(d);
@@ -129,6 +130,46 @@ pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
 /// Every regular file under `dir` (symlinks followed, as ko's kodata layer does) with its
 /// sha256: paths relative to `dir`, `/`-separated, sorted bytewise.
 pub fn kodata_files(dir: &Path) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = walk(dir, "")?;
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    files
+        .into_iter()
+        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
+        .collect()
+}
+
+/// [`kodata_files`] for `IMAGE_PATH=FILE` pairs, as `rko layer kodata --file` takes them (a
+/// FILE that is a directory stands for every file under it).
+pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = Vec::new();
+    for pair in pairs {
+        let (image_path, file) = match pair.split_once('=') {
+            Some((i, f)) if !i.is_empty() && !f.is_empty() => (i.trim_matches('/'), Path::new(f)),
+            _ => anyhow::bail!(
+                "invalid --kodata-file {pair:?}: expected IMAGE_PATH=FILE, as rko layer kodata --file takes it"
+            ),
+        };
+        if file.is_dir() {
+            files.extend(walk(file, image_path)?);
+        } else {
+            files.push((image_path.to_string(), file.to_path_buf()));
+        }
+    }
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if let Some(w) = files.windows(2).find(|w| w[0].0 == w[1].0) {
+        anyhow::bail!(
+            "kodata path {:?} is given twice; give each path once",
+            w[0].0
+        );
+    }
+    files
+        .into_iter()
+        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
+        .collect()
+}
+
+/// The files under `dir`, paths relative to it under `prefix`.
+fn walk(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
     if !dir.is_dir() {
         anyhow::bail!(
             "kodata {} is not a directory: expected the kodata directory the image's kodata layer was made from",
@@ -153,11 +194,12 @@ pub fn kodata_files(dir: &Path) -> Result<Vec<(String, Sha256Digest)>> {
                 })
             })
             .collect::<Result<_>>()?;
-        files.push((parts.join("/"), entry.path().to_path_buf()));
+        let rel = parts.join("/");
+        let rel = match prefix.is_empty() {
+            true => rel,
+            false => format!("{prefix}/{rel}"),
+        };
+        files.push((rel, entry.path().to_path_buf()));
     }
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    files
-        .into_iter()
-        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
-        .collect()
+    Ok(files)
 }
