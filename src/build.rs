@@ -38,8 +38,8 @@ pub struct Request {
     pub compression: Compression,
     pub threads: usize,
     pub options: ImageOptions,
-    /// The SBOM formats to make (empty: none). Made only when something takes them: a
-    /// `--sbom-dir` or a push.
+    /// The SBOM formats to make (empty: none). Made only when something takes them:
+    /// [`Outs::sbom_dir`], or a push with [`Outs::sbom_for_push`].
     pub sbom: Vec<SbomFormat>,
     /// SLSA `runDetails.builder.id` of the provenance.
     pub builder_id: String,
@@ -56,6 +56,11 @@ pub struct Outs<'a> {
     pub sbom_dir: Option<PathBuf>,
     /// Write the SLSA provenance (an in-toto Statement) to this file.
     pub provenance: Option<PathBuf>,
+    /// Make the SBOMs for the push to attach as referrers, also without `sbom_dir`. Off
+    /// until the attachment is wired: a binary the layer takes (it has Go's magic) may still
+    /// carry no readable build info (tests' synthetic binaries), and its SBOM would then
+    /// fail a push that does not use it.
+    pub sbom_for_push: bool,
     pub push: Option<Push>,
     /// Reaches a shallow base's registry, and the push target.
     pub client: &'a dyn Fn() -> Result<Client>,
@@ -74,7 +79,8 @@ pub struct Push {
 pub struct Built {
     pub image: BuiltImage,
     pub pushed: Option<PushReport>,
-    /// The SBOMs and provenance made for the image, for a push to attach as referrers.
+    /// The SBOMs (when `sbom_dir` or `sbom_for_push` asks for them) and the provenance
+    /// (when `provenance` does), for a push to attach as referrers.
     #[allow(dead_code)] // read by the referrer attachment of --push (issue 9, item 3)
     pub documents: Vec<Document>,
 }
@@ -139,7 +145,8 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
     })
 }
 
-/// The SBOMs (when a `--sbom-dir` or a push takes them) and the provenance (when asked).
+/// The SBOMs (for `--sbom-dir`, or a push that attaches them) and the provenance (when
+/// asked).
 fn documents(
     req: &Request,
     outs: &Outs<'_>,
@@ -148,7 +155,8 @@ fn documents(
     image: &BuiltImage,
 ) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
-    let sboms = !req.sbom.is_empty() && (outs.sbom_dir.is_some() || outs.push.is_some());
+    let for_push = outs.sbom_for_push && outs.push.is_some();
+    let sboms = !req.sbom.is_empty() && (outs.sbom_dir.is_some() || for_push);
     if !sboms && outs.provenance.is_none() {
         return Ok(docs);
     }

@@ -73,7 +73,7 @@ pub struct BuildArgs {
     /// is HEADed first and put only when it names something else).
     #[arg(long)]
     pub force_tags: bool,
-    /// The SBOM to make, as ko's --sbom: written to --sbom-dir, and made for the push.
+    /// The SBOM to make, as ko's --sbom (written to --sbom-dir).
     #[arg(long, value_enum, default_value = "spdx")]
     pub sbom: SbomChoice,
     /// Write the SBOMs to this directory (created if missing), named as ko names them:
@@ -149,6 +149,8 @@ pub fn run(a: BuildArgs) -> Result<()> {
         digest_file: a.digest_file.clone(),
         sbom_dir: a.sbom_dir.clone(),
         provenance: a.provenance.clone(),
+        // Set once rko build --push attaches the SBOMs as referrers.
+        sbom_for_push: false,
         push,
         client: &client,
     };
