@@ -189,6 +189,7 @@ fn documents(
         }
     }
     if outs.provenance.is_some() {
+        provenance::check_builder_id(&req.builder_id)?;
         let tags = match &outs.push {
             Some(p) => p.tags.clone(),
             None => outs.tags.iter().map(|t| t.to_string()).collect(),

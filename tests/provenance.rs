@@ -450,6 +450,23 @@ fn bad_inputs_fail_clearly_and_leave_no_output() {
         a.extend(base);
         fail_in(d, &a)
     };
+    let err = fail_in(
+        d,
+        &[
+            "provenance",
+            "--image",
+            img,
+            "--binary",
+            b,
+            "--import-path",
+            IP,
+            "--builder-id",
+            "my builder",
+            "-o",
+            o,
+        ],
+    );
+    assert!(err.contains("invalid builder id"), "{err}");
     let err = run(&["--image", "missing.json", "--binary", b]);
     assert!(
         err.contains("cannot read") && err.contains("missing.json"),

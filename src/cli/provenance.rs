@@ -63,6 +63,7 @@ pub struct ProvenanceArgs {
 pub fn run(a: ProvenanceArgs) -> Result<()> {
     let import_path = crate::importpath::strip_scheme(&a.import_path).to_string();
     crate::importpath::check(&import_path)?;
+    provenance::check_builder_id(&a.builder_id)?;
     let (digest, desc_platform) = image_arg(&a.image)?;
     let platform = a.platform.clone().or(desc_platform);
     let spec = BaseSpec::parse(&a.base)?;

@@ -48,6 +48,23 @@ pub struct ProvenanceInput {
     pub builder_id: String,
 }
 
+/// Checks a builder id: SLSA wants a URI (`https://…`, `urn:…`), so it needs a scheme.
+pub fn check_builder_id(id: &str) -> Result<()> {
+    let scheme = id.split_once(':').map(|(s, _)| s).unwrap_or("");
+    let ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && id.len() > scheme.len() + 1
+        && !id.chars().any(char::is_whitespace);
+    if !ok {
+        anyhow::bail!(
+            "invalid builder id {id:?}: expected a URI naming who built, such as https://ci.example.com/builders/release@v1"
+        );
+    }
+    Ok(())
+}
+
 /// The in-toto Statement of `input`: pretty JSON with a trailing newline.
 pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
     let sha = |d: &Sha256Digest| json!({"sha256": d.hex()});
