@@ -759,3 +759,73 @@ fn the_cost_does_not_grow_with_the_binary() {
             .any(|p| p["name"] == "example.com/x")
     );
 }
+
+/// `go build main.go` outside a module: a `path` line (`command-line-arguments`) and no
+/// `mod` line. The main package stands in for the main module, with no version; settings
+/// with empty values (Go 1.21+ writes `CGO_CFLAGS=` when cgo is on) are kept.
+#[test]
+fn a_binary_built_outside_a_module() {
+    require_tools!("pyvenv:go", "pyvenv:pyspdxtools", "pyvenv:python");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+    let bin = d.join("nomod");
+    run_ok(
+        Command::new(pyvenv("go"))
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg("main.go")
+            .current_dir(d)
+            .env("CGO_ENABLED", "0")
+            .env("GOOS", "linux")
+            .env("GOARCH", "amd64")
+            .env("GOCACHE", common::go_cache())
+            .env("GO111MODULE", "on")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", ""),
+    );
+    let mut text = run_ok(Command::new(pyvenv("go")).args(["version", "-m"]).arg(&bin));
+    assert!(text.contains("\tpath\tcommand-line-arguments\n") && !text.contains("\tmod\t"));
+    let img = "sha256:0000000000000000000000000000000000000000000000000000000000000006";
+    for format in ["spdx", "cyclonedx"] {
+        let out = d.join(format!("{format}.json"));
+        ok_in(
+            d,
+            Some(SDE),
+            &sbom_args(bin.to_str().unwrap(), img, format, out.to_str().unwrap()),
+        );
+        let doc = read_json(&out);
+        if format == "spdx" {
+            check_spdx(&out);
+            let main = &doc["packages"][1];
+            assert_eq!(main["name"], "command-line-arguments");
+            assert!(main.get("versionInfo").is_none());
+            assert_eq!(doc["packages"].as_array().unwrap().len(), 3, "{doc:#}");
+        } else {
+            check_cyclonedx(&out);
+            let main = &doc["components"][0];
+            assert_eq!(main["name"], "command-line-arguments");
+            assert!(main.get("version").is_none());
+        }
+    }
+    // Empty setting values, through go version -m text.
+    text.push_str("\tbuild\tCGO_CFLAGS=\n");
+    let t = d.join("vm.txt");
+    std::fs::write(&t, &text).unwrap();
+    for format in ["spdx", "cyclonedx"] {
+        let out = d.join(format!("empty.{format}.json"));
+        let mut args = sbom_args("unused", img, format, out.to_str().unwrap());
+        args.extend(["--buildinfo-text", t.to_str().unwrap()]);
+        ok_in(d, Some(SDE), &args);
+        if format == "spdx" {
+            check_spdx(&out);
+        } else {
+            check_cyclonedx(&out);
+        }
+        assert!(
+            std::fs::read_to_string(&out)
+                .unwrap()
+                .contains("CGO_CFLAGS")
+        );
+    }
+}

@@ -197,3 +197,44 @@ fn relationship(from: &str, kind: &str, to: &str) -> Value {
         "relatedSpdxElement": to,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buildinfo::modinfo;
+    use crate::oci::Sha256Digest;
+    use crate::sbom::{GoParts, Image};
+
+    #[test]
+    fn ids_are_valid_and_unique_when_paths_clean_up_alike() {
+        let text = "path\tx/cmd\nmod\tx\t(devel)\t\ndep\texample.com/a_b\tv1.0.0\t\n\
+                    dep\texample.com/a~b\tv1.0.0\t\ndep\texample.com/a-b\tv1.0.0\t\n";
+        let bi = modinfo::parse("go1.26.0", text).unwrap();
+        let input = SbomInput {
+            image: Image {
+                digest: Sha256Digest::of(b""),
+                repository: None,
+                import_path: "x/cmd".into(),
+            },
+            go: Some(GoParts::new(&bi)),
+            created: "1970-01-01T00:00:00Z".into(),
+        };
+        let doc = document(&input);
+        let ids: Vec<&str> = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["SPDXID"].as_str().unwrap())
+            .collect();
+        let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        for id in ids {
+            let rest = id.strip_prefix("SPDXRef-").unwrap();
+            assert!(
+                rest.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+                "{id}"
+            );
+        }
+    }
+}
