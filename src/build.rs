@@ -19,6 +19,8 @@ use crate::registry::naming::{self, Naming};
 use crate::registry::progress::{self, PushSettings};
 use crate::registry::pull::RegistryBlobs;
 use crate::registry::push::PushReport;
+use crate::sbom::provenance::{self, ProvenanceInput};
+use crate::sbom::{self as sbom_mod, Format as SbomFormat, Image as SbomImage, SbomInput};
 
 /// What to build.
 pub struct Request {
@@ -36,6 +38,11 @@ pub struct Request {
     pub compression: Compression,
     pub threads: usize,
     pub options: ImageOptions,
+    /// The SBOM formats to make (empty: none). Made only when something takes them:
+    /// [`Outs::sbom_dir`], or a push with [`Outs::sbom_for_push`].
+    pub sbom: Vec<SbomFormat>,
+    /// SLSA `runDetails.builder.id` of the provenance.
+    pub builder_id: String,
 }
 
 /// Which outputs to write.
@@ -44,6 +51,16 @@ pub struct Outs<'a> {
     pub tarball: Option<PathBuf>,
     pub layout: Option<PathBuf>,
     pub digest_file: Option<PathBuf>,
+    /// Write the SBOMs here, named as ko names them: `<app>-<os>-<arch>[-<variant>].spdx.json`
+    /// and `….cyclonedx.json`.
+    pub sbom_dir: Option<PathBuf>,
+    /// Write the SLSA provenance (an in-toto Statement) to this file.
+    pub provenance: Option<PathBuf>,
+    /// Make the SBOMs for the push to attach as referrers, also without `sbom_dir`. Off
+    /// until the attachment is wired: a binary the layer takes (it has Go's magic) may still
+    /// carry no readable build info (tests' synthetic binaries), and its SBOM would then
+    /// fail a push that does not use it.
+    pub sbom_for_push: bool,
     pub push: Option<Push>,
     /// Reaches a shallow base's registry, and the push target.
     pub client: &'a dyn Fn() -> Result<Client>,
@@ -62,6 +79,23 @@ pub struct Push {
 pub struct Built {
     pub image: BuiltImage,
     pub pushed: Option<PushReport>,
+    /// The SBOMs (when `sbom_dir` or `sbom_for_push` asks for them) and the provenance
+    /// (when `provenance` does), for a push to attach as referrers.
+    #[allow(dead_code)] // read by the referrer attachment of --push (issue 9, item 3)
+    pub documents: Vec<Document>,
+}
+
+/// A document about the image (SBOM or provenance), ready to be attached to it.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// The image it is about (its manifest's descriptor).
+    #[allow(dead_code)] // read by the referrer attachment of --push (issue 9, item 3)
+    pub subject: crate::oci::Descriptor,
+    /// [`sbom_mod::MEDIA_SPDX`], [`sbom_mod::MEDIA_CYCLONEDX`] or [`sbom_mod::MEDIA_IN_TOTO`].
+    pub media_type: &'static str,
+    /// The file name it has in `--sbom-dir` (ko's naming), or `provenance.json`.
+    pub file_name: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Builds the image of `req` and writes `outs`, all of them or none.
@@ -82,7 +116,9 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
     let binary = write_binary(req, &platform, &files("binary.layer"))?;
     let layers = [kodata.clone(), binary.clone()];
     let image = crate::image::assemble(&base, &layers, &req.options)?;
+    let documents = documents(req, outs, &platform, &base, &image)?;
     let mut outputs = Outputs::new();
+    write_documents(outs, &documents, &mut outputs)?;
     let mut pushed = None;
     if outs.tarball.is_some() || outs.layout.is_some() || outs.push.is_some() {
         let mut store = BlobStore::default();
@@ -102,7 +138,104 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         outputs.write(p, image.digest().to_string().as_bytes())?;
     }
     outputs.commit()?;
-    Ok(Built { image, pushed })
+    Ok(Built {
+        image,
+        pushed,
+        documents,
+    })
+}
+
+/// The SBOMs (for `--sbom-dir`, or a push that attaches them) and the provenance (when
+/// asked).
+fn documents(
+    req: &Request,
+    outs: &Outs<'_>,
+    platform: &Platform,
+    base: &crate::image::base::Base,
+    image: &BuiltImage,
+) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    let for_push = outs.sbom_for_push && outs.push.is_some();
+    let sboms = !req.sbom.is_empty() && (outs.sbom_dir.is_some() || for_push);
+    if !sboms && outs.provenance.is_none() {
+        return Ok(docs);
+    }
+    let subject = SbomImage {
+        digest: image.digest(),
+        repository: outs
+            .push
+            .as_ref()
+            .map(|p| naming::repository(&p.repository, &req.import_path, p.naming)),
+        import_path: req.import_path.clone(),
+    };
+    let app = req.name.clone().unwrap_or_else(|| {
+        let ip = &req.import_path;
+        ip.rsplit('/').next().unwrap_or(ip).to_string()
+    });
+    let pf = platform.to_string().replace(['/', ':'], "-");
+    if sboms {
+        let input = SbomInput {
+            image: subject.clone(),
+            go: sbom_mod::go_parts(&req.binary, req.allow_non_go)?,
+            created: sbom_mod::created(req.options.created, Some(&image.config)),
+        };
+        for &f in &req.sbom {
+            docs.push(Document {
+                subject: image.descriptor.clone(),
+                media_type: f.media_type(),
+                file_name: format!("{app}-{pf}.{}", f.extension()),
+                bytes: sbom_mod::sbom(f, &input),
+            });
+        }
+    }
+    if outs.provenance.is_some() {
+        provenance::check_builder_id(&req.builder_id)?;
+        let tags = match &outs.push {
+            Some(p) => p.tags.clone(),
+            None => outs.tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let input = ProvenanceInput {
+            image: subject,
+            platform: Some(platform.to_string()),
+            base_ref: base.name.clone(),
+            base_digest: base.pinned_digest,
+            base_spec: match &req.base {
+                BaseSpec::Static => "static",
+                BaseSpec::Scratch => "scratch",
+                BaseSpec::Layout { .. } => "layout",
+            }
+            .to_string(),
+            tags,
+            binary_digest: provenance::hash_file(&req.binary)?,
+            kodata: match &req.kodata {
+                Some(d) => provenance::kodata_files(d)?,
+                None => Vec::new(),
+            },
+            builder_id: req.builder_id.clone(),
+        };
+        docs.push(Document {
+            subject: image.descriptor.clone(),
+            media_type: sbom_mod::MEDIA_IN_TOTO,
+            file_name: "provenance.json".to_string(),
+            bytes: provenance::statement(&input),
+        });
+    }
+    Ok(docs)
+}
+
+/// The SBOMs into `--sbom-dir` (created if missing), the provenance to `--provenance`.
+fn write_documents(outs: &Outs<'_>, docs: &[Document], outputs: &mut Outputs) -> Result<()> {
+    for d in docs {
+        if d.media_type == sbom_mod::MEDIA_IN_TOTO {
+            if let Some(p) = &outs.provenance {
+                outputs.write(p, &d.bytes)?;
+            }
+        } else if let Some(dir) = &outs.sbom_dir {
+            fs_err::create_dir_all(dir)?;
+            outputs.write(&dir.join(&d.file_name), &d.bytes)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_kodata(req: &Request, blob: &std::path::Path) -> Result<LayerDescriptor> {

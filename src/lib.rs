@@ -19,6 +19,7 @@ mod oci;
 mod output;
 mod registry;
 mod resolve;
+mod sbom;
 
 pub use cli::main;
 

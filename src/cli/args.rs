@@ -254,3 +254,14 @@ pub fn write_digest(
 ) -> Result<()> {
     outputs.write(path, digest.to_string().as_bytes())
 }
+
+/// What `--image` names for `rko sbom` and `rko provenance`: a descriptor file (from
+/// `rko image --descriptor-out`), or a digest `sha256:…`. Gives the digest and the
+/// descriptor's platform, if it has one.
+pub fn image_arg(s: &str) -> Result<(crate::oci::Sha256Digest, Option<crate::oci::Platform>)> {
+    if s.starts_with("sha256:") {
+        return Ok((s.parse()?, None));
+    }
+    let d = Descriptor::read_file(&user_path(Path::new(s)))?;
+    Ok((d.digest, d.platform))
+}

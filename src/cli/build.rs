@@ -11,6 +11,7 @@ use crate::cli::args::{CompressionArgs, ImageConfigArgs, RegistryArgs};
 use crate::image::base::spec::BaseSpec;
 use crate::oci::{Platform, json, tag};
 use crate::output::Outputs;
+use crate::sbom::Format;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -72,9 +73,42 @@ pub struct BuildArgs {
     /// is HEADed first and put only when it names something else).
     #[arg(long)]
     pub force_tags: bool,
+    /// The SBOM to make, as ko's --sbom (written to --sbom-dir).
+    #[arg(long, value_enum, default_value = "spdx")]
+    pub sbom: SbomChoice,
+    /// Write the SBOMs to this directory (created if missing), named as ko names them:
+    /// `<app>-<os>-<arch>[-<variant>].spdx.json`, `….cyclonedx.json`.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Write the image's SLSA v1 provenance (an in-toto Statement) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
+    /// The provenance's builder id (SLSA runDetails.builder.id), a URI naming who built.
+    #[arg(long, value_name = "URI", default_value = crate::sbom::provenance::DEFAULT_BUILDER_ID)]
+    pub builder_id: String,
     /// With --push: write the pushed references as JSON, for CI.
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
+}
+
+/// `--sbom`: ko's values, and `both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomChoice {
+    Spdx,
+    Cyclonedx,
+    Both,
+    None,
+}
+
+impl SbomChoice {
+    fn formats(self) -> Vec<Format> {
+        match self {
+            SbomChoice::Spdx => vec![Format::Spdx],
+            SbomChoice::Cyclonedx => vec![Format::Cyclonedx],
+            SbomChoice::Both => vec![Format::Spdx, Format::Cyclonedx],
+            SbomChoice::None => Vec::new(),
+        }
+    }
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
@@ -91,6 +125,8 @@ pub fn run(a: BuildArgs) -> Result<()> {
         compression: a.compression.compression()?,
         threads: a.compression.threads(),
         options: a.config.options()?,
+        sbom: a.sbom.formats(),
+        builder_id: a.builder_id.clone(),
     };
     let tags = tag::parse_tags(&a.tags)?;
     let push = a.push.then(|| Push {
@@ -111,6 +147,10 @@ pub fn run(a: BuildArgs) -> Result<()> {
         tarball: a.tarball.clone(),
         layout: a.layout.clone(),
         digest_file: a.digest_file.clone(),
+        sbom_dir: a.sbom_dir.clone(),
+        provenance: a.provenance.clone(),
+        // Set once rko build --push attaches the SBOMs as referrers.
+        sbom_for_push: false,
         push,
         client: &client,
     };

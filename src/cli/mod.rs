@@ -6,13 +6,16 @@
 mod argfile;
 mod args;
 mod build;
+mod buildinfo;
 mod image;
 mod index;
 mod layer;
 mod load;
+mod provenance;
 mod pull;
 mod push;
 mod resolve;
+mod sbom;
 mod stdout;
 mod tarball;
 
@@ -55,6 +58,12 @@ enum Command {
     Build(build::BuildArgs),
     /// Replace `ko://IMPORTPATH` in YAML with the images push manifests name, like `ko resolve`.
     Resolve(resolve::ResolveArgs),
+    /// Print a Go binary's build info as `go version -m` does, read from the binary alone.
+    Buildinfo(buildinfo::BuildinfoArgs),
+    /// Write an image's SBOM (SPDX 2.3 or CycloneDX 1.6 JSON) from its Go binary's build info.
+    Sbom(sbom::SbomArgs),
+    /// Write an image's SLSA v1 provenance as an in-toto Statement.
+    Provenance(provenance::ProvenanceArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -70,6 +79,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),
         Command::Resolve(a) => resolve::run(a),
+        Command::Buildinfo(a) => buildinfo::run(a),
+        Command::Sbom(a) => sbom::run(a),
+        Command::Provenance(a) => provenance::run(a),
     }
 }
 

@@ -1,0 +1,222 @@
+//! SLSA v1 provenance of an image, as an in-toto Statement v1.
+//!
+//! - `subject`: the image (its repository or name, and its manifest's sha256);
+//! - `predicate.buildDefinition.buildType`: [`BUILD_TYPE`], rko's build type:
+//!   `externalParameters` holds what the user chose (`importPath`, `platform`, `base` (the
+//!   base's reference), `tags`); `internalParameters` what rko chose (`baseSpec`, how
+//!   `--base` named the base: `static`, `scratch` or `layout`);
+//!   `resolvedDependencies` lists the base manifest (uri = the base reference as a
+//!   `pkg:oci` purl, since a reference is no URI; its digest),
+//!   the Go binary (`ko://IMPORTPATH`, sha256 of its bytes), every kodata file
+//!   (`kodata/PATH`, sorted, sha256) and rko itself (`pkg:generic/rko@VERSION`);
+//! - `predicate.runDetails.builder.id`: who ran rko (`--builder-id`); `builder.version`
+//!   names rko's version. No `metadata`: its start and finish times would be wall-clock
+//!   times, and an invocation id would differ on every run.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::oci::Sha256Digest;
+use crate::sbom::{Image, VERSION};
+
+/// The build type of an image rko made from a Go binary (documented in docs/provenance.md).
+pub const BUILD_TYPE: &str = "https://rules-ko.invalid/buildtypes/rko-image/v1";
+
+/// The builder id `rko build` writes unless told otherwise: a build on someone's machine.
+pub const DEFAULT_BUILDER_ID: &str = "https://rules-ko.invalid/builders/rko-build-local/v1";
+
+/// What the provenance is made from.
+#[derive(Clone, Debug)]
+pub struct ProvenanceInput {
+    pub image: Image,
+    pub platform: Option<String>,
+    /// The base's reference (`cgr.dev/chainguard/static@sha256:…`), as the user named it.
+    pub base_ref: Option<String>,
+    /// The base manifest's digest, when known.
+    pub base_digest: Option<Sha256Digest>,
+    /// `static`, `scratch` or `layout`.
+    pub base_spec: String,
+    pub tags: Vec<String>,
+    /// The binary's sha256 (see [`hash_file`]).
+    pub binary_digest: Sha256Digest,
+    /// Kodata files, relative path (with `/`) and digest, sorted by path (see [`kodata_files`]).
+    pub kodata: Vec<(String, Sha256Digest)>,
+    pub builder_id: String,
+}
+
+/// Checks a builder id: SLSA wants a URI (`https://…`, `urn:…`), so it needs a scheme.
+pub fn check_builder_id(id: &str) -> Result<()> {
+    let scheme = id.split_once(':').map(|(s, _)| s).unwrap_or("");
+    let ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && id.len() > scheme.len() + 1
+        && !id.chars().any(char::is_whitespace);
+    if !ok {
+        anyhow::bail!(
+            "invalid builder id {id:?}: expected a URI naming who built, such as https://ci.example.com/builders/release@v1"
+        );
+    }
+    Ok(())
+}
+
+/// The in-toto Statement of `input`: pretty JSON with a trailing newline.
+pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
+    let sha = |d: &Sha256Digest| json!({"sha256": d.hex()});
+    let mut external = json!({
+        "importPath": input.image.import_path,
+        "tags": input.tags,
+    });
+    if let Some(p) = &input.platform {
+        external["platform"] = json!(p);
+    }
+    if let Some(b) = &input.base_ref {
+        external["base"] = json!(b);
+    }
+    let mut deps = Vec::new();
+    match (&input.base_ref, &input.base_digest) {
+        (None, None) => deps.push(json!({"name": format!("base:{}", input.base_spec)})),
+        (r, d) => {
+            let mut base = json!({"name": "base"});
+            if let Some(r) = r {
+                base["uri"] = json!(crate::sbom::reference_purl(r, d.as_ref()));
+            }
+            if let Some(d) = d {
+                base["digest"] = sha(d);
+            }
+            deps.push(base);
+        }
+    }
+    deps.push(json!({
+        "uri": format!("ko://{}", input.image.import_path),
+        "name": "binary",
+        "digest": sha(&input.binary_digest),
+    }));
+    for (path, d) in &input.kodata {
+        deps.push(json!({"name": format!("kodata/{path}"), "digest": sha(d)}));
+    }
+    deps.push(json!({
+        "uri": format!("pkg:generic/rko@{VERSION}"),
+        "name": "rko",
+        "annotations": {"version": VERSION},
+    }));
+    let doc = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{
+            "name": input.image.subject_name(),
+            "digest": sha(&input.image.digest),
+        }],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": {"baseSpec": input.base_spec},
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": input.builder_id, "version": {"rko": VERSION}},
+            },
+        },
+    });
+    crate::oci::json::pretty(&doc)
+}
+
+/// The sha256 of a file, read in pieces (the whole file, so its cost grows with its size).
+pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
+    let mut f = fs_err::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        h.update(&buf[..n]);
+    }
+    Ok(Sha256Digest::from_hasher(h))
+}
+
+/// Every regular file under `dir` (symlinks followed, as ko's kodata layer does) with its
+/// sha256: paths relative to `dir`, `/`-separated, sorted bytewise.
+pub fn kodata_files(dir: &Path) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = walk(dir, "")?;
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    files
+        .into_iter()
+        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
+        .collect()
+}
+
+/// [`kodata_files`] for `IMAGE_PATH=FILE` pairs, as `rko layer kodata --file` takes them (a
+/// FILE that is a directory stands for every file under it).
+pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = Vec::new();
+    for pair in pairs {
+        let (image_path, file) = match pair.split_once('=') {
+            Some((i, f)) if !i.is_empty() && !f.is_empty() => (i.trim_matches('/'), Path::new(f)),
+            _ => anyhow::bail!(
+                "invalid --kodata-file {pair:?}: expected IMAGE_PATH=FILE, as rko layer kodata --file takes it"
+            ),
+        };
+        if file.is_dir() {
+            files.extend(walk(file, image_path)?);
+        } else {
+            files.push((image_path.to_string(), file.to_path_buf()));
+        }
+    }
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if let Some(w) = files.windows(2).find(|w| w[0].0 == w[1].0) {
+        anyhow::bail!(
+            "kodata path {:?} is given twice; give each path once",
+            w[0].0
+        );
+    }
+    files
+        .into_iter()
+        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
+        .collect()
+}
+
+/// The files under `dir`, paths relative to it under `prefix`.
+fn walk(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "kodata {} is not a directory: expected the kodata directory the image's kodata layer was made from",
+            dir.display()
+        );
+    }
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        let entry = entry.with_context(|| format!("reading kodata {}", dir.display()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .expect("under the walked dir");
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str().to_str().map(str::to_string).with_context(|| {
+                    format!("kodata file name {:?} is not valid UTF-8", entry.path())
+                })
+            })
+            .collect::<Result<_>>()?;
+        let rel = parts.join("/");
+        let rel = match prefix.is_empty() {
+            true => rel,
+            false => format!("{prefix}/{rel}"),
+        };
+        files.push((rel, entry.path().to_path_buf()));
+    }
+    Ok(files)
+}
