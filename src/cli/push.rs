@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::archive::attachment::{AttachSpec, Attachment};
 use crate::archive::paths::{self, parse_path_map};
 use crate::archive::{Artifact, PushManifest, tags::expand_tags};
 use crate::cli::args::{RegistryArgs, SourcesArgs, user_path};
@@ -48,6 +49,13 @@ pub struct PushManifestArgs {
     /// is. Repeatable.
     #[arg(long = "path-map", value_name = "FROM=TO")]
     pub path_maps: Vec<String>,
+    /// Attach a document (an SBOM or a provenance statement, JSON) to an image of this push,
+    /// pushed as an OCI 1.1 referrer after the image: SUBJECT is the image's descriptor as
+    /// `rko image --descriptor-out` wrote it (for an index, a platform image's, so each
+    /// platform gets its own). The type comes from the document (SPDX, CycloneDX, in-toto
+    /// statement), or from a third part, =MEDIA_TYPE. Repeatable.
+    #[arg(long = "attach", value_name = "SUBJECT=DOCUMENT[=MEDIA_TYPE]")]
+    pub attach: Vec<String>,
     /// Where to write the push manifest JSON. Blob paths not mapped by --path-map are
     /// recorded relative to this file's directory (absolute ones stay absolute).
     #[arg(long, short)]
@@ -119,6 +127,11 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
         .import_path
         .as_deref()
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
+    for spec in &a.attach {
+        let spec = AttachSpec::parse(spec)?;
+        let attachment = Attachment::from_spec(&spec, &pm)?;
+        pm.attachments.push(attachment);
+    }
     paths::record(&mut pm, &a.output, &maps)?;
     let mut outputs = Outputs::new();
     outputs.write(&a.output, &json::pretty(&pm))?;
