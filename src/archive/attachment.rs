@@ -37,7 +37,9 @@ pub enum AttachmentError {
          --descriptor-out` wrote for the image the document is about)"
     )]
     Syntax(String),
-    #[error("cannot attach {document}: {source}; or name its type: --attach SUBJECT=DOCUMENT=MEDIA_TYPE")]
+    #[error(
+        "cannot attach {document}: {source}; or name its type: --attach SUBJECT=DOCUMENT=MEDIA_TYPE"
+    )]
     Unknown {
         document: PathBuf,
         source: referrer::UnknownDocument,
@@ -76,13 +78,11 @@ impl AttachSpec {
         let parts: Vec<&str> = s.split('=').collect();
         let bad = || AttachmentError::Syntax(s.to_string());
         match parts.as_slice() {
-            [subject, document] if !subject.is_empty() && !document.is_empty() => {
-                Ok(AttachSpec {
-                    subject: subject.into(),
-                    document: document.into(),
-                    media_type: None,
-                })
-            }
+            [subject, document] if !subject.is_empty() && !document.is_empty() => Ok(AttachSpec {
+                subject: subject.into(),
+                document: document.into(),
+                media_type: None,
+            }),
             [subject, document, mt]
                 if !subject.is_empty() && !document.is_empty() && mt.contains('/') =>
             {
@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(s.media_type.as_deref(), Some("application/x+json"));
         for bad in ["d.json", "=x", "a=b=c", "a=b=c/d=e", "a="] {
             let e = AttachSpec::parse(bad).err().unwrap().to_string();
-            assert!(e.contains("expected SUBJECT_DESCRIPTOR.json=DOCUMENT"), "{e}");
+            assert!(
+                e.contains("expected SUBJECT_DESCRIPTOR.json=DOCUMENT"),
+                "{e}"
+            );
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::archive::{Artifact, PushManifest, tags::expand_tags};
 use crate::cli::args::{RegistryArgs, SourcesArgs, user_path};
 use crate::oci::{json, tag};
 use crate::output::Outputs;
+use crate::registry::attach::{AttachMode, attach};
 use crate::registry::cache::RemoteCache;
 use crate::registry::naming::{self, Naming};
 use crate::registry::progress;
@@ -95,6 +96,12 @@ pub struct PushArgs {
     /// `--push=false` pushes nothing (with --print: only print).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub push: bool,
+    /// How to push the SBOMs and provenance statements the push manifests attach, after
+    /// the images and their tags: as OCI 1.1 referrers (the registry's referrers API, else
+    /// the referrers tag `sha256-<hex>`), as ko's and cosign's `sha256-<hex>.sbom` tag
+    /// (SBOMs only), or not at all.
+    #[arg(long, value_enum, default_value = "referrers", env = "RKO_ATTACH")]
+    pub attach: AttachMode,
     /// Write the pushed references and what was sent as JSON, for CI: one image's report,
     /// or with several --manifest, `{"images": [report, …]}` in their order.
     #[arg(long, value_name = "FILE")]
@@ -188,7 +195,8 @@ fn push_and_report(
         force_tags: a.force_tags,
         ..a.registry.settings()
     };
-    let reports = progress::push_all(pms, &a.registry.client()?, settings, cache)?;
+    let client = a.registry.client()?;
+    let mut reports = progress::push_all(pms, &client, settings, cache)?;
     for report in &reports {
         for line in std::iter::once(&report.reference).chain(&report.tagged) {
             match to_stderr {
@@ -196,6 +204,23 @@ fn push_and_report(
                 false => crate::cli::stdout::line(line),
             }
         }
+    }
+    // After every image and tag is pushed: a failure here leaves them in place.
+    for (pm, report) in pms.iter().zip(reports.iter_mut()) {
+        report.attached = attach(
+            &client,
+            settings,
+            cache,
+            &pm.repository,
+            &pm.attachments,
+            a.attach,
+        )
+        .with_context(|| {
+            format!(
+                "{} and its tags are pushed, but attaching its SBOMs and provenance failed",
+                report.reference
+            )
+        })?;
     }
     if let Some(p) = &a.image_refs {
         let json = match reports.as_slice() {

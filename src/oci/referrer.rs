@@ -248,7 +248,8 @@ mod tests {
 
     #[test]
     fn documents_are_classified_by_content() {
-        let spdx = br#"{"spdxVersion":"SPDX-2.3","creationInfo":{"created":"2024-01-02T03:04:05Z"}}"#;
+        let spdx =
+            br#"{"spdxVersion":"SPDX-2.3","creationInfo":{"created":"2024-01-02T03:04:05Z"}}"#;
         let k = classify(spdx).unwrap();
         assert_eq!(k.artifact_type, SPDX_JSON);
         assert_eq!(k.created.as_deref(), Some("2024-01-02T03:04:05Z"));
@@ -260,7 +261,10 @@ mod tests {
         let e = classify(br#"{"_type":"https://in-toto.io/Statement/v0.1"}"#).unwrap_err();
         assert!(e.to_string().contains("Statement/v0.1\""), "{e}");
         let e = classify(b"<xml/>").unwrap_err().to_string();
-        assert!(e.contains("not JSON") && e.contains("expected an SPDX"), "{e}");
+        assert!(
+            e.contains("not JSON") && e.contains("expected an SPDX"),
+            "{e}"
+        );
         let e = classify(br#"{"name":"x","version":1}"#).unwrap_err();
         assert!(e.to_string().contains("the keys name, version"), "{e}");
     }
