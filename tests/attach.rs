@@ -908,3 +908,114 @@ fn push_manifest_attachments_and_their_errors() {
     assert!(failed(&o).contains("expected SUBJECT_DESCRIPTOR.json=DOCUMENT"));
     assert!(!Path::new(&w.path("out/bad.json")).exists());
 }
+
+/// `rko push --manifest A --manifest B`: each image's attachments go to its own repository,
+/// after every image is pushed, and each image's report lists its own.
+#[test]
+fn a_multi_manifest_push_attaches_to_each_image() {
+    common::require_tools!("docker-registry");
+    let reg = Registry::start(RegistryOptions::plain());
+    let host = reg.host();
+    let w = Work::new();
+    let api = w.image("api", "amd64");
+    let web = w.image("web", "arm64");
+    let a = w.one(
+        "a.json",
+        &api,
+        &format!("{host}/team/api"),
+        &["app.spdx.json"],
+    );
+    let b = w.one(
+        "b.json",
+        &web,
+        &format!("{host}/team/web"),
+        &["app.cdx.json"],
+    );
+    let o = w.rko(&[
+        "push",
+        "--manifest",
+        &a,
+        "--manifest",
+        &b,
+        "--insecure-registry",
+        &host,
+        "--image-refs",
+        "refs.json",
+    ]);
+    ok(&o);
+    let refs = read_json(w.path("refs.json"));
+    let images = refs["images"].as_array().unwrap();
+    for ((report, img, repo), (doc, ty)) in [
+        (&images[0], &api, "team/api"),
+        (&images[1], &web, "team/web"),
+    ]
+    .into_iter()
+    .zip([("app.spdx.json", SPDX), ("app.cdx.json", CYCLONEDX)])
+    {
+        let attached = report["attached"].as_array().unwrap();
+        assert_eq!(attached.len(), 1, "{refs}");
+        assert_eq!(attached[0]["artifactType"], ty);
+        assert_eq!(attached[0]["subject"], img.digest.as_str());
+        let (_, bytes) = manifest(&reg, repo, &format!("sha256-{}", hex(&img.digest)));
+        let idx = json(&bytes);
+        let entries = idx["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{idx}");
+        assert_eq!(entries[0]["digest"], attached[0]["digest"]);
+        check_referrer(
+            &reg,
+            repo,
+            &entries[0],
+            &subject_of(&w, img),
+            &fixture_bytes(doc),
+        );
+    }
+}
+
+/// Two pushes attaching different documents to the same image at the same moment both end
+/// up in its referrers tag: each re-reads the tag before its PUT and checks its entry is
+/// there after it, merging again when the other got in between.
+#[test]
+fn concurrent_pushes_to_one_referrers_tag_keep_both() {
+    common::require_tools!("docker-registry");
+    let reg = Registry::start(RegistryOptions::plain());
+    let host = reg.host();
+    let w = Work::new();
+    let img = w.image("img", "amd64");
+    let repo = format!("{host}/team/api");
+    let docs = ["app.spdx.json", "app.cdx.json", "provenance.intoto.json"];
+    let pms: Vec<String> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| w.one(&format!("p{i}.json"), &img, &repo, &[d]))
+        .collect();
+    // The image first, so the three runs race on the referrers tag alone.
+    ok(&w.push(&pms[0], &host, "r.json", &["--attach", "none"]));
+    let children: Vec<std::process::Child> = pms
+        .iter()
+        .map(|pm| {
+            Command::new(common::RKO)
+                .args(["push", "--manifest", pm, "--insecure-registry", &host])
+                .current_dir(w.dir.path())
+                .env("DOCKER_CONFIG", w.path("docker"))
+                .env_remove("RKO_ATTACH")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        ok(&o);
+    }
+    let (_, bytes) = manifest(&reg, "team/api", &format!("sha256-{}", hex(&img.digest)));
+    let idx = json(&bytes);
+    let mut types: Vec<&str> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, [SPDX, CYCLONEDX, IN_TOTO], "{idx}");
+}

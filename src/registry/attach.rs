@@ -230,6 +230,15 @@ fn merged(old: Option<&TagIndex>, entry: &Descriptor) -> Vec<u8> {
     out
 }
 
+/// Up to 100 ms, different in every process and call, so that writers racing for one
+/// referrers tag fall out of step.
+fn jitter() -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    std::time::Duration::from_millis(h.finish() % 100)
+}
+
 impl Pusher<'_> {
     /// Pushes one attachment as an OCI 1.1 referrer.
     fn attach_referrer(&self, target: &Reference, a: &Attachment) -> Result<Attached> {
@@ -272,11 +281,11 @@ impl Pusher<'_> {
             self.add_to_referrers_tag(target, a)?;
             "referrers-tag"
         };
-        (self.progress)(&format!(
-            "attached {artifact_type} {digest} to {}@{} ({via})",
+        eprintln!(
+            "rko: attached {artifact_type} {digest} to {}@{} ({via})",
             target.name(),
             a.subject.digest
-        ));
+        );
         Ok(Attached {
             subject: a.subject.digest,
             digest,
@@ -379,9 +388,11 @@ impl Pusher<'_> {
 
     /// Adds `a`'s artifact manifest to the referrers tag of its subject, keeping every
     /// other entry. Read, merge, read again (the tag must not have moved), put (with
-    /// If-Match when the registry gave an ETag), then read once more to see the entry there:
-    /// another writer between the reads starts the round again, at most [`TAG_ATTEMPTS`]
-    /// times.
+    /// If-Match when the registry gave an ETag), then, after a pause longer than that
+    /// read-to-put window, read once more to see the entry still there: another writer in
+    /// between starts the round again, at most [`TAG_ATTEMPTS`] times. Without a registry
+    /// that honours If-Match no client can make this atomic; the pause makes a lost entry
+    /// need a writer slower than twice this one's round trips.
     fn add_to_referrers_tag(&self, target: &Reference, a: &Attachment) -> Result<()> {
         let subject = a.subject.digest;
         let tag = referrer::referrers_tag(&subject);
@@ -394,6 +405,7 @@ impl Pusher<'_> {
                 return Ok(());
             }
             let bytes = Arc::new(merged(read.as_ref(), &a.manifest));
+            let window = std::time::Instant::now();
             let now = self.read_tag_index(target, &tag, &subject)?;
             if now.as_ref().map(|n| n.digest) != read.as_ref().map(|r| r.digest) {
                 continue;
@@ -412,7 +424,10 @@ impl Pusher<'_> {
             )?;
             match resp.status {
                 200 | 201 => {}
-                412 => continue,
+                412 => {
+                    std::thread::sleep(jitter());
+                    continue;
+                }
                 status => bail!(AttachError::IndexRefused {
                     registry: target.registry.clone(),
                     url,
@@ -423,6 +438,12 @@ impl Pusher<'_> {
                     body: resp.text(),
                 }),
             }
+            // Another writer that read the tag before this PUT may put its own index after
+            // it; its read-to-PUT window is about as long as this one's. Checking once that
+            // much later (twice over, at least 250 ms) catches it; a registry that honours
+            // If-Match needs none of this, but distribution 2.8 ignores it.
+            let settle = (window.elapsed() * 2).max(std::time::Duration::from_millis(250));
+            std::thread::sleep(settle + jitter());
             let after = self.read_tag_index(target, &tag, &subject)?;
             if after.is_some_and(|r| r.lists(&digest)) {
                 return Ok(());
@@ -490,11 +511,11 @@ impl Pusher<'_> {
                 }
                 stored_as(&resp, &mdesc.digest.to_string(), &target.registry, &url)?;
             }
-            (self.progress)(&format!(
-                "attached {} SBOM(s) to {}@{subject} as {tag}",
+            eprintln!(
+                "rko: attached {} SBOM(s) to {}@{subject} as {tag}",
                 sboms.len(),
                 target.name()
-            ));
+            );
             for (a, _) in &sboms {
                 attached.push(Attached {
                     subject,
