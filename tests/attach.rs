@@ -736,8 +736,9 @@ fn a_refused_artifact_manifest_is_a_clear_error() {
         err.contains(&format!(
             "refused the artifact manifest {artifact} (application/spdx+json, for {})",
             img.digest
-        )) && err.contains(&format!("PUT /v2/team/api/manifests/{artifact}: HTTP 400"))
-            && err.contains("--attach cosign-tag")
+        )) && err.contains(&format!(
+            "PUT /v2/team/api/manifests/{artifact}: HTTP 400: (no body)"
+        )) && err.contains("--attach cosign-tag")
             && err.contains("--attach none")
             && err.contains("The image and its tags are pushed and stay"),
         "{err}"

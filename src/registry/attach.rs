@@ -230,6 +230,14 @@ fn merged(old: Option<&TagIndex>, entry: &Descriptor) -> Vec<u8> {
     out
 }
 
+/// A registry's error body for a message; an empty one said as such.
+fn shown(body: String) -> String {
+    match body.trim().is_empty() {
+        true => "(no body)".to_string(),
+        false => body,
+    }
+}
+
 /// Up to 100 ms, different in every process and call, so that writers racing for one
 /// referrers tag fall out of step.
 fn jitter() -> std::time::Duration {
@@ -267,7 +275,7 @@ impl Pusher<'_> {
                     artifact_type,
                     subject: a.subject.digest,
                     status: resp.status,
-                    body: resp.text(),
+                    body: shown(resp.text()),
                 });
             }
             stored_as(&resp, &reference, &target.registry, &format!("PUT {url}"))?;
@@ -435,7 +443,7 @@ impl Pusher<'_> {
                     subject,
                     digest,
                     status,
-                    body: resp.text(),
+                    body: shown(resp.text()),
                 }),
             }
             // Another writer that read the tag before this PUT may put its own index after
@@ -506,7 +514,7 @@ impl Pusher<'_> {
                         registry: target.registry.clone(),
                         url,
                         status: resp.status,
-                        body: resp.text(),
+                        body: shown(resp.text()),
                     });
                 }
                 stored_as(&resp, &mdesc.digest.to_string(), &target.registry, &url)?;
