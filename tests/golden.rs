@@ -187,3 +187,78 @@ fn golden_digests() {
         std::fs::read_to_string(d.join("manifest.json")).unwrap()
     );
 }
+
+/// The push manifest `rko push-manifest` writes for fixed inputs (an image, two tags, an
+/// import path), pinned byte for byte: a push manifest without attachments must stay
+/// exactly what earlier rko versions wrote, so existing readers (`rko resolve`, older
+/// `rko push`) and remote-cache keys are not disturbed.
+#[test]
+fn golden_push_manifest() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    fake_go_binary(&d.join("app"), 62, 300_000);
+    rko(
+        d,
+        &[
+            "layer",
+            "binary",
+            "--binary",
+            "app",
+            "--import-path",
+            "example.com/golden/cmd/app",
+            "--platform",
+            "linux/amd64",
+            "-o",
+            "bin.gz",
+            "--descriptor",
+            "bin.json",
+        ],
+    );
+    rko(
+        d,
+        &[
+            "image",
+            "--platform",
+            "linux/amd64",
+            "--layer",
+            "bin.json",
+            "--created",
+            "1700000000",
+            "--config-out",
+            "config.json",
+            "--manifest-out",
+            "manifest.json",
+            "--descriptor-out",
+            "desc.json",
+        ],
+    );
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    rko(
+        d,
+        &[
+            "push-manifest",
+            "--root",
+            "desc.json",
+            "--blob",
+            "manifest.json",
+            "--blob",
+            "config.json",
+            "--layer",
+            "bin.json=bin.gz",
+            "--repository",
+            "registry.example.com/golden",
+            "--import-path",
+            "example.com/golden/cmd/app",
+            "--tag",
+            "v1",
+            "--tag",
+            "latest",
+            "-o",
+            "out/push.json",
+        ],
+    );
+    insta::assert_snapshot!(
+        "push_manifest",
+        std::fs::read_to_string(d.join("out/push.json")).unwrap()
+    );
+}

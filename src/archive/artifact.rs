@@ -230,6 +230,7 @@ impl Artifact {
             root: blob_ref(&self.root, "root")?,
             manifests,
             blobs,
+            attachments: Vec::new(),
         })
     }
 }

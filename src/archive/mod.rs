@@ -6,6 +6,7 @@
 //! [`store::RemoteBlobs`], so this module never talks HTTP itself.
 
 pub mod artifact;
+pub mod attachment;
 pub mod load;
 pub mod paths;
 pub mod push_manifest;

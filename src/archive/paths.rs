@@ -18,10 +18,7 @@ use crate::archive::push_manifest::PushManifest;
 /// `output`'s directory.
 pub fn record(pm: &mut PushManifest, output: &Path, maps: &[(PathBuf, PathBuf)]) -> Result<()> {
     let out_dir = output.parent().unwrap_or(Path::new(""));
-    for b in std::iter::once(&mut pm.root)
-        .chain(pm.manifests.iter_mut())
-        .chain(pm.blobs.iter_mut())
-    {
+    for b in pm.blob_refs_mut() {
         if let Some(p) = &b.path {
             b.path = Some(match map_path(p, maps) {
                 Some(mapped) => mapped,

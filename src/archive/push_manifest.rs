@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::archive::attachment::Attachment;
 use crate::oci::Sha256Digest;
 
 /// The `source` of a blob that is the embedded static base's layer.
@@ -32,6 +33,11 @@ pub struct PushManifest {
     pub manifests: Vec<BlobRef>,
     /// Every config and layer blob.
     pub blobs: Vec<BlobRef>,
+    /// SBOMs and provenance statements to push as OCI referrers of the images above, after
+    /// them (`rko push-manifest --attach`). Absent when there are none, so a push manifest
+    /// without them is the same bytes as before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// A blob and where its bytes are.
@@ -95,10 +101,7 @@ impl PushManifest {
     fn read_with(manifest: &Path, may_be_missing: bool) -> Result<PushManifest> {
         let mut pm = PushManifest::read_metadata(manifest)?;
         let dir = manifest.parent().unwrap_or(Path::new(""));
-        for b in std::iter::once(&mut pm.root)
-            .chain(pm.manifests.iter_mut())
-            .chain(pm.blobs.iter_mut())
-        {
+        for b in pm.blob_refs_mut() {
             let Some(recorded) = b.path.take() else {
                 continue;
             };
@@ -114,6 +117,15 @@ impl PushManifest {
             b.path = Some(resolved);
         }
         Ok(pm)
+    }
+
+    /// Every blob of the push manifest with a place for its bytes: the root, the manifests,
+    /// the blobs and the attached documents.
+    pub fn blob_refs_mut(&mut self) -> impl Iterator<Item = &mut BlobRef> {
+        std::iter::once(&mut self.root)
+            .chain(self.manifests.iter_mut())
+            .chain(self.blobs.iter_mut())
+            .chain(self.attachments.iter_mut().map(|a| &mut a.document))
     }
 
     /// Reads a push manifest file for what it says about the image (repository, import

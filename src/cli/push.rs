@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::archive::attachment::{AttachSpec, Attachment};
 use crate::archive::paths::{self, parse_path_map};
 use crate::archive::{Artifact, PushManifest, tags::expand_tags};
 use crate::cli::args::{RegistryArgs, SourcesArgs, user_path};
 use crate::oci::{json, tag};
 use crate::output::Outputs;
+use crate::registry::attach::{AttachMode, attach};
 use crate::registry::cache::RemoteCache;
 use crate::registry::naming::{self, Naming};
 use crate::registry::progress;
@@ -48,6 +50,13 @@ pub struct PushManifestArgs {
     /// is. Repeatable.
     #[arg(long = "path-map", value_name = "FROM=TO")]
     pub path_maps: Vec<String>,
+    /// Attach a document (an SBOM or a provenance statement, JSON) to an image of this push,
+    /// pushed as an OCI 1.1 referrer after the image: SUBJECT is the image's descriptor as
+    /// `rko image --descriptor-out` wrote it (for an index, a platform image's, so each
+    /// platform gets its own). The type comes from the document (SPDX, CycloneDX, in-toto
+    /// statement), or from a third part, =MEDIA_TYPE. Repeatable.
+    #[arg(long = "attach", value_name = "SUBJECT=DOCUMENT[=MEDIA_TYPE]")]
+    pub attach: Vec<String>,
     /// Where to write the push manifest JSON. Blob paths not mapped by --path-map are
     /// recorded relative to this file's directory (absolute ones stay absolute).
     #[arg(long, short)]
@@ -87,6 +96,12 @@ pub struct PushArgs {
     /// `--push=false` pushes nothing (with --print: only print).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub push: bool,
+    /// How to push the SBOMs and provenance statements the push manifests attach, after
+    /// the images and their tags: as OCI 1.1 referrers (the registry's referrers API, else
+    /// the referrers tag `sha256-<hex>`), as ko's and cosign's `sha256-<hex>.sbom` tag
+    /// (SBOMs only), or not at all.
+    #[arg(long, value_enum, default_value = "referrers", env = "RKO_ATTACH")]
+    pub attach: AttachMode,
     /// Write the pushed references and what was sent as JSON, for CI: one image's report,
     /// or with several --manifest, `{"images": [report, …]}` in their order.
     #[arg(long, value_name = "FILE")]
@@ -119,6 +134,11 @@ pub fn run_push_manifest(a: PushManifestArgs) -> Result<()> {
         .import_path
         .as_deref()
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
+    for spec in &a.attach {
+        let spec = AttachSpec::parse(spec)?;
+        let attachment = Attachment::from_spec(&spec, &pm)?;
+        pm.attachments.push(attachment);
+    }
     paths::record(&mut pm, &a.output, &maps)?;
     let mut outputs = Outputs::new();
     outputs.write(&a.output, &json::pretty(&pm))?;
@@ -175,7 +195,8 @@ fn push_and_report(
         force_tags: a.force_tags,
         ..a.registry.settings()
     };
-    let reports = progress::push_all(pms, &a.registry.client()?, settings, cache)?;
+    let client = a.registry.client()?;
+    let mut reports = progress::push_all(pms, &client, settings, cache)?;
     for report in &reports {
         for line in std::iter::once(&report.reference).chain(&report.tagged) {
             match to_stderr {
@@ -183,6 +204,23 @@ fn push_and_report(
                 false => crate::cli::stdout::line(line),
             }
         }
+    }
+    // After every image and tag is pushed: a failure here leaves them in place.
+    for (pm, report) in pms.iter().zip(reports.iter_mut()) {
+        report.attached = attach(
+            &client,
+            settings,
+            cache,
+            &pm.repository,
+            &pm.attachments,
+            a.attach,
+        )
+        .with_context(|| {
+            format!(
+                "{} and its tags are pushed, but attaching its SBOMs and provenance failed",
+                report.reference
+            )
+        })?;
     }
     if let Some(p) = &a.image_refs {
         let json = match reports.as_slice() {

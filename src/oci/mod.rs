@@ -15,6 +15,7 @@ pub mod layout;
 pub mod media;
 pub mod platform;
 pub mod reference;
+pub mod referrer;
 pub mod tag;
 pub mod verify;
 

@@ -184,6 +184,7 @@ fn report(m: &PushManifest, target: &Reference, mut blobs: Vec<Sent>) -> PushRep
             .collect(),
         blobs,
         bytes_sent,
+        attached: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`pull::RegistryBlobs`] lets the blob store read a shallow base's layers.
 
 mod absolute;
+pub mod attach;
 pub mod auth;
 pub mod cache;
 mod challenge;

@@ -37,6 +37,9 @@ pub struct PushReport {
     pub blobs: Vec<(Sha256Digest, BlobOutcome, u64)>,
     /// Bytes sent to the target (uploads and copies).
     pub bytes_sent: u64,
+    /// The documents attached to the image as referrers (absent when none were).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::registry::attach::Attached>,
 }
 
 /// Live counts for a progress display.
@@ -138,7 +141,7 @@ impl Pusher<'_> {
     /// Whether `reference` (a digest or a tag) names `mref` in the target: a HEAD answered
     /// 200 with `mref`'s `Docker-Content-Digest`. Without that header only a digest
     /// reference counts (the registry found it by its digest); a tag is put again.
-    fn has_manifest(
+    pub(super) fn has_manifest(
         &self,
         target: &Reference,
         mref: &BlobRef,
@@ -181,20 +184,34 @@ impl Pusher<'_> {
         let subject = || format!("manifest {}", path.display());
         verify_bytes(&desc, &bytes, subject, "rebuild before pushing")?;
         let url = format!("/v2/{}/manifests/{reference}", target.repository);
-        let mut resp = self.client.send(
-            &target.registry,
-            "PUT",
-            &url,
-            &[("content-type", mref.media_type.clone())],
-            scopes,
-            &mut || Ok(Payload::Bytes(bytes.clone())),
-        )?;
+        let mut resp = self.send_manifest(target, &mref.media_type, reference, bytes, scopes)?;
         expect(&mut resp, &[200, 201], "PUT", &url)?;
         stored_as(
             &resp,
             &mref.digest.to_string(),
             &target.registry,
             &format!("PUT {url}"),
+        )
+    }
+
+    /// PUTs `bytes` of `media_type` as the manifest `reference` (a digest or a tag) and
+    /// returns the answer, whatever its status.
+    pub(super) fn send_manifest(
+        &self,
+        target: &Reference,
+        media_type: &str,
+        reference: &str,
+        bytes: Arc<Vec<u8>>,
+        scopes: &[String],
+    ) -> Result<Response> {
+        let url = format!("/v2/{}/manifests/{reference}", target.repository);
+        self.client.send(
+            &target.registry,
+            "PUT",
+            &url,
+            &[("content-type", media_type.to_string())],
+            scopes,
+            &mut || Ok(Payload::Bytes(bytes.clone())),
         )
     }
 

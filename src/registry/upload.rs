@@ -127,6 +127,33 @@ impl Pusher<'_> {
         Ok((outcome, b.size))
     }
 
+    /// Pushes a small blob held in memory (an empty config, a cosign config): HEAD first,
+    /// then one upload.
+    pub(super) fn push_bytes(
+        &self,
+        target: &Reference,
+        b: &BlobRef,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<(BlobOutcome, u64)> {
+        let scopes = vec![scope(&target.repository, "pull,push")];
+        let head_url = format!("/v2/{}/blobs/{}", target.repository, b.digest);
+        let empty = &mut || Ok(Payload::Empty);
+        let head = self
+            .client
+            .send(&target.registry, "HEAD", &head_url, &[], &scopes, empty)?;
+        if head.status == 200 && head_confirms(&head, b) {
+            return Ok((BlobOutcome::Existed, 0));
+        }
+        let location = self
+            .start_upload(target, b, None, &scopes)?
+            .context("the registry mounted a blob it was not asked to mount")?;
+        let len = bytes.len() as u64;
+        let payload = &mut || Ok(Payload::Bytes(bytes.clone()));
+        self.put_blob(&target.registry, &scopes, &location, b, Some(len), payload)?;
+        self.counters.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        Ok((BlobOutcome::Uploaded, len))
+    }
+
     /// Mounts `b` from `mount` (`None` when that worked) or opens an upload; returns the
     /// upload's location. A 202 to a mount means the registry declined and opened an
     /// ordinary upload instead.

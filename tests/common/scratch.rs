@@ -1,5 +1,6 @@
 //! A scratch directory to run `rko` in, with no registry credentials and none of the
-//! environment that would change what rko does (KO_DOCKER_REPO, RKO_REMOTE_CACHE).
+//! environment that would change what rko does (KO_DOCKER_REPO, RKO_REMOTE_CACHE,
+//! RKO_ATTACH).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -30,6 +31,7 @@ impl Scratch {
             .env("REGISTRY_AUTH_FILE", self.path("docker/none.json"))
             .env_remove("KO_DOCKER_REPO")
             .env_remove("RKO_REMOTE_CACHE")
+            .env_remove("RKO_ATTACH")
             .output()
             .unwrap()
     }
