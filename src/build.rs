@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use crate::archive::attachment::Attachment;
 use crate::archive::{Artifact, BlobStore};
 use crate::image::base::spec::BaseSpec;
 use crate::image::{BuiltImage, ImageOptions};
@@ -14,6 +15,7 @@ use crate::layer::kodata::Tree;
 use crate::layer::{Compression, LayerDescriptor};
 use crate::oci::{Platform, TagRef};
 use crate::output::Outputs;
+use crate::registry::attach::{AttachMode, attach};
 use crate::registry::client::Client;
 use crate::registry::naming::{self, Naming};
 use crate::registry::progress::{self, PushSettings};
@@ -41,6 +43,9 @@ pub struct Request {
     /// The SBOM formats to make (empty: none). Made only when something takes them:
     /// [`Outs::sbom_dir`], or a push with [`Outs::sbom_for_push`].
     pub sbom: Vec<SbomFormat>,
+    /// `sbom` is the default, not asked for: a push of a binary without build info then
+    /// goes on without an SBOM, with a warning.
+    pub sbom_by_default: bool,
     /// SLSA `runDetails.builder.id` of the provenance.
     pub builder_id: String,
 }
@@ -56,10 +61,7 @@ pub struct Outs<'a> {
     pub sbom_dir: Option<PathBuf>,
     /// Write the SLSA provenance (an in-toto Statement) to this file.
     pub provenance: Option<PathBuf>,
-    /// Make the SBOMs for the push to attach as referrers, also without `sbom_dir`. Off
-    /// until the attachment is wired: a binary the layer takes (it has Go's magic) may still
-    /// carry no readable build info (tests' synthetic binaries), and its SBOM would then
-    /// fail a push that does not use it.
+    /// Make the SBOMs for the push to attach as referrers, also without `sbom_dir`.
     pub sbom_for_push: bool,
     pub push: Option<Push>,
     /// Reaches a shallow base's registry, and the push target.
@@ -73,6 +75,8 @@ pub struct Push {
     pub naming: Naming,
     pub tags: Vec<String>,
     pub settings: PushSettings,
+    /// How the SBOMs and provenance are attached after the image and its tags.
+    pub attach: AttachMode,
 }
 
 /// What was built.
@@ -80,8 +84,8 @@ pub struct Built {
     pub image: BuiltImage,
     pub pushed: Option<PushReport>,
     /// The SBOMs (when `sbom_dir` or `sbom_for_push` asks for them) and the provenance
-    /// (when `provenance` does), for a push to attach as referrers.
-    #[allow(dead_code)] // read by the referrer attachment of --push (issue 9, item 3)
+    /// (when `provenance` does), which a push attaches as referrers.
+    #[allow(dead_code)] // kept for callers; the push has attached them already
     pub documents: Vec<Document>,
 }
 
@@ -89,7 +93,6 @@ pub struct Built {
 #[derive(Clone, Debug)]
 pub struct Document {
     /// The image it is about (its manifest's descriptor).
-    #[allow(dead_code)] // read by the referrer attachment of --push (issue 9, item 3)
     pub subject: crate::oci::Descriptor,
     /// [`sbom_mod::MEDIA_SPDX`], [`sbom_mod::MEDIA_CYCLONEDX`] or [`sbom_mod::MEDIA_IN_TOTO`].
     pub media_type: &'static str,
@@ -131,7 +134,8 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         if let Some(d) = &base.blob_dir {
             store.add_dir(d.clone())?;
         }
-        let written = write_outputs(req, outs, &image, store, &mut outputs);
+        let docs = (&documents[..], scratch.path());
+        let written = write_outputs(req, outs, &image, store, &mut outputs, docs);
         pushed = written.map_err(|e| outputs.explain(e))?;
     }
     if let Some(p) = &outs.digest_file {
@@ -174,9 +178,23 @@ fn documents(
     });
     let pf = platform.to_string().replace(['/', ':'], "-");
     if sboms {
+        let go = match sbom_mod::go_parts(&req.binary, req.allow_non_go) {
+            // The default SBOM of a push, for a binary that passed the layer's check (it
+            // has Go's magic) yet holds no build info: warn and push without it. One asked
+            // for (--sbom, --sbom-dir) fails instead.
+            Err(sbom_mod::GoInfoError::NotGo { path }) if req.sbom_by_default => {
+                eprintln!(
+                    "rko: warning: {} carries no Go build info, so the push attaches no SBOM; \
+                     pass --allow-non-go for an SBOM holding only the image, or --sbom none",
+                    path.display()
+                );
+                return provenance_only(docs, req, outs, platform, base, image, subject);
+            }
+            other => other?,
+        };
         let input = SbomInput {
             image: subject.clone(),
-            go: sbom_mod::go_parts(&req.binary, req.allow_non_go)?,
+            go,
             created: sbom_mod::created(req.options.created, Some(&image.config)),
         };
         for &f in &req.sbom {
@@ -188,6 +206,19 @@ fn documents(
             });
         }
     }
+    provenance_only(docs, req, outs, platform, base, image, subject)
+}
+
+/// `docs` and, when asked, the provenance.
+fn provenance_only(
+    mut docs: Vec<Document>,
+    req: &Request,
+    outs: &Outs<'_>,
+    platform: &Platform,
+    base: &crate::image::base::Base,
+    image: &BuiltImage,
+    subject: SbomImage,
+) -> Result<Vec<Document>> {
     if outs.provenance.is_some() {
         provenance::check_builder_id(&req.builder_id)?;
         let tags = match &outs.push {
@@ -262,13 +293,15 @@ fn write_binary(
     layer.write(std::io::BufWriter::new(fs_err::File::create(blob)?))
 }
 
-/// The tarball and layout (into `outputs`), and the push.
+/// The tarball and layout (into `outputs`), and the push, with the documents (written to
+/// files in the scratch directory) attached after the image and its tags.
 fn write_outputs(
     req: &Request,
     outs: &Outs<'_>,
     image: &BuiltImage,
     mut store: BlobStore,
     outputs: &mut Outputs,
+    (documents, scratch): (&[Document], &std::path::Path),
 ) -> Result<Option<PushReport>> {
     if store.has_remote() && (outs.tarball.is_some() || outs.layout.is_some()) {
         store.set_fetcher(Box::new(RegistryBlobs((outs.client)()?)));
@@ -293,5 +326,28 @@ fn write_outputs(
         false => push.tags.clone(),
     };
     let pm = artifact.push_manifest(&store, &repository, &tags)?;
-    Ok(Some(progress::push(&pm, &(outs.client)()?, push.settings)?))
+    let client = (outs.client)()?;
+    let mut report = progress::push(&pm, &client, push.settings)?;
+    let mut attachments = Vec::new();
+    for (i, d) in documents.iter().enumerate() {
+        let path = scratch.join(format!("document-{i}-{}", d.file_name));
+        fs_err::write(&path, &d.bytes)?;
+        attachments.push(Attachment::new(&d.subject, &path, Some(d.media_type))?);
+    }
+    // After the image and its tags: a failure here leaves them in place.
+    report.attached = attach(
+        &client,
+        push.settings,
+        None,
+        &repository,
+        &attachments,
+        push.attach,
+    )
+    .with_context(|| {
+        format!(
+            "{} and its tags are pushed, but attaching its SBOMs and provenance failed",
+            report.reference
+        )
+    })?;
+    Ok(Some(report))
 }

@@ -1020,3 +1020,125 @@ fn concurrent_pushes_to_one_referrers_tag_keep_both() {
     types.sort();
     assert_eq!(types, [SPDX, CYCLONEDX, IN_TOTO], "{idx}");
 }
+
+#[test]
+fn rko_build_push_attaches_its_sbom_and_provenance() {
+    common::require_tools!("go", "docker-registry", "skopeo");
+    let reg = Registry::start(RegistryOptions::plain());
+    let w = Work::new();
+    let bin = common::go_build(
+        &w.path(""),
+        "app",
+        "package main\n\nfunc main() { println(\"hi\") }\n",
+        "amd64",
+    );
+    let repo = format!("{}/built", reg.host());
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            bin.to_str().unwrap(),
+            "--import-path",
+            "example.com/x",
+            "--push",
+            "--repository",
+            &repo,
+            "--naming",
+            "bare",
+        ];
+        args.extend_from_slice(extra);
+        w.rko(&args)
+    };
+
+    // Like `ko build`: the SPDX SBOM by default, and the provenance when asked for, attached
+    // as referrers after the image and its tag.
+    let o = build(&[
+        "--provenance",
+        "prov.json",
+        "--builder-id",
+        "https://ci.example.com/b",
+        "--image-refs",
+        "refs.json",
+    ]);
+    ok(&o);
+    let refs = read_json(w.path("refs.json"));
+    let digest = refs["reference"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .to_string();
+    let attached: Vec<&str> = refs["attached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(attached, [SPDX, IN_TOTO], "{refs}");
+    let (_, index) = manifest(&reg, "built", &format!("sha256-{}", hex(&digest)));
+    let index = json(&index);
+    let mut types: Vec<String> = Vec::new();
+    for d in index["manifests"].as_array().unwrap() {
+        let (_, m) = manifest(&reg, "built", d["digest"].as_str().unwrap());
+        let m = json(&m);
+        assert_eq!(m["subject"]["digest"], digest.as_str());
+        let doc = blob(&reg, "built", m["layers"][0]["digest"].as_str().unwrap());
+        if m["artifactType"] == IN_TOTO {
+            // The attached statement is the one written to --provenance.
+            assert_eq!(doc, std::fs::read(w.path("prov.json")).unwrap());
+        } else {
+            let sbom = json(&doc);
+            assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+            assert!(
+                doc.windows(13).any(|x| x == b"example.com/x"),
+                "the main module"
+            );
+        }
+        types.push(m["artifactType"].as_str().unwrap().to_string());
+    }
+    types.sort();
+    assert_eq!(types, [SPDX, IN_TOTO]);
+
+    // --attach none pushes the image only; a stand-in binary with Go's magic but no build
+    // info pushes with a warning and no SBOM, unless an SBOM is asked for.
+    let fake = w.path("fake");
+    fake_go_binary(&fake, 62, 1 << 16);
+    let push_fake = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            fake.to_str().unwrap(),
+            "--import-path",
+            "example.com/fake",
+            "--push",
+            "--repository",
+            &repo,
+            "--naming",
+            "bare",
+            "--push-tag",
+            "fake",
+            "--image-refs",
+            "fake.json",
+        ];
+        args.extend_from_slice(extra);
+        w.rko(&args)
+    };
+    let err = ok(&push_fake(&[]));
+    assert!(
+        err.contains("carries no Go build info, so the push attaches no SBOM"),
+        "{err}"
+    );
+    let report = read_json(w.path("fake.json"));
+    assert!(report.get("attached").is_none(), "{report}");
+    let fake_digest = reg.tag_digest("built", "fake").unwrap();
+    let (status, _, _) = get(
+        &reg,
+        &format!("/v2/built/manifests/sha256-{}", hex(&fake_digest)),
+        OCI_INDEX,
+    );
+    assert_eq!(status, 404, "no referrers for the stand-in binary");
+    let err = failed(&push_fake(&["--sbom", "spdx"]));
+    assert!(
+        err.contains("carries no Go build info") && err.contains("--allow-non-go"),
+        "{err}"
+    );
+}

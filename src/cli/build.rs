@@ -73,9 +73,12 @@ pub struct BuildArgs {
     /// is HEADed first and put only when it names something else).
     #[arg(long)]
     pub force_tags: bool,
-    /// The SBOM to make, as ko's --sbom (written to --sbom-dir).
-    #[arg(long, value_enum, default_value = "spdx")]
-    pub sbom: SbomChoice,
+    /// The SBOM to make, as ko's --sbom: written to --sbom-dir, and attached to the image
+    /// by --push.
+    /// Default spdx, as ko; a default SBOM the binary cannot give (no build info) is left
+    /// out of a push with a warning, one asked for fails.
+    #[arg(long, value_enum)]
+    pub sbom: Option<SbomChoice>,
     /// Write the SBOMs to this directory (created if missing), named as ko names them:
     /// `<app>-<os>-<arch>[-<variant>].spdx.json`, `….cyclonedx.json`.
     #[arg(long, value_name = "DIR")]
@@ -86,6 +89,12 @@ pub struct BuildArgs {
     /// The provenance's builder id (SLSA runDetails.builder.id), a URI naming who built.
     #[arg(long, value_name = "URI", default_value = crate::sbom::provenance::DEFAULT_BUILDER_ID)]
     pub builder_id: String,
+    /// With --push: how the SBOMs (--sbom) and the provenance (--provenance) are attached to
+    /// the pushed image, after it and its tags: as OCI 1.1 referrers (the registry's
+    /// referrers API, else the referrers tag `sha256-<hex>`), as ko's `sha256-<hex>.sbom`
+    /// tag (SBOMs only), or not at all.
+    #[arg(long, value_enum, default_value = "referrers", env = "RKO_ATTACH")]
+    pub attach: crate::registry::attach::AttachMode,
     /// With --push: write the pushed references as JSON, for CI.
     #[arg(long, value_name = "FILE")]
     pub image_refs: Option<PathBuf>,
@@ -125,7 +134,8 @@ pub fn run(a: BuildArgs) -> Result<()> {
         compression: a.compression.compression()?,
         threads: a.compression.threads(),
         options: a.config.options()?,
-        sbom: a.sbom.formats(),
+        sbom: a.sbom.unwrap_or(SbomChoice::Spdx).formats(),
+        sbom_by_default: a.sbom.is_none() && a.sbom_dir.is_none(),
         builder_id: a.builder_id.clone(),
     };
     let tags = tag::parse_tags(&a.tags)?;
@@ -140,6 +150,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             force_tags: a.force_tags,
             ..a.registry.settings()
         },
+        attach: a.attach,
     });
     let client = || a.registry.client();
     let outs = Outs {
@@ -149,8 +160,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         digest_file: a.digest_file.clone(),
         sbom_dir: a.sbom_dir.clone(),
         provenance: a.provenance.clone(),
-        // Set once rko build --push attaches the SBOMs as referrers.
-        sbom_for_push: false,
+        sbom_for_push: true,
         push,
         client: &client,
     };
