@@ -1,8 +1,10 @@
 //! Go build info, read from an executable's own bytes with no Go toolchain: the Go version
 //! and the module list (`path`, `mod`, `dep`, `=>`, `build` lines) that `go version -m`
-//! prints. [`modinfo`] parses the text; [`exe`] finds it in ELF, Mach-O and PE files.
+//! prints. [`modinfo`] parses the text; [`exe`] finds it in ELF, Mach-O and PE files;
+//! [`text`] prints it as `go version -m` does.
 
 pub mod exe;
 pub mod modinfo;
+pub mod text;
 
-pub use modinfo::{BuildInfo, ModinfoError, Module, Setting};
+pub use modinfo::{BuildInfo, ModinfoError, Module};

@@ -41,6 +41,7 @@ pub struct BuildInfo {
 
 impl BuildInfo {
     /// The value of a `build` setting, if the binary records it.
+    #[allow(dead_code)] // for the SBOM writers (issue 9); the tests use it now
     pub fn setting(&self, key: &str) -> Option<&str> {
         self.settings
             .iter()

@@ -6,6 +6,7 @@
 mod argfile;
 mod args;
 mod build;
+mod buildinfo;
 mod image;
 mod index;
 mod layer;
@@ -55,6 +56,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Replace `ko://IMPORTPATH` in YAML with the images push manifests name, like `ko resolve`.
     Resolve(resolve::ResolveArgs),
+    /// Print a Go binary's build info as `go version -m` does, read from the binary alone.
+    Buildinfo(buildinfo::BuildinfoArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) => push::run_push(a),
         Command::Build(a) => build::run(a),
         Command::Resolve(a) => resolve::run(a),
+        Command::Buildinfo(a) => buildinfo::run(a),
     }
 }
 

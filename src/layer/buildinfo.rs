@@ -29,7 +29,7 @@ pub struct ExecutableKind {
 }
 
 /// The Go build info magic.
-pub const GO_BUILDINFO_MAGIC: &[u8; 14] = b"\xff Go buildinf:";
+pub use crate::buildinfo::exe::GO_BUILDINFO_MAGIC;
 
 /// Reads the executable header from the first bytes of a file (pass at least 512 bytes
 /// where the file has them). `None` when it is not an ELF, Mach-O or PE executable.
