@@ -827,7 +827,7 @@ mod tests {
             let names = b"\0.go.buildinfo\0.shstrtab\0";
             let names_off = f.len() as u64;
             f.extend_from_slice(names);
-            while f.len() % 8 != 0 {
+            while !f.len().is_multiple_of(8) {
                 f.push(0);
             }
             let shoff = f.len() as u64;

@@ -30,6 +30,9 @@ fn module_lines(info: &BuildInfo) -> Vec<String> {
             Some(r) => {
                 lines.push(format!("{word}\t{}\t{}", m.path, m.version));
                 module(lines, "=>", r);
+                // Go's BuildInfo.String() ends the `=>` line twice, so `go version -m`
+                // prints an empty line (a lone tab) after each replacement.
+                lines.push(String::new());
             }
         }
     }
@@ -123,7 +126,7 @@ mod tests {
         assert_eq!(
             go_version_m("bin", &bi),
             "bin: go1.26.0\n\tpath\tex.com/a\n\tmod\tex.com/a\t(devel)\t\n\
-             \tdep\tex.com/b\tv1.0.0\th1:x=\n\tdep\tex.com/c\tv0.0.0\n\t=>\t../c\t\t\n\
+             \tdep\tex.com/b\tv1.0.0\th1:x=\n\tdep\tex.com/c\tv0.0.0\n\t=>\t../c\t\t\n\t\n\
              \tbuild\t-ldflags=\"-X a=b c\"\n\tbuild\tGOOS=linux\n"
         );
         let bare = BuildInfo {
