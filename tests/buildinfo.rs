@@ -443,3 +443,41 @@ fn corrupt_binaries_give_clear_errors() {
         &["line 1", "no tab after the line's first word"],
     );
 }
+
+/// The fuzz seeds (fuzz/corpus/buildinfo: tiny hand-made ELF, Mach-O and PE files, one
+/// with Go 1.17's pointer header, one with no section headers) read as both Go readers
+/// read them. Go 1.27 no longer falls back to the first writable segment, so it finds
+/// nothing in `elf64-segment-only`; Go 1.19 (and rko) do.
+#[test]
+fn fuzz_seeds_read_as_go_reads_them() {
+    require_tools!("go", "pyvenv:go");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/buildinfo");
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        "elf64-section",
+        "elf64-segment-only",
+        "elf64-go117-pointers",
+        "macho64-arm64",
+        "pe-data-section",
+    ];
+    for name in names {
+        let p = dir.path().join(name);
+        std::fs::copy(seeds.join(name), &p).unwrap();
+        set_executable(&p);
+        let ours = rko_buildinfo(&p);
+        assert!(ours.contains("\tpath\texample.com/app/cmd/app\n"), "{ours}");
+        assert_eq!(ours, go_version_m(&debian_go(), &p), "{name}, Go 1.19");
+        let go127 = run(Command::new(venv_go().unwrap())
+            .args(["version", "-m"])
+            .arg(&p));
+        if name == "elf64-segment-only" {
+            assert!(!go127.status.success() || go127.stdout.is_empty());
+        } else {
+            assert_eq!(
+                ours,
+                String::from_utf8_lossy(&go127.stdout),
+                "{name}, Go 1.27"
+            );
+        }
+    }
+}
