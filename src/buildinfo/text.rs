@@ -1,7 +1,8 @@
-//! Build info printed as `go version -m FILE` prints it (Go 1.20 and later): the
-//! `FILE: goVERSION` line, then `runtime/debug.BuildInfo.String()`'s lines, each after a
-//! tab, with `build` keys and values quoted by Go's `strconv.Quote` where they hold
-//! characters that would break the line format.
+//! Build info printed as `go version -m FILE` prints it: the `FILE: goVERSION` line, then
+//! `runtime/debug.BuildInfo.String()`'s lines, each after a tab, with `build` keys and
+//! values quoted by Go's `strconv.Quote` where they hold characters that would break the
+//! line format. That quoting is current Go's (Debian's Go 1.19.8 has it too); rko prints
+//! it whichever Go built the binary.
 
 use std::fmt::Write;
 
