@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use crate::archive::push_manifest::PushManifest;
 use crate::archive::sources::PulledSources;
+use crate::buildinfo::{exe, modinfo, text};
 use crate::image::base::layout::read_base;
 use crate::image::base::spec::BaseSpec;
 use crate::importpath;
@@ -70,6 +71,46 @@ pub fn executable(data: &[u8]) {
         pieces.feed(p);
     }
     assert_eq!(pieces.found(), naive, "pieces of {step}");
+}
+
+/// Go build info read from arbitrary bytes as an executable: never a panic; what is
+/// found prints as `go version -m` does and serializes, and the printed module lines
+/// parse back to the same build info (the quoting round-trips).
+pub fn buildinfo(data: &[u8]) {
+    let info = match exe::read_bytes(data) {
+        Ok(Some(info)) => info,
+        Ok(None) => return,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert!(!info.go_version.is_empty(), "an empty version is refused");
+    let printed = text::go_version_m("f", &info);
+    let header = format!("f: {}\n", info.go_version);
+    let lines = printed
+        .strip_prefix(&header)
+        .unwrap_or_else(|| panic!("{printed:?} starts with {header:?}"));
+    let mut module_text = String::new();
+    // Not `lines()`: it would also take a `\r` before the `\n`, which a value may end with.
+    for l in lines.split_terminator('\n') {
+        let l = l
+            .strip_prefix('\t')
+            .expect("every module line starts with a tab");
+        module_text.push_str(l);
+        module_text.push('\n');
+    }
+    let again = modinfo::parse(&info.go_version, &module_text)
+        .unwrap_or_else(|e| panic!("{printed:?} does not parse back: {e}"));
+    // As Go's BuildInfo.String(), the printed form drops the sum of a replaced module.
+    let mut expected = info.clone();
+    for m in expected.main.iter_mut().chain(expected.deps.iter_mut()) {
+        if m.replace.is_some() {
+            m.sum.clear();
+        }
+    }
+    assert_eq!(again, expected, "printed as {printed:?}");
+    serde_json::to_string(&info).expect("build info serializes");
 }
 
 /// The platform a binary file is for, and its binary layer (gzip, one thread), for the

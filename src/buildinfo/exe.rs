@@ -228,7 +228,11 @@ impl Data {
     fn locate(&self, addr: u64) -> Option<(u64, u64)> {
         self.maps.iter().find_map(|m| {
             let rel = addr.checked_sub(m.addr)?;
-            (rel < m.size).then(|| (m.off + rel, m.size - rel))
+            if rel < m.size {
+                Some((m.off.checked_add(rel)?, m.size - rel))
+            } else {
+                None
+            }
         })
     }
 
@@ -386,9 +390,10 @@ fn inline_string<F: ReadAt + ?Sized>(
             "the Go build info claims a {what} of {n} bytes; expected at most {max}"
         ));
     }
-    let start = addr + used as u64;
+    // Saturating: a mapping may claim to reach past the end of the address space.
+    let start = addr.saturating_add(used as u64);
     let bytes = data.read(src, start, n, &format!("the {what}"))?;
-    Ok((bytes, start + n))
+    Ok((bytes, start.saturating_add(n)))
 }
 
 /// The Go string whose header (data pointer, length) is at `addr` (Go 1.17 and older).
@@ -652,7 +657,7 @@ fn fat<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
     // Offsets inside the slice are relative to it: rebase the result.
     Ok(macho(&slice)?.map(|mut d| {
         for m in &mut d.maps {
-            m.off += off;
+            m.off = m.off.saturating_add(off);
         }
         d
     }))
@@ -827,7 +832,7 @@ mod tests {
             let names = b"\0.go.buildinfo\0.shstrtab\0";
             let names_off = f.len() as u64;
             f.extend_from_slice(names);
-            while f.len() % 8 != 0 {
+            while !f.len().is_multiple_of(8) {
                 f.push(0);
             }
             let shoff = f.len() as u64;

@@ -1,7 +1,8 @@
-//! Build info printed as `go version -m FILE` prints it (Go 1.20 and later): the
-//! `FILE: goVERSION` line, then `runtime/debug.BuildInfo.String()`'s lines, each after a
-//! tab, with `build` keys and values quoted by Go's `strconv.Quote` where they hold
-//! characters that would break the line format.
+//! Build info printed as `go version -m FILE` prints it: the `FILE: goVERSION` line, then
+//! `runtime/debug.BuildInfo.String()`'s lines, each after a tab, with `build` keys and
+//! values quoted by Go's `strconv.Quote` where they hold characters that would break the
+//! line format. That quoting is current Go's (Debian's Go 1.19.8 has it too); rko prints
+//! it whichever Go built the binary.
 
 use std::fmt::Write;
 
@@ -30,6 +31,9 @@ fn module_lines(info: &BuildInfo) -> Vec<String> {
             Some(r) => {
                 lines.push(format!("{word}\t{}\t{}", m.path, m.version));
                 module(lines, "=>", r);
+                // Go's BuildInfo.String() ends the `=>` line twice, so `go version -m`
+                // prints an empty line (a lone tab) after each replacement.
+                lines.push(String::new());
             }
         }
     }
@@ -123,7 +127,7 @@ mod tests {
         assert_eq!(
             go_version_m("bin", &bi),
             "bin: go1.26.0\n\tpath\tex.com/a\n\tmod\tex.com/a\t(devel)\t\n\
-             \tdep\tex.com/b\tv1.0.0\th1:x=\n\tdep\tex.com/c\tv0.0.0\n\t=>\t../c\t\t\n\
+             \tdep\tex.com/b\tv1.0.0\th1:x=\n\tdep\tex.com/c\tv0.0.0\n\t=>\t../c\t\t\n\t\n\
              \tbuild\t-ldflags=\"-X a=b c\"\n\tbuild\tGOOS=linux\n"
         );
         let bare = BuildInfo {
