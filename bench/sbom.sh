@@ -120,10 +120,10 @@ CONTENDERS=(
 if [ -n "$GO_NEW" ]; then
   CONTENDERS+=("go_new|\`go version -m\` ($(GOTOOLCHAIN=local "$GO_NEW" version | awk '{print $3}'))|env GOTOOLCHAIN=local $GO_NEW version -m INPUT")
 fi
-# ---- rko sbom: add its rows here (issue 9, coming from another helper), e.g.
-#   CONTENDERS+=("sbom_spdx|\`rko sbom --format spdx\`|$R sbom --format spdx INPUT -o /dev/null")
-#   CONTENDERS+=("sbom_cdx|\`rko sbom --format cyclonedx\`|$R sbom --format cyclonedx INPUT -o /dev/null")
-# ---- end of the rko sbom spot
+# The SBOM action as the rules run it (the image named by a digest), written to a file.
+IMG=sha256:$(printf 'bench' | sha256sum | cut -d' ' -f1)
+CONTENDERS+=("sbom_spdx|\`rko sbom --format spdx\`|$R sbom --binary INPUT --import-path example.com/bench/app --image $IMG --format spdx -o $W/out.spdx.json")
+CONTENDERS+=("sbom_cdx|\`rko sbom --format cyclonedx\`|$R sbom --binary INPUT --import-path example.com/bench/app --image $IMG --format cyclonedx -o $W/out.cdx.json")
 
 # What rko reads of each file (strace, when installed): a few headers and the block.
 READS=""

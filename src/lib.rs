@@ -1,11 +1,13 @@
 //! rules_ko's action binary `rko`, as a library: each module owns one stage of turning a Go
 //! binary into an OCI image the way ko does, with explicit inputs and deterministic output.
 //!
-//! The stages import only downwards: `oci` (the spec's nouns) ← `layer` (tar bytes as ko
-//! writes them) ← `image` (bases, config, manifest, index) ← `archive` (blob store,
-//! tarball, layout, push manifest, load) ← `registry` (HTTP client, pull, push) ← `build`
-//! (`rko build`'s one-process pipeline) ← `cli`; `resolve` (`ko://` references in YAML)
-//! uses only `archive`, beside `build`. `importpath` and `output` are leaves any stage may
+//! The stages import only downwards: `oci` (the spec's nouns) ← `buildinfo` (Go build info
+//! from executable bytes) ← `layer` (tar bytes as ko writes them) ← `image` (bases, config,
+//! manifest, index) ← `archive` (blob store, tarball, layout, push manifest and its
+//! attachments, load) ← `registry` (HTTP client, pull, push, referrers) ← `build` (`rko
+//! build`'s one-process pipeline) ← `cli`; `sbom` (SPDX, CycloneDX, provenance) uses only
+//! `oci` and `buildinfo`; `resolve` (`ko://` references in YAML) uses only `archive`,
+//! beside `build`. `importpath` and `output` are leaves any stage may
 //! use. Only [`main`] is public, so the compiler reports whatever is unused.
 
 mod archive;

@@ -849,6 +849,11 @@ fn bazel_actions(ws: &Workspace, targets: &[&str]) -> Actions {
             "KoLayout" => "ko_layout".into(),
             "KoPushManifest" => "ko_push_manifest".into(),
             "KoResolve" => "ko_resolve".into(),
+            "KoSbom" => {
+                let at = args.iter().position(|a| a == "--format").unwrap();
+                format!("ko_sbom:{}", args[at + 1])
+            }
+            "KoProvenance" => "ko_provenance".into(),
             other => panic!("unexpected mnemonic {other}"),
         };
         // --path-map places blobs in Bazel's runfiles; Buck2 has none (paths are relative
@@ -913,8 +918,9 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
             "{key:?}: Bazel and Buck2 give rko different arguments"
         );
     }
-    // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike.
-    assert_eq!(bazel.len(), 10, "{:?}", bazel.keys());
+    // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike; and the subject's
+    // two SBOMs and its provenance.
+    assert_eq!(bazel.len(), 13, "{:?}", bazel.keys());
 
     // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
     ws.ok(&["build", "//analysis:subject"]);

@@ -114,8 +114,20 @@ fn bazel_run_deploy_pushes_every_image_once_and_prints_the_resolved_yaml() {
         .count();
     assert_eq!(mounts, 1, "{first:?}");
     // foo: the base, kodata, binary layers and a config; bar: its (empty) kodata and binary
-    // layers and a config.
-    assert_eq!(blob_puts, 7, "{first:?}");
+    // layers and a config; then each image's SBOM (the default SPDX) and its artifact
+    // manifest's empty `{}` config, attached as a referrer.
+    assert_eq!(blob_puts, 7 + 2 * 2, "{first:?}");
+    for r in &refs {
+        let (repo, digest) = r.split_once('@').unwrap();
+        let repo = repo.split_once('/').unwrap().1;
+        let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+        assert!(
+            first
+                .iter()
+                .any(|(m, p)| m == "PUT" && p == &format!("/v2/{repo}/manifests/{tag}")),
+            "{r}: no referrers tag {tag} put: {first:?}"
+        );
+    }
 
     // Again: HEAD requests only, and nothing re-ran.
     let (_, ran) = deploy(&ws, &logs.path().join("2.json"), &[]);
@@ -152,14 +164,29 @@ fn bazel_run_deploy_pushes_every_image_once_and_prints_the_resolved_yaml() {
             .filter(|(rm, p)| rm == m && p.contains(part))
             .count()
     };
+    // The new image names a new SBOM (its subject is the image digest); the `{}` config of
+    // its artifact manifest is there already.
     assert_eq!(
         count("PUT", "/blobs/uploads/"),
-        2,
-        "a layer and a config: {w:?}"
+        3,
+        "a layer, a config and the SBOM: {w:?}"
     );
-    assert_eq!(count("PUT", "/manifests/sha256:"), 1, "{w:?}");
+    assert_eq!(
+        count("PUT", "/manifests/sha256:"),
+        2,
+        "the image and the SBOM's artifact manifest: {w:?}"
+    );
     assert_eq!(count("PUT", "/manifests/latest"), 1, "{w:?}");
-    assert_eq!(w.len(), 6, "2 POST, 2 PUT blobs, 2 PUT manifests: {w:?}");
+    assert_eq!(
+        count("PUT", "/manifests/sha256-"),
+        1,
+        "the referrers tag: {w:?}"
+    );
+    assert_eq!(
+        w.len(),
+        10,
+        "3 POST, 3 PUT blobs, 2 PUT manifests by digest, the tag and the referrers tag: {w:?}"
+    );
     let new_refs = images(&stdout);
     assert_ne!(new_refs[0], refs[0], "foo's digest changed");
     assert_eq!(new_refs[1], refs[1], "bar's did not");

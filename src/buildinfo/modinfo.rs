@@ -1,7 +1,7 @@
 //! The module info text the Go linker embeds (what `runtime/debug.ReadBuildInfo` returns
-//! and `go version -m` prints), parsed as Go's `debug.ParseBuildInfo` does, but lenient where
-//! Go 1.18 and 1.19 wrote `build` values unquoted (they quoted nothing; Go 1.20 and later
-//! quote keys and values holding spaces, tabs, newlines, quotes or backquotes).
+//! and `go version -m` prints), parsed as Go's `debug.ParseBuildInfo` does (keys and values
+//! holding spaces, tabs, newlines, quotes or backquotes are Go-quoted), but lenient where Go
+//! is strict: an unquoted value with a space, as early Go 1.18 toolchains wrote, is kept.
 
 use serde::Serialize;
 
@@ -55,8 +55,7 @@ impl BuildInfo {
 #[error(
     "malformed Go build info, line {line} ({text:?}): {what}; expected the `path`, `mod`, \
      `dep`, `=>` and `build` lines `go version -m` prints, tab-separated; the binary's build \
-     info is damaged: rebuild it with the Go toolchain, or pass --allow-non-go to treat it as \
-     a binary without build info"
+     info is damaged: rebuild it with the Go toolchain"
 )]
 pub struct ModinfoError {
     /// 1-based line number in the module info text.
