@@ -27,7 +27,7 @@ use crate::sbom::{Image, VERSION};
 pub const BUILD_TYPE: &str = "https://rules-ko.invalid/buildtypes/rko-image/v1";
 
 /// The builder id `rko build` writes unless told otherwise: a build on someone's machine.
-pub const DEFAULT_BUILDER_ID: &str = "https://rules-ko.invalid/builders/rko-build-local/v1";
+pub const DEFAULT_BUILDER_ID: &str = "urn:rules-ko:builder:rko-build";
 
 /// What the provenance is made from.
 #[derive(Clone, Debug)]
