@@ -260,6 +260,45 @@ impl Client {
         Ok(made)
     }
 
+    /// A rustls configuration for a gRPC cache at `authority` (ALPN `h2`): the same roots
+    /// as the registries plus the host's certs.d CAs and client certificate.
+    pub(super) fn grpc_tls(&self, authority: &str) -> Result<Arc<rustls::ClientConfig>> {
+        let trust = HostTrust::load(authority)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in self.roots.iter().chain(&trust.cas) {
+            // A certificate rustls cannot parse is skipped, as ureq's own store does.
+            let _ = roots.add(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS setup for the gRPC cache")?
+            .with_root_certificates(roots);
+        let mut config = match trust.client {
+            None => builder.with_no_client_auth(),
+            Some(c) => {
+                let chain = c
+                    .certs()
+                    .iter()
+                    .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+                    .collect();
+                let key =
+                    rustls::pki_types::PrivateKeyDer::try_from(c.private_key().der().to_vec())
+                        .map_err(|e| anyhow!("the client key for {authority}: {e}"))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .with_context(|| format!("the client certificate for {authority}"))?
+            }
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// How long a server may send nothing (`--registry-timeout`); 5 minutes when unlimited.
+    pub(super) fn idle_timeout(&self) -> Duration {
+        self.opts.idle_timeout.unwrap_or(Duration::from_secs(300))
+    }
+
     pub(super) fn insecure(&self, registry: &str) -> bool {
         self.opts.insecure.iter().any(|h| h == registry)
     }

@@ -10,6 +10,7 @@ pub mod cache;
 mod challenge;
 pub mod client;
 mod error;
+pub mod grpc;
 mod many;
 pub mod mirrors;
 pub mod naming;
