@@ -1,0 +1,306 @@
+//! A BuildGrid server (`bgd`, from the test virtual environment) on 127.0.0.1 as a REAPI
+//! remote cache: CAS, ByteStream and ActionCache for two instances with storages of their
+//! own, `""` and [`BuildGrid::INSTANCE`]. Blobs go in with `put`, a CAS BatchUpdateBlobs
+//! from Python (grpcio and BuildGrid's own REAPI stubs). The server is killed on drop, also
+//! when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::require::pyvenv_program;
+
+pub struct BuildGrid {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+/// Puts files into the CAS of an instance: `python put.py ADDRESS INSTANCE FILE...`.
+const PUT: &str = r#"
+import hashlib, sys, grpc
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as rg
+address, instance, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+cas = rg.ContentAddressableStorageStub(grpc.insecure_channel(address))
+req = re.BatchUpdateBlobsRequest(instance_name=instance)
+for f in files:
+    data = open(f, "rb").read()
+    digest = re.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    req.requests.add(digest=digest, data=data)
+for r in cas.BatchUpdateBlobs(req, timeout=60).responses:
+    if r.status.code != 0:
+        sys.exit(f"{r.digest.hash}: {r.status.code} {r.status.message}")
+"#;
+
+impl BuildGrid {
+    /// A second instance name, with a `/` in it as REAPI allows.
+    pub const INSTANCE: &'static str = "rko/ci";
+
+    /// Starts `bgd server start` on a free port and waits (at most 60 s) for it to listen.
+    pub fn start() -> BuildGrid {
+        let bgd = pyvenv_program("bgd").expect("require_tools!(\"pyvenv:bgd\") first");
+        let dir = tempfile::Builder::new()
+            .prefix("rko-buildgrid-")
+            .tempdir()
+            .unwrap();
+        let port = super::registry::free_port();
+        let config = format!(
+            r#"server:
+  - !channel
+    address: "127.0.0.1:{port}"
+    insecure-mode: true
+authorization:
+  method: none
+monitoring:
+  enabled: false
+storages:
+  - !lru-storage &main
+    size: 256M
+  - !lru-storage &ci
+    size: 256M
+caches:
+  - !lru-action-cache &ac
+    storage: *main
+    max-cached-refs: 1000
+    allow-updates: true
+    cache-failed-actions: false
+instances:
+  - name: ""
+    services:
+      - !cas
+        storage: *main
+      - !bytestream
+        storage: *main
+      - !action-cache
+        cache: *ac
+  - name: "{ci}"
+    services:
+      - !cas
+        storage: *ci
+      - !bytestream
+        storage: *ci
+"#,
+            ci = Self::INSTANCE
+        );
+        let conf = dir.path().join("bgd.yml");
+        std::fs::write(&conf, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("bgd.log")).unwrap();
+        let child = Command::new(&bgd)
+            .args(["server", "start"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bgd.display()));
+        let mut server = BuildGrid { port, child, dir };
+        // About 15 s on these machines; allow four times that.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("bgd exited with {status}:\n{}", server.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "bgd did not listen on {port} within 60 s:\n{}",
+            server.log()
+        );
+    }
+
+    /// `grpc://127.0.0.1:PORT` and `/INSTANCE` when one is given.
+    pub fn url(&self, instance: &str) -> String {
+        match instance {
+            "" => format!("grpc://127.0.0.1:{}", self.port),
+            i => format!("grpc://127.0.0.1:{}/{i}", self.port),
+        }
+    }
+
+    /// Puts `files` into the CAS of `instance`.
+    pub fn put(&self, instance: &str, files: &[PathBuf]) {
+        let python = pyvenv_program("python").expect("the test virtual environment");
+        let out = Command::new(python)
+            .arg("-c")
+            .arg(PUT)
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(instance)
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "BatchUpdateBlobs to BuildGrid failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bgd.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for BuildGrid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback gRPC stand-in for a REAPI cache (Python, grpcio): CAS FindMissingBlobs and
+/// ByteStream Read of the files in `blobs/` (named by their sha256), in 7000-byte chunks.
+/// It logs every call's metadata to `calls.jsonl`, answers UNAUTHENTICATED unless the
+/// metadata holds `authorization: Bearer secret-xyz`, and misbehaves as `mode` says:
+/// `short` ends a Read 10 bytes early, `corrupt` flips a bit of the first byte.
+pub struct StubCache {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+const STUB: &str = r#"
+import json, os, sys, grpc
+from concurrent import futures
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
+from buildgrid._protos.google.bytestream import bytestream_pb2 as bs
+d = sys.argv[1]
+blobs = os.path.join(d, "blobs")
+
+def allowed(ctx, call):
+    md = [[m.key, m.value] for m in ctx.invocation_metadata()]
+    with open(os.path.join(d, "calls.jsonl"), "a") as f:
+        f.write(json.dumps({"call": call, "metadata": md}) + "\n")
+    if ["authorization", "Bearer secret-xyz"] not in md:
+        ctx.abort(grpc.StatusCode.UNAUTHENTICATED, "no valid token")
+
+def find_missing(req, ctx):
+    allowed(ctx, "FindMissingBlobs")
+    gone = [x for x in req.blob_digests if not os.path.exists(os.path.join(blobs, x.hash))]
+    return re.FindMissingBlobsResponse(missing_blob_digests=gone)
+
+def read(req, ctx):
+    allowed(ctx, "Read " + req.resource_name)
+    p = os.path.join(blobs, req.resource_name.split("/")[-2])
+    if not os.path.exists(p):
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such blob")
+    data = open(p, "rb").read()
+    mode = open(os.path.join(d, "mode")).read().strip()
+    if mode == "short":
+        data = data[:-10]
+    elif mode == "corrupt":
+        data = bytes([data[0] ^ 1]) + data[1:]
+    for i in range(0, len(data), 7000):
+        yield bs.ReadResponse(data=data[i:i + 7000])
+
+server = grpc.server(futures.ThreadPoolExecutor(4))
+server.add_generic_rpc_handlers((
+    grpc.method_handlers_generic_handler(
+        "build.bazel.remote.execution.v2.ContentAddressableStorage",
+        {"FindMissingBlobs": grpc.unary_unary_rpc_method_handler(
+            find_missing, request_deserializer=re.FindMissingBlobsRequest.FromString,
+            response_serializer=re.FindMissingBlobsResponse.SerializeToString)}),
+    grpc.method_handlers_generic_handler(
+        "google.bytestream.ByteStream",
+        {"Read": grpc.unary_stream_rpc_method_handler(
+            read, request_deserializer=bs.ReadRequest.FromString,
+            response_serializer=bs.ReadResponse.SerializeToString)}),
+))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+with open(os.path.join(d, "port.tmp"), "w") as f:
+    f.write(str(port))
+os.rename(os.path.join(d, "port.tmp"), os.path.join(d, "port"))
+server.wait_for_termination()
+"#;
+
+impl StubCache {
+    pub const TOKEN: &'static str = "Bearer secret-xyz";
+
+    pub fn start() -> StubCache {
+        let python = pyvenv_program("python").expect("require_tools!(\"pyvenv:bgd\") first");
+        let dir = tempfile::Builder::new()
+            .prefix("rko-grpc-stub-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("blobs")).unwrap();
+        std::fs::write(dir.path().join("mode"), "ok").unwrap();
+        let log = std::fs::File::create(dir.path().join("stub.log")).unwrap();
+        let child = Command::new(python)
+            .arg("-c")
+            .arg(STUB)
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut stub = StubCache {
+            port: 0,
+            child,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = stub.child.try_wait() {
+                panic!("the gRPC stub exited with {status}:\n{}", stub.log());
+            }
+            if let Ok(p) = std::fs::read_to_string(stub.dir.path().join("port")) {
+                stub.port = p.trim().parse().unwrap();
+                return stub;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the gRPC stub did not start within 60 s:\n{}", stub.log());
+    }
+
+    pub fn url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    /// Serves `file` as the blob `digest` (`sha256:…`).
+    pub fn put(&self, digest: &str, file: &Path) {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::copy(file, self.dir.path().join("blobs").join(hex)).unwrap();
+    }
+
+    pub fn set_mode(&self, mode: &str) {
+        std::fs::write(self.dir.path().join("mode"), mode).unwrap();
+    }
+
+    /// Each call so far: (what, metadata as (name, value)).
+    pub fn calls(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let text = std::fs::read_to_string(self.dir.path().join("calls.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let md = v["metadata"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
+                    .collect();
+                (v["call"].as_str().unwrap().to_string(), md)
+            })
+            .collect()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stub.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for StubCache {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
