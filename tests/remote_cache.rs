@@ -353,8 +353,7 @@ fn a_blob_missing_from_buildgrid_fails_naming_it_and_puts_no_manifest() {
     let w = Scratch::new();
     let host = reg.host();
     let (digest, blobs) = build_lazy(&w, &host);
-    // The default instance has the config, the kodata layer and the manifest; not the
-    // binary layer.
+    // The default instance has all but one blob (the config) of the image.
     let (gone, gone_file) = blobs[2].clone();
     let size = std::fs::metadata(&gone_file).unwrap().len();
     let files: Vec<PathBuf> = blobs
@@ -419,7 +418,7 @@ fn grpc_headers_arrive_as_metadata_and_bad_streams_fail_before_the_upload_comple
         stub.put(d, f);
     }
     remove_files(&blobs);
-    let binary = &blobs[2].0;
+    let config = &blobs[2].0;
 
     // A wrong credential: refused, and said so without showing it.
     let o = push_from(&w, &stub.url(), "Bearer wrong-s3cret", &host);
@@ -435,7 +434,7 @@ fn grpc_headers_arrive_as_metadata_and_bad_streams_fail_before_the_upload_comple
     // A stream 10 bytes short, then one with a flipped bit: each fails naming the blob,
     // and the registry never completes the upload.
     for (mode, says) in [
-        ("short", "bytes of the blob and ended"),
+        ("short", "ended the stream of blob"),
         ("corrupt", "sent bytes whose sha256 is"),
     ] {
         stub.set_mode(mode);
@@ -468,7 +467,7 @@ fn grpc_headers_arrive_as_metadata_and_bad_streams_fail_before_the_upload_comple
     // Every call carried the header, its name lower-cased as gRPC metadata; the layers
     // were read by ByteStream resource name.
     let calls = stub.calls();
-    let hex = binary.trim_start_matches("sha256:");
+    let hex = config.trim_start_matches("sha256:");
     assert!(
         calls
             .iter()

@@ -312,20 +312,21 @@ fn grpc_failure(cache: &RemoteCache, b: &BlobRef, e: GrpcError) -> anyhow::Error
         GrpcError::Status { code, message }
             if code == grpc::UNAUTHENTICATED || code == grpc::PERMISSION_DENIED =>
         {
-            let headers = match cache.headers.len() {
-                0 => "rko sent no --remote-header: give the credential the cache expects \
-                      (e.g. --remote-header authorization=Bearer …)"
-                    .to_string(),
-                n => format!(
-                    "the cache refused the {n} --remote-header value(s) rko sent (not shown); \
-                     check the credential"
-                ),
-            };
-            anyhow::anyhow!(
-                "the remote cache {shown} answered {} ({message}) for blob {}: {headers}",
-                grpc::code_name(code),
-                b.digest
-            )
+            CacheError::Refused {
+                digest: b.digest,
+                cache: shown.to_string(),
+                status: format!("{} ({message})", grpc::code_name(code)),
+                headers: match cache.headers.len() {
+                    0 => "rko sent no --remote-header: give the credential the cache expects \
+                          (e.g. --remote-header authorization=Bearer …)"
+                        .to_string(),
+                    n => format!(
+                        "the cache refused the {n} --remote-header value(s) rko sent (not \
+                         shown); check the credential"
+                    ),
+                },
+            }
+            .into()
         }
         GrpcError::Status { code, message } => anyhow::anyhow!(
             "the remote cache {shown} answered gRPC status {code} {} for blob {}: {message}",
@@ -446,10 +447,14 @@ impl BlobReader {
             }
             match self.next_chunk()? {
                 Some(c) => self.chunk = c,
-                None => bail!(self.wrong(format!(
-                    "{} of the {size} bytes of the blob and ended",
+                None => bail!(
+                    "the remote cache {} ended the stream of blob {} after {} of its {size} \
+                     bytes (with status OK), so the upload was abandoned; push again, and \
+                     check the cache if it persists",
+                    self.cache.shown(),
+                    self.blob.digest,
                     self.read
-                ))),
+                ),
             }
         }
     }
@@ -479,6 +484,15 @@ pub enum CacheError {
         cache: String,
         /// What the cache answered, e.g. `404 for URL/cas/<its sha256>`.
         answer: String,
+    },
+    /// A gRPC cache refused the credentials (UNAUTHENTICATED, PERMISSION_DENIED).
+    #[error("the remote cache {cache} answered {status} for blob {digest}: {headers}")]
+    Refused {
+        digest: Sha256Digest,
+        cache: String,
+        status: String,
+        /// What the headers were, never their text.
+        headers: String,
     },
 }
 
