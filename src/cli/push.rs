@@ -80,13 +80,15 @@ pub struct PushArgs {
     /// is HEADed first and put only when it names something else).
     #[arg(long)]
     pub force_tags: bool,
-    /// A Bazel HTTP remote cache (http[s]://HOST[:PORT][/PREFIX]) to read config and layer
+    /// A Bazel remote cache, HTTP (http[s]://HOST[:PORT][/PREFIX]) or gRPC
+    /// (grpc[s]://HOST[:PORT][/INSTANCE_NAME], ByteStream Read), to read config and layer
     /// blobs from when their files are not on disk: a lazy push from a runner that built
     /// with --remote_download_minimal. Blobs stream from the cache into the registry.
     #[arg(long, value_name = "URL", env = "RKO_REMOTE_CACHE")]
     pub remote_cache: Option<String>,
     /// A header for the remote cache's requests, NAME=VALUE (as Bazel's --remote_header,
-    /// e.g. Authorization=Bearer …). Repeatable. Never printed.
+    /// e.g. Authorization=Bearer …; gRPC metadata with the name lower-cased). Repeatable.
+    /// Never printed.
     #[arg(long = "remote-header", value_name = "NAME=VALUE")]
     pub remote_headers: Vec<String>,
     /// After the push, copy FILE to stdout, and print the pushed references on stderr
