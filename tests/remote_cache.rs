@@ -487,6 +487,53 @@ fn grpc_headers_arrive_as_metadata_and_bad_streams_fail_before_the_upload_comple
 }
 
 #[test]
+fn grpcs_reads_over_tls_trusting_the_ca_file() {
+    common::require_tools!("docker-registry", "skopeo", "openssl", "pyvenv:bgd");
+    let stub = StubCache::start_tls();
+    let reg = Registry::start(RegistryOptions::plain());
+    let w = Scratch::new();
+    let host = reg.host();
+    let (digest, blobs) = build_lazy(&w, &host);
+    for (d, f) in &blobs {
+        stub.put(d, f);
+    }
+    remove_files(&blobs);
+    let url = stub.url();
+    assert!(url.starts_with("grpcs://"), "{url}");
+    let header = format!("authorization={}", StubCache::TOKEN);
+    let args = |ca: bool| {
+        let mut a = vec![
+            "push",
+            "--manifest",
+            "push.json",
+            "--insecure-registry",
+            &host,
+        ];
+        a.extend(["--remote-cache", &url, "--remote-header", &header]);
+        if ca {
+            a.extend(["--ca-file", stub.cert.as_ref().unwrap().to_str().unwrap()]);
+        }
+        a
+    };
+    // Its certificate is signed by no CA rko trusts.
+    let o = w.rko(&args(false));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("from the remote cache {url}: TLS handshake:"))
+            && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(!reg.has_manifest("lazy/app", &digest));
+    let o = w.rko(&args(true));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}\n{}", stub.log());
+    assert!(!err.contains("secret-xyz"), "{err}");
+    assert_eq!(pushed_digest(&host), digest);
+    assert!(stub.calls().iter().any(|c| c.0.starts_with("Read blobs/")));
+}
+
+#[test]
 fn an_unreachable_grpc_cache_fails_clearly() {
     common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());

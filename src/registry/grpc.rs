@@ -10,6 +10,7 @@
 //! ([`proto`]): no code generation, no protobuf runtime.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -296,11 +297,14 @@ where
     }
     let mut buf = BytesMut::new();
     loop {
-        let Some(chunk) = timed(idle, "reading the answer", async {
+        let data = timed(idle, "reading the answer", async {
             body.data().await.transpose()
-        })
-        .await?
-        else {
+        });
+        // A consumer that went away (a failed upload) ends the call at once.
+        let Some(chunk) = or_closed(tx, data).await.transpose()? else {
+            return Ok(());
+        };
+        let Some(chunk) = chunk else {
             break;
         };
         let _ = body.flow_control().release_capacity(chunk.len());
@@ -323,6 +327,22 @@ where
             "the answer ended without a grpc-status".into(),
         )),
     }
+}
+
+/// `f`'s output, or `None` as soon as the receiver of `tx` is dropped.
+async fn or_closed<T, M>(tx: &mpsc::Sender<M>, f: impl Future<Output = T>) -> Option<T> {
+    let mut f = std::pin::pin!(f);
+    let mut closed = std::pin::pin!(tx.closed());
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if closed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// A complete length-prefixed message from the front of `buf`, if there is one.

@@ -160,9 +160,13 @@ impl Drop for BuildGrid {
 /// ByteStream Read of the files in `blobs/` (named by their sha256), in 7000-byte chunks.
 /// It logs every call's metadata to `calls.jsonl`, answers UNAUTHENTICATED unless the
 /// metadata holds `authorization: Bearer secret-xyz`, and misbehaves as `mode` says:
-/// `short` ends a Read 10 bytes early, `corrupt` flips a bit of the first byte.
+/// `short` ends a Read 10 bytes early, `corrupt` flips a bit of the first byte. With
+/// [`StubCache::start_tls`] it serves TLS (ALPN h2) with a self-signed certificate for
+/// 127.0.0.1.
 pub struct StubCache {
     pub port: u16,
+    /// The CA of a TLS stub's certificate, for `--ca-file`.
+    pub cert: Option<PathBuf>,
     child: Child,
     dir: TempDir,
 }
@@ -214,7 +218,11 @@ server.add_generic_rpc_handlers((
             read, request_deserializer=bs.ReadRequest.FromString,
             response_serializer=bs.ReadResponse.SerializeToString)}),
 ))
-port = server.add_insecure_port("127.0.0.1:0")
+if len(sys.argv) > 2:
+    key, cert = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+else:
+    port = server.add_insecure_port("127.0.0.1:0")
 server.start()
 with open(os.path.join(d, "port.tmp"), "w") as f:
     f.write(str(port))
@@ -226,6 +234,15 @@ impl StubCache {
     pub const TOKEN: &'static str = "Bearer secret-xyz";
 
     pub fn start() -> StubCache {
+        Self::spawn(false)
+    }
+
+    /// A stub serving `grpcs://`.
+    pub fn start_tls() -> StubCache {
+        Self::spawn(true)
+    }
+
+    fn spawn(tls: bool) -> StubCache {
         let python = pyvenv_program("python").expect("require_tools!(\"pyvenv:bgd\") first");
         let dir = tempfile::Builder::new()
             .prefix("rko-grpc-stub-")
@@ -234,10 +251,28 @@ impl StubCache {
         std::fs::create_dir(dir.path().join("blobs")).unwrap();
         std::fs::write(dir.path().join("mode"), "ok").unwrap();
         let log = std::fs::File::create(dir.path().join("stub.log")).unwrap();
-        let child = Command::new(python)
-            .arg("-c")
-            .arg(STUB)
-            .arg(dir.path())
+        let mut cmd = Command::new(python);
+        cmd.arg("-c").arg(STUB).arg(dir.path());
+        let cert = tls.then(|| {
+            // A CA and a server certificate it signs (rustls refuses a CA certificate used
+            // as the server's own).
+            let d = dir.path();
+            let ossl = |args: &str| {
+                super::run_ok(Command::new("openssl").current_dir(d).args(args.split(' ')))
+            };
+            ossl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rko-test-ca -keyout ca.key -out ca.pem");
+            ossl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr");
+            std::fs::write(
+                d.join("server.ext"),
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+                 extendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            ossl("x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out cert.pem");
+            cmd.arg(d.join("key.pem")).arg(d.join("cert.pem"));
+            d.join("ca.pem")
+        });
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -245,6 +280,7 @@ impl StubCache {
             .unwrap();
         let mut stub = StubCache {
             port: 0,
+            cert,
             child,
             dir,
         };
@@ -263,7 +299,8 @@ impl StubCache {
     }
 
     pub fn url(&self) -> String {
-        format!("grpc://127.0.0.1:{}", self.port)
+        let scheme = if self.cert.is_some() { "grpcs" } else { "grpc" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Serves `file` as the blob `digest` (`sha256:…`).
