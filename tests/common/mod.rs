@@ -310,6 +310,7 @@ pub fn fake_go_binary(path: &Path, elf_machine: u8, size: usize) {
     std::fs::write(path, b).unwrap();
 }
 pub mod bazel;
+pub mod buildgrid;
 pub mod gomod;
 pub mod registry;
 pub mod require;
