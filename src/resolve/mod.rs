@@ -236,7 +236,10 @@ pub fn fuzz(data: &[u8]) {
             let with = vec!["r.example/x@sha256:0"; refs.len()];
             let out = refs::apply(&stream.text, &refs, &with);
             if let Err(at) = refs::verify(&stream.text, &out, &refs, &with) {
-                panic!("replacing {} references changed the YAML at byte {at}", refs.len());
+                panic!(
+                    "replacing {} references changed the YAML at byte {at}",
+                    refs.len()
+                );
             }
             refs.iter().map(|r| r.range.start).collect()
         }
