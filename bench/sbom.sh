@@ -124,6 +124,8 @@ fi
 IMG=sha256:$(printf 'bench' | sha256sum | cut -d' ' -f1)
 CONTENDERS+=("sbom_spdx|\`rko sbom --format spdx\`|$R sbom --binary INPUT --import-path example.com/bench/app --image $IMG --format spdx -o $W/out.spdx.json")
 CONTENDERS+=("sbom_cdx|\`rko sbom --format cyclonedx\`|$R sbom --binary INPUT --import-path example.com/bench/app --image $IMG --format cyclonedx -o $W/out.cdx.json")
+# The same without the fsync of the output (RKO_FSYNC=0): the metadata work alone.
+CONTENDERS+=("sbom_nosync|\`RKO_FSYNC=0 rko sbom --format spdx\`|env RKO_FSYNC=0 $R sbom --binary INPUT --import-path example.com/bench/app --image $IMG --format spdx -o $W/out.nosync.json")
 
 # What rko reads of each file (strace, when installed): a few headers and the block.
 READS=""

@@ -2,8 +2,9 @@
 # Every test: installs the Debian packages the tests use when they are missing (as root),
 # then checks formatting and lints and runs all Rust unit and integration tests, which
 # drive real Go builds, skopeo, umoci, podman, the machine's Docker Engine, and the real Bazel
-# with an nginx remote cache (tests/bazel.rs), and the Buck2 rules evaluated against the
-# recorded Buck2 API contract, their actions run through rko (tests/buck2.rs).
+# with nginx (HTTP) and BuildGrid (gRPC) remote caches (tests/bazel.rs), and the Buck2 rules
+# evaluated against the recorded Buck2 API contract, their actions run through rko
+# (tests/buck2.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

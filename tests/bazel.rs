@@ -1,7 +1,8 @@
 //! End to end: the Bazel rules under the real Bazel (Debian `bazel-bootstrap` 4.2.3) on
 //! copies of tests/e2e/ws, with a docker-registry on loopback holding the two-platform base
-//! that `ko_base` pulls, nginx WebDAV as the remote cache, and skopeo, umoci, docker and
-//! podman checking what comes out. Bazel runs one build at a time (see `bazel::serial`).
+//! that `ko_base` pulls, nginx WebDAV (HTTP) and BuildGrid (gRPC) as remote caches, and
+//! skopeo, umoci, docker and podman checking what comes out. Bazel runs one build at a time
+//! (see `bazel::serial`).
 
 mod buck2_contract;
 mod common;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::bazel::{self, CacheServer, Spawn, Workspace};
+use common::buildgrid::BuildGrid;
 use common::registry::{Registry, RegistryOptions};
 use common::{DockerImage, Podman, read_json, run_ok};
 
@@ -508,12 +510,71 @@ fn ran(log: &[Spawn]) -> Vec<String> {
     v
 }
 
+/// The remote cache a round of [`remote_cache_round`] builds with, and what the test can see
+/// of what it holds.
+enum RemoteCache<'a> {
+    /// nginx WebDAV: every entry is a file, so the cache's growth is counted in bytes.
+    Http(&'a CacheServer),
+    /// BuildGrid's in-memory CAS: blobs are read back by digest over ByteStream.
+    Grpc(&'a BuildGrid),
+}
+
+impl RemoteCache<'_> {
+    fn url(&self) -> String {
+        match self {
+            RemoteCache::Http(c) => c.url(),
+            RemoteCache::Grpc(g) => g.url(),
+        }
+    }
+}
+
+/// (sha256 hex, size) of every output of the rules_ko spawns of `log`.
+fn ko_outputs(log: &[Spawn]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = ko_spawns(log)
+        .iter()
+        .flat_map(|s| s.outputs.iter().map(|o| (o.1.clone(), o.2)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 #[test]
 fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
     common::require_tools!("bazel", "go", "docker-registry", "nginx");
     let _serial = bazel::serial();
-    let s = setup();
     let cache = CacheServer::start();
+    remote_cache_round(RemoteCache::Http(&cache));
+}
+
+/// The same round with Bazel's gRPC remote cache (`--remote_cache=grpc://...`, REAPI CAS,
+/// ByteStream and ActionCache) served by BuildGrid.
+#[test]
+fn bazel_grpc_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
+    common::require_tools!(
+        "bazel",
+        "go",
+        "docker-registry",
+        "pyvenv:bgd",
+        "pyvenv:python"
+    );
+    // Started before the lock: BuildGrid takes ~15 s to open its port.
+    let started = std::time::Instant::now();
+    let grid = BuildGrid::start();
+    eprintln!(
+        "BuildGrid opened {} in {:.1} s",
+        grid.url(),
+        started.elapsed().as_secs_f64()
+    );
+    let _serial = bazel::serial();
+    remote_cache_round(RemoteCache::Grpc(&grid));
+}
+
+/// Checkout A fills `cache`; checkout B, elsewhere, gets every rules_ko action from it and
+/// the same images; then a Go change re-runs only the binary layer and the image, and an
+/// env change only the image.
+fn remote_cache_round(cache: RemoteCache) {
+    let s = setup();
     let logs = tempfile::tempdir().unwrap();
     let log = |name: &str| logs.path().join(name).display().to_string();
     let remote = format!("--remote_cache={}", cache.url());
@@ -526,7 +587,13 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         let exec_log = format!("--execution_log_json_file={}", log(log_name));
         let mut args = vec!["build", remote.as_str(), exec_log.as_str()];
         args.extend_from_slice(targets);
+        let started = std::time::Instant::now();
         let (_, stderr) = ws.ok(&args);
+        eprintln!(
+            "{}: build {log_name} took {:.1} s",
+            cache.url(),
+            started.elapsed().as_secs_f64()
+        );
         (bazel::read_execution_log(Path::new(&log(log_name))), stderr)
     };
 
@@ -548,6 +615,20 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         ko_spawns(&log_a).len() >= 10,
         "expected rules_ko actions in A's log: {log_a:?}"
     );
+    if let RemoteCache::Grpc(grid) = &cache {
+        // Every output of every rules_ko action is in BuildGrid's CAS, and a made-up blob
+        // is not (the check can fail).
+        let outputs = ko_outputs(&log_a);
+        assert!(outputs.len() >= 20, "{outputs:?}");
+        let missing = grid.missing_blobs(&outputs);
+        assert!(
+            missing.is_empty(),
+            "rules_ko outputs missing from BuildGrid's CAS: {missing:?}"
+        );
+        let made_up = "0".repeat(64);
+        let missing = grid.missing_blobs(&[(made_up.clone(), 1)]);
+        assert_eq!(missing, [made_up]);
+    }
     let digests_a = digests(&a);
     a.expunge();
     drop(a);
@@ -576,7 +657,10 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
     // One Go source line changes: only the binary layer and the image re-run, and the cache
     // grows by the new layer plus a little metadata (and the new Go binary, which is
     // rules_go's output here, not ours).
-    let before = cache.entries();
+    let before = match &cache {
+        RemoteCache::Http(c) => c.entries(),
+        RemoteCache::Grpc(_) => BTreeMap::new(),
+    };
     b.write(
         "cmd/foo/main.go",
         &b.read("cmd/foo/main.go").replace(" says ", " still says "),
@@ -589,18 +673,6 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
             "KoLayer binary //cmd/foo:image (linux/amd64)"
         ]
     );
-    let after = cache.entries();
-    let added: Vec<(&String, &u64)> = after
-        .iter()
-        .filter(|(k, _)| !before.contains_key(*k))
-        .collect();
-    let go_binary = log_go
-        .iter()
-        .find(|s| s.mnemonic == "HostGoBuild")
-        .expect("the Go binary was rebuilt")
-        .outputs[0]
-        .1
-        .clone();
     let layer = log_go
         .iter()
         .find(|s| s.progress.starts_with("KoLayer binary"))
@@ -610,25 +682,51 @@ fn bazel_remote_cache_hits_across_checkouts_and_rebuilds_only_what_changed() {
         .find(|o| o.0.ends_with("binary.tar.gz"))
         .unwrap()
         .clone();
-    assert!(
-        added.iter().any(|(k, _)| k.ends_with(&layer.1)),
-        "the new layer is not in the cache: {added:?}"
-    );
-    let ours: u64 = added
-        .iter()
-        .filter(|(k, _)| !k.ends_with(&go_binary))
-        .map(|(_, v)| **v)
-        .sum();
-    eprintln!(
-        "cache growth after a Go change: {ours} bytes from rules_ko (layer {} bytes), {} entries",
-        layer.2,
-        added.len()
-    );
-    assert!(
-        ours >= layer.2 && ours <= layer.2 + 64 * 1024,
-        "rules_ko added {ours} bytes for a {}-byte layer: {added:?}",
-        layer.2
-    );
+    match &cache {
+        RemoteCache::Http(c) => {
+            let after = c.entries();
+            let added: Vec<(&String, &u64)> = after
+                .iter()
+                .filter(|(k, _)| !before.contains_key(*k))
+                .collect();
+            let go_binary = log_go
+                .iter()
+                .find(|s| s.mnemonic == "HostGoBuild")
+                .expect("the Go binary was rebuilt")
+                .outputs[0]
+                .1
+                .clone();
+            assert!(
+                added.iter().any(|(k, _)| k.ends_with(&layer.1)),
+                "the new layer is not in the cache: {added:?}"
+            );
+            let ours: u64 = added
+                .iter()
+                .filter(|(k, _)| !k.ends_with(&go_binary))
+                .map(|(_, v)| **v)
+                .sum();
+            eprintln!(
+                "cache growth after a Go change: {ours} bytes from rules_ko (layer {} bytes), {} entries",
+                layer.2,
+                added.len()
+            );
+            assert!(
+                ours >= layer.2 && ours <= layer.2 + 64 * 1024,
+                "rules_ko added {ours} bytes for a {}-byte layer: {added:?}",
+                layer.2
+            );
+        }
+        RemoteCache::Grpc(grid) => {
+            // The new layer and the new image's metadata were uploaded.
+            let outputs = ko_outputs(&log_go);
+            assert!(outputs.contains(&(layer.1.clone(), layer.2)), "{outputs:?}");
+            let missing = grid.missing_blobs(&outputs);
+            assert!(
+                missing.is_empty(),
+                "the re-run actions' outputs are not in BuildGrid's CAS: {missing:?}"
+            );
+        }
+    }
 
     // Only env changes: only the image action re-runs.
     b.write(

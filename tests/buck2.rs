@@ -426,6 +426,7 @@ fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
         "root//cmd/foo:image_sc",
         "root//cmd/foo:image_sc.push",
         "root//cmd/foo:image_sc_index.push",
+        "root//cmd/foo:image.push_lazy",
         "root//cmd/bar:image_multi.push",
         "root//cmd/bar:image_eager",
     ] {
@@ -838,6 +839,102 @@ fn buck2_run_pushes_and_loads_from_another_directory() {
     let _ = Command::new("docker")
         .args(["rmi", "-f", "rko-e2e/foo:latest"])
         .output();
+}
+
+/// A lazy push (`ko_push(lazy = True)`): the run's inputs hold no layer rules_ko made, so
+/// `buck2 run` materializes only metadata, and rko streams the layers from the cache. Here the
+/// layers are put into an HTTP cache (nginx) and removed from buck-out, as deferred
+/// materialization on remote execution leaves them only in the CAS.
+#[test]
+fn buck2_lazy_push_materializes_no_layer_and_reads_them_from_the_cache() {
+    common::require_tools!("docker-registry", "go", "skopeo", "nginx");
+    let reg = Registry::start(RegistryOptions::plain());
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let base_digest = common::registry::push_two_platform_base(&reg, scratch_dir.path());
+    let p = e2e();
+    set_registry(&p, &reg, &base_digest);
+    let cache = common::bazel::CacheServer::start();
+    let mut b = builder();
+
+    let push = analyze(&p, "root//cmd/foo:image.push_lazy");
+    let (argv, needs) = run_info(&p.project, &push).unwrap();
+    let layers: Vec<&ArtifactData> = needs
+        .iter()
+        .filter(|a| a.path.ends_with(".tar.gz") || a.path.ends_with(".tar.zst"))
+        .collect();
+    assert!(layers.is_empty(), "a lazy push needs no layer: {layers:?}");
+    b.build(&p.project, &needs).unwrap();
+
+    // The layers exist only in the cache (PUT /cas/<hex>, as Bazel and bazel-remote store
+    // them), not on disk.
+    let image = analyze(&p, "root//cmd/foo:image");
+    let mut moved = 0;
+    for act in image.actions.iter().filter(|a| a.category == "ko_layer") {
+        let blob = act
+            .outputs
+            .iter()
+            .find(|o| o.path.ends_with(".tar.gz"))
+            .unwrap();
+        let desc = act
+            .outputs
+            .iter()
+            .find(|o| o.path.ends_with(".json"))
+            .unwrap();
+        let digest = read_json(p.root().join(&desc.path))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let file = p.root().join(&blob.path);
+        let bytes = std::fs::read(&file).unwrap();
+        let r = common::registry::http_request(
+            &format!("127.0.0.1:{}", cache.port),
+            "PUT",
+            &format!("/cas/{}", digest.trim_start_matches("sha256:")),
+            &[],
+            &bytes,
+        )
+        .unwrap();
+        assert!(
+            matches!(r.status, 201 | 204),
+            "PUT to the cache: {}",
+            r.status
+        );
+        std::fs::remove_file(&file).unwrap();
+        moved += 1;
+    }
+    assert_eq!(moved, 2, "the kodata and binary layers");
+    let digest = sub_target(&image, "digest");
+    b.build(&p.project, std::slice::from_ref(&digest)).unwrap();
+    let built = digest_file(&p, &digest);
+
+    // Without a cache the push is refused before anything is sent, naming the way out.
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(scratch_dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--remote-cache"), "{err}");
+    assert_eq!(reg.tag_digest("lazy", "lazy"), None);
+
+    // With it, the layers stream from the cache into the registry.
+    let out = run_ok(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["--remote-cache", &cache.url()])
+            .current_dir(scratch_dir.path()),
+    );
+    assert!(
+        out.contains(&format!("{}/lazy@{built}", reg.host())),
+        "{out}"
+    );
+    let inspected = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/lazy:lazy", reg.host()),
+    ]));
+    assert_eq!(common::parse_json(&inspected)["Digest"], built.as_str());
 }
 
 // ---------------------------------------------------------------------------------------

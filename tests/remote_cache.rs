@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::bazel::CacheServer;
-use common::buildgrid::{BuildGrid, StubCache};
+use common::buildgrid::BuildGrid;
+use common::grpc_stub::StubCache;
 use common::registry::{Registry, RegistryOptions, http_request};
 use common::scratch::Scratch;
 use common::{fake_go_binary, read_json, run_ok};
@@ -318,7 +319,7 @@ fn grpc_blobs_missing_on_disk_stream_from_buildgrid_into_the_registry() {
     bgd.put(BuildGrid::INSTANCE, &files);
     remove_files(&blobs);
 
-    let url = bgd.url(BuildGrid::INSTANCE);
+    let url = bgd.instance_url(BuildGrid::INSTANCE);
     let o = push_from(&w, &url, StubCache::TOKEN, &host);
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
@@ -363,7 +364,7 @@ fn a_blob_missing_from_buildgrid_fails_naming_it_and_puts_no_manifest() {
         .collect();
     bgd.put("", &files);
     remove_files(&blobs);
-    let url = bgd.url("");
+    let url = bgd.url();
     let o = push_from(&w, &url, StubCache::TOKEN, &host);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -390,7 +391,7 @@ fn a_blob_missing_from_buildgrid_fails_naming_it_and_puts_no_manifest() {
     let files: Vec<PathBuf> = blobs2[..3].iter().map(|b| b.1.clone()).collect();
     bgd.put(BuildGrid::INSTANCE, &files);
     remove_files(&blobs2);
-    let url = bgd.url(BuildGrid::INSTANCE);
+    let url = bgd.instance_url(BuildGrid::INSTANCE);
     let o = push_from(&other, &url, StubCache::TOKEN, &host);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");

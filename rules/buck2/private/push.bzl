@@ -74,7 +74,9 @@ def _ko_push_impl(ctx: AnalysisContext) -> list[Provider]:
         manifest = manifest,
         importpath = importpath,
         insecure_registries = insecure_registries(sources),
-        blobs = blob_artifacts(sources),
+        # A lazy push leaves the layers rules_ko made out: `buck2 run` then materializes
+        # only metadata, and rko streams the layers the registry lacks from the cache.
+        blobs = metadata_artifacts(sources) if ctx.attrs.lazy else blob_artifacts(sources),
     )
     return [DefaultInfo(default_output = manifest), push_run_info(ctx, [info]), info]
 
@@ -100,6 +102,7 @@ ko_push = rule(
         "naming": attrs.string(default = "", doc = "Empty: push to repository as given. Else ko's naming strategy for the image name under repository: " + ", ".join(NAMING_STRATEGIES) + "."),
         "remote_tags": attrs.list(attrs.string(), default = [], doc = "Tags to push after the image."),
         "tag_file": attrs.option(attrs.source(), default = None, doc = "A file of tags, one per line (e.g. made by a genrule)."),
+        "lazy": attrs.bool(default = False, doc = "Leave the layers rules_ko made out of the run's inputs: `buck2 run` then materializes only metadata (with deferred materialization on remote execution, no layer bytes reach the machine), and rko push streams the layers the registry lacks from the cache holding them, given as `-- --remote-cache URL` (grpc:// or grpcs:// for a REAPI CAS such as Buck2's RE, http[s]:// for a Bazel HTTP cache; `--remote-header NAME=VALUE` for its credentials) or $RKO_REMOTE_CACHE."),
         "_rko": RKO_TOOLCHAIN_ATTR,
     },
 )
