@@ -132,6 +132,8 @@ pub struct Call {
 const MAX_MESSAGE: usize = 64 << 20;
 /// Response messages waiting for the consumer.
 const QUEUED: usize = 4;
+/// The HTTP/2 flow-control window of a call (stream and connection).
+const WINDOW: u32 = 4 << 20;
 
 /// A call's response messages as they arrive; dropping it cancels the call.
 pub struct Messages {
@@ -247,7 +249,14 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let idle = call.idle;
-    let (client, conn) = timed(idle, "HTTP/2 handshake", h2::client::handshake(io)).await?;
+    // HTTP/2's default 64 KiB window would allow one 64 KiB per round trip: a far cache
+    // could not fill the upload. WINDOW bytes in flight keep it moving; they are all the
+    // connection buffers, besides the QUEUED messages.
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .handshake(io);
+    let (client, conn) = timed(idle, "HTTP/2 handshake", handshake).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
