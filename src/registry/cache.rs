@@ -238,7 +238,9 @@ impl Pusher<'_> {
             true => {
                 let mut made = cache.tls.lock().expect("lock");
                 if made.is_none() {
-                    *made = Some(self.client.grpc_tls(&target.authority())?);
+                    // certs.d is keyed by the authority as written (HOST or HOST:PORT),
+                    // as docker keys it.
+                    *made = Some(self.client.grpc_tls(cache.authority())?);
                 }
                 made.clone()
             }
