@@ -5,7 +5,9 @@
 //! back by its digest. Bazel 4.2.3's `bazel run` materializes no runfiles under
 //! `--remote_download_minimal` (the launcher finds no push manifest), so this runs under
 //! `--remote_download_toplevel`, which downloads the push target's own output, the push
-//! manifest, and nothing else: rko reads every other file from the cache by digest.
+//! manifest, and nothing else: rko reads every other file from the cache by digest. The same
+//! runs against BuildGrid, a gRPC (REAPI) cache: Bazel's `--remote_cache=grpc://…`, and rko's
+//! ByteStream reads from it.
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::bazel::{self, CacheServer, Workspace};
+use common::buildgrid::BuildGrid;
 use common::registry::{Registry, RegistryOptions};
 use common::{run_ok, sha256_hex};
 
@@ -31,8 +34,21 @@ fn layer_files(dir: &Path) -> Vec<String> {
 fn bazel_lazy_push_streams_layers_from_the_remote_cache() {
     common::require_tools!("bazel", "go", "docker-registry", "skopeo", "nginx");
     let _serial = bazel::serial();
-    let reg = Registry::start(RegistryOptions::plain());
     let cache = CacheServer::start();
+    lazy_push(&cache.url());
+}
+
+#[test]
+fn bazel_lazy_push_streams_layers_from_a_grpc_cache() {
+    common::require_tools!("bazel", "go", "docker-registry", "skopeo", "pyvenv:bgd");
+    let _serial = bazel::serial();
+    let cache = BuildGrid::start();
+    lazy_push(&cache.url());
+}
+
+/// The lazy push through the remote cache at `url`, which Bazel and rko both take as is.
+fn lazy_push(url: &str) {
+    let reg = Registry::start(RegistryOptions::plain());
     let ws = Workspace::copy(&bazel::repo_root().join("examples/monorepo"), "lazy");
     let repo = format!("localhost:{}/lazy/foo", reg.port());
     let build = ws.read("cmd/foo/BUILD.bazel");
@@ -43,7 +59,7 @@ fn bazel_lazy_push_streams_layers_from_the_remote_cache() {
              lazy = True,\n    remote_tags = [\"latest\"],\n    repository = \"{repo}\",\n)\n"
         ),
     );
-    let remote = format!("--remote_cache={}", cache.url());
+    let remote = format!("--remote_cache={url}");
 
     // A build with the cache fills it (layers included); then the local outputs go.
     ws.ok(&[
@@ -68,7 +84,7 @@ fn bazel_lazy_push_streams_layers_from_the_remote_cache() {
         "//cmd/foo:image.push_lazy",
         "--",
         "--remote-cache",
-        &cache.url(),
+        url,
     ]);
     assert!(
         stdout.contains(&format!("{repo}@{digest}")),
