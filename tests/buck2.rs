@@ -843,17 +843,49 @@ fn buck2_run_pushes_and_loads_from_another_directory() {
 
 /// A lazy push (`ko_push(lazy = True)`): the run's inputs hold no layer rules_ko made, so
 /// `buck2 run` materializes only metadata, and rko streams the layers from the cache. Here the
-/// layers are put into an HTTP cache (nginx) and removed from buck-out, as deferred
-/// materialization on remote execution leaves them only in the CAS.
+/// layers are put into the cache (an HTTP one, nginx; or a REAPI CAS, BuildGrid) and removed
+/// from buck-out, as deferred materialization on remote execution leaves them only in the CAS.
 #[test]
 fn buck2_lazy_push_materializes_no_layer_and_reads_them_from_the_cache() {
     common::require_tools!("docker-registry", "go", "skopeo", "nginx");
+    let cache = common::bazel::CacheServer::start();
+    let put = |file: &Path, digest: &str| {
+        let bytes = std::fs::read(file).unwrap();
+        let r = common::registry::http_request(
+            &format!("127.0.0.1:{}", cache.port),
+            "PUT",
+            &format!("/cas/{}", digest.trim_start_matches("sha256:")),
+            &[],
+            &bytes,
+        )
+        .unwrap();
+        assert!(
+            matches!(r.status, 201 | 204),
+            "PUT to the cache: {}",
+            r.status
+        );
+    };
+    lazy_push(&cache.url(), &put);
+}
+
+/// The same from a REAPI CAS, as Buck2's remote execution keeps outputs: BuildGrid, read
+/// with `--remote-cache grpc://…`.
+#[test]
+fn buck2_lazy_push_reads_layers_from_a_reapi_cas() {
+    common::require_tools!("docker-registry", "go", "skopeo", "pyvenv:bgd");
+    let cas = common::buildgrid::BuildGrid::start();
+    let put = |file: &Path, _: &str| cas.put("", &[file.to_path_buf()]);
+    lazy_push(&cas.url(), &put);
+}
+
+/// Builds the lazy push's inputs, moves the layers from buck-out into the cache with `put`
+/// (file, digest), and runs the push without and with `--remote-cache URL`.
+fn lazy_push(url: &str, put: &dyn Fn(&Path, &str)) {
     let reg = Registry::start(RegistryOptions::plain());
     let scratch_dir = tempfile::tempdir().unwrap();
     let base_digest = common::registry::push_two_platform_base(&reg, scratch_dir.path());
     let p = e2e();
     set_registry(&p, &reg, &base_digest);
-    let cache = common::bazel::CacheServer::start();
     let mut b = builder();
 
     let push = analyze(&p, "root//cmd/foo:image.push_lazy");
@@ -885,20 +917,7 @@ fn buck2_lazy_push_materializes_no_layer_and_reads_them_from_the_cache() {
             .unwrap()
             .to_string();
         let file = p.root().join(&blob.path);
-        let bytes = std::fs::read(&file).unwrap();
-        let r = common::registry::http_request(
-            &format!("127.0.0.1:{}", cache.port),
-            "PUT",
-            &format!("/cas/{}", digest.trim_start_matches("sha256:")),
-            &[],
-            &bytes,
-        )
-        .unwrap();
-        assert!(
-            matches!(r.status, 201 | 204),
-            "PUT to the cache: {}",
-            r.status
-        );
+        put(&file, &digest);
         std::fs::remove_file(&file).unwrap();
         moved += 1;
     }
@@ -922,7 +941,7 @@ fn buck2_lazy_push_materializes_no_layer_and_reads_them_from_the_cache() {
     let out = run_ok(
         Command::new(&argv[0])
             .args(&argv[1..])
-            .args(["--remote-cache", &cache.url()])
+            .args(["--remote-cache", url])
             .current_dir(scratch_dir.path()),
     );
     assert!(
