@@ -169,6 +169,71 @@ fn binary_for_another_architecture() {
     );
 }
 
+/// rko makes Linux images only until ko's Windows layer is implemented: a windows platform
+/// is refused (it would get a Linux layout), and so is a PE or Mach-O binary in a Linux
+/// image, by `rko layer binary` and by `rko build` (which takes the platform from the file).
+#[test]
+fn windows_and_darwin_are_refused_until_kos_windows_layer_exists() {
+    common::require_tools!("go");
+    let f = Fixture::new();
+    let build = |goos: &str| {
+        let src = f.path(&format!("src-{goos}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("go.mod"), "module example.com/w\n\ngo 1.19\n").unwrap();
+        std::fs::write(src.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+        let out = f.path(goos);
+        common::run_ok(
+            Command::new("go")
+                .args(["build", "-trimpath", "-o"])
+                .arg(&out)
+                .arg(".")
+                .current_dir(&src)
+                .env("CGO_ENABLED", "0")
+                .env("GOOS", goos)
+                .env("GOARCH", "amd64")
+                .env("GOCACHE", common::go_cache())
+                .env("GOPROXY", "off")
+                .env("GOFLAGS", ""),
+        );
+        goos.to_string()
+    };
+    let windows = build("windows");
+    let darwin = build("darwin");
+    let mut args = layer_binary(&windows, &[]);
+    let at = args.iter().position(|a| a == "linux/amd64").unwrap();
+    args[at] = "windows/amd64".into();
+    f.fails(
+        &strs(&args),
+        &[
+            "image platform is windows/amd64",
+            "Linux images only",
+            "GOOS=linux",
+        ],
+    );
+    for (bin, os) in [(&windows, "windows"), (&darwin, "darwin")] {
+        f.fails(
+            &strs(&layer_binary(bin, &[])),
+            &[
+                &format!("(for {os}), but the image platform is linux/amd64"),
+                "GOOS=linux",
+            ],
+        );
+    }
+    // rko build takes the platform from the PE file: windows, refused before any output.
+    f.fails(
+        &[
+            "build",
+            &windows,
+            "--import-path",
+            "example.com/w",
+            "--tarball",
+            "out/w.tar",
+        ],
+        &["image platform is windows/amd64", "Linux images only"],
+    );
+    assert!(!f.path("out/w.tar").exists());
+}
+
 #[test]
 fn invalid_import_path_platform_tag_and_level() {
     let f = Fixture::new();

@@ -40,6 +40,24 @@ pub enum BinaryError {
         platform: String,
     },
     #[error(
+        "the image platform is {platform}, but rko makes Linux images only: ko's layer for \
+         Windows (Files/ and Hives/ entries, MSWINDOWS.rawsd records, another entrypoint) is not \
+         implemented yet, so a {os} image would not run; build for linux (GOOS=linux) and use \
+         a linux/... platform"
+    )]
+    UnsupportedOs { platform: String, os: String },
+    #[error(
+        "{path} is a {format:?} executable (for {os}), but the image platform is {platform}; \
+         build the binary with GOOS={wanted} (an ELF file)"
+    )]
+    WrongOs {
+        path: PathBuf,
+        format: buildinfo::Format,
+        os: &'static str,
+        platform: String,
+        wanted: String,
+    },
+    #[error(
         "{path} has no Go build info: it does not look like a Go binary (built by `go build`); pass --allow-non-go to put it in the image anyway"
     )]
     NotGo { path: PathBuf },
@@ -122,6 +140,12 @@ impl BinaryLayer<'_> {
     /// and how much of it is filled.
     fn open_checked(&self) -> Result<(std::fs::File, u64, Vec<u8>, usize), BinaryError> {
         let path = self.binary;
+        if self.platform.os != "linux" {
+            return Err(BinaryError::UnsupportedOs {
+                platform: self.platform.to_string(),
+                os: self.platform.os.clone(),
+            });
+        }
         let unreadable = |source| BinaryError::Unreadable {
             path: path.to_path_buf(),
             source,
@@ -141,6 +165,15 @@ impl BinaryLayer<'_> {
                 found: describe(&buf[..filled]),
             });
         };
+        if kind.format != buildinfo::Format::Elf {
+            return Err(BinaryError::WrongOs {
+                path: path.to_path_buf(),
+                format: kind.format,
+                os: kind.format.os_hint(),
+                platform: self.platform.to_string(),
+                wanted: self.platform.os.clone(),
+            });
+        }
         if let Some(found) = kind.arch
             && found != self.platform.architecture
         {
