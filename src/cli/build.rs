@@ -20,8 +20,11 @@ pub struct BuildArgs {
     /// The Go import path of the main package (ko://… accepted).
     #[arg(long)]
     pub import_path: String,
-    /// The base: `static` (embedded, the default), `scratch`, or an OCI layout DIR[@sha256:…].
-    #[arg(long, default_value = "static")]
+    /// The base: `static` (embedded, the default), `scratch`, an OCI layout DIR[@sha256:…],
+    /// or a registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
+    /// $XDG_CACHE_HOME/rko, so later builds need no network; a tag alone is resolved and
+    /// its digest printed).
+    #[arg(long, default_value = "static", env = "KO_DEFAULTBASEIMAGE")]
     pub base: String,
     /// The image platform (default: linux and the binary's own architecture).
     #[arg(long)]
@@ -121,11 +124,12 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
+    let (base, base_name) = base(&a)?;
     let req = Request {
         binary: a.binary.clone(),
         import_path: crate::importpath::strip_scheme(&a.import_path).to_string(),
-        base: BaseSpec::parse(&a.base)?,
-        base_name: a.config.base_name.clone(),
+        base,
+        base_name,
         platform: a.platform.clone(),
         kodata: a.kodata.clone(),
         kodata_created: a.kodata_created,
@@ -177,4 +181,26 @@ pub fn run(a: BuildArgs) -> Result<()> {
         None => crate::cli::stdout::line(built.image.digest()),
     }
     Ok(())
+}
+
+/// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
+/// base cache (named, unless --base-name says otherwise, as written, for ko's base
+/// annotations).
+fn base(a: &BuildArgs) -> Result<(BaseSpec, Option<String>)> {
+    if !crate::registry::base_cache::is_registry_reference(&a.base) {
+        return Ok((BaseSpec::parse(&a.base)?, a.config.base_name.clone()));
+    }
+    let r = crate::oci::Reference::parse(&a.base)?;
+    let platform = match &a.platform {
+        Some(p) => p.clone(),
+        None => crate::layer::binary::platform_of(&a.binary)?,
+    };
+    let client = a.registry.client()?;
+    let (dir, digest) = crate::registry::base_cache::cached_base(&client, &r, &platform)?;
+    let spec = BaseSpec::Layout {
+        dir,
+        digest: Some(digest),
+    };
+    let name = a.config.base_name.clone().unwrap_or_else(|| a.base.clone());
+    Ok((spec, Some(name)))
 }

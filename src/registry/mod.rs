@@ -6,6 +6,7 @@
 mod absolute;
 pub mod attach;
 pub mod auth;
+pub mod base_cache;
 pub mod cache;
 mod challenge;
 pub mod client;
