@@ -14,6 +14,7 @@ mod archive;
 mod build;
 mod buildinfo;
 mod cli;
+mod gobuild;
 mod image;
 mod importpath;
 mod layer;

@@ -15,11 +15,19 @@ use crate::sbom::Format;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The Go binary (built with CGO_ENABLED=0 for the static and scratch bases).
+    /// The Go binary (built with CGO_ENABLED=0 for the static and scratch bases), or a Go
+    /// main package to build from source as `ko build` does: ./cmd/app, its import path, or
+    /// ko://IMPORT/PATH (with `go build -trimpath`, CGO_ENABLED=0 unless set, GOOS/GOARCH
+    /// from --platform, default linux/amd64; its kodata/ directory is the kodata).
+    #[arg(value_name = "BINARY|PACKAGE")]
     pub binary: PathBuf,
-    /// The Go import path of the main package (ko://… accepted).
+    /// The Go import path of the main package (ko://… accepted); found by `go list` when
+    /// building from source.
     #[arg(long)]
-    pub import_path: String,
+    pub import_path: Option<String>,
+    /// The Go toolchain for building from source (default: the first `go` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub go: Option<PathBuf>,
     /// The base: `static` (embedded, the default), `scratch`, an OCI layout DIR[@sha256:…],
     /// or a registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
     /// $XDG_CACHE_HOME/rko, so later builds need no network; a tag alone is resolved and
@@ -124,14 +132,17 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
-    let (base, base_name) = base(&a)?;
+    // A binary built from source lives here until the image is made.
+    let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
+    let source = source(&a, scratch.path())?;
+    let (base, base_name) = base(&a, &source.binary)?;
     let req = Request {
-        binary: a.binary.clone(),
-        import_path: crate::importpath::strip_scheme(&a.import_path).to_string(),
+        binary: source.binary.clone(),
+        import_path: source.import_path.clone(),
         base,
         base_name,
-        platform: a.platform.clone(),
-        kodata: a.kodata.clone(),
+        platform: source.platform.clone(),
+        kodata: source.kodata.clone(),
         kodata_created: a.kodata_created,
         name: a.name.clone(),
         allow_non_go: a.allow_non_go,
@@ -186,14 +197,14 @@ pub fn run(a: BuildArgs) -> Result<()> {
 /// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
 /// base cache (named, unless --base-name says otherwise, as written, for ko's base
 /// annotations).
-fn base(a: &BuildArgs) -> Result<(BaseSpec, Option<String>)> {
+fn base(a: &BuildArgs, binary: &std::path::Path) -> Result<(BaseSpec, Option<String>)> {
     if !crate::registry::base_cache::is_registry_reference(&a.base) {
         return Ok((BaseSpec::parse(&a.base)?, a.config.base_name.clone()));
     }
     let r = crate::oci::Reference::parse(&a.base)?;
     let platform = match &a.platform {
         Some(p) => p.clone(),
-        None => crate::layer::binary::platform_of(&a.binary)?,
+        None => crate::layer::binary::platform_of(binary)?,
     };
     let client = a.registry.client()?;
     let (dir, digest) = crate::registry::base_cache::cached_base(&client, &r, &platform)?;
@@ -203,4 +214,62 @@ fn base(a: &BuildArgs) -> Result<(BaseSpec, Option<String>)> {
     };
     let name = a.config.base_name.clone().unwrap_or_else(|| a.base.clone());
     Ok((spec, Some(name)))
+}
+
+/// The binary the image is made of, with its import path, platform and kodata: the given
+/// binary, or the package built from source (its directory's kodata/ by default, as ko).
+struct Source {
+    binary: PathBuf,
+    import_path: String,
+    platform: Option<Platform>,
+    kodata: Option<PathBuf>,
+}
+
+fn source(a: &BuildArgs, scratch: &std::path::Path) -> Result<Source> {
+    use crate::gobuild::{self, Target};
+    let given_ip = a
+        .import_path
+        .as_deref()
+        .map(|ip| crate::importpath::strip_scheme(ip).to_string());
+    match Target::of(&a.binary) {
+        Target::Binary(binary) => Ok(Source {
+            binary,
+            import_path: given_ip.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} is a binary, so rko needs its import path: expected --import-path \
+                     (e.g. example.com/app/cmd/app), which names /ko-app/<name> and the \
+                     repository; or pass the package (./cmd/app) to build it from source",
+                    a.binary.display()
+                )
+            })?,
+            platform: a.platform.clone(),
+            kodata: a.kodata.clone(),
+        }),
+        Target::Package(package) => {
+            let go = gobuild::go_tool(a.go.as_deref())?;
+            let (ip, dir) = gobuild::main_package(&go, &package)?;
+            if let Some(given) = given_ip.filter(|g| *g != ip) {
+                anyhow::bail!(
+                    "--import-path {given} does not match the package {package}, whose import \
+                     path is {ip}; drop --import-path when building from source"
+                );
+            }
+            let platform = a
+                .platform
+                .clone()
+                .unwrap_or_else(|| Platform::new("linux", "amd64"));
+            let binary = scratch.join(crate::layer::binary::app_filename(&ip));
+            gobuild::build(&go, &package, &platform, &binary)?;
+            let kodata = a
+                .kodata
+                .clone()
+                .or_else(|| Some(dir.join("kodata")).filter(|k| k.is_dir()));
+            Ok(Source {
+                binary,
+                import_path: ip,
+                platform: Some(platform),
+                kodata,
+            })
+        }
+    }
 }

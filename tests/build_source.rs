@@ -1,0 +1,188 @@
+//! `rko build ./cmd/app`: the binary built from source with the machine's Go, as `ko build`
+//! does (`go build -trimpath`, CGO_ENABLED=0, GOOS/GOARCH from the platform, the package's
+//! kodata/), giving the same image as building the binary by hand and passing it; the
+//! image runs in docker; and each way it can go wrong says so.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{DockerImage, RKO};
+
+const MAIN: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"example.com/src/lib"
+)
+
+func main() {
+	b, err := os.ReadFile(filepath.Join(os.Getenv("KO_DATA_PATH"), "hello.txt"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s %s", lib.Name(), b)
+}
+"#;
+
+/// A module example.com/src with a command (cmd/app, with kodata) and a library (lib).
+fn module(dir: &Path) {
+    let w = |p: &str, text: &str| {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("go.mod", "module example.com/src\n\ngo 1.19\n");
+    w("cmd/app/main.go", MAIN);
+    w("cmd/app/kodata/hello.txt", "hello from source");
+    w(
+        "lib/lib.go",
+        "package lib\n\nfunc Name() string { return \"app\" }\n",
+    );
+    w(
+        "broken/main.go",
+        "package main\n\nfunc main() { undefined() }\n",
+    );
+}
+
+fn rko(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(RKO);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("GOCACHE", common::go_cache())
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GO111MODULE", "on");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "rko failed:\n{err}");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn fails(o: Output, expect: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for e in expect {
+        assert!(err.contains(e), "expected {e:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn build_from_source_equals_the_binary_built_by_hand_and_runs() {
+    common::require_tools!("go", "docker");
+    let w = tempfile::tempdir().unwrap();
+    let dir = w.path();
+    module(dir);
+    let tar = dir.join("app.tar");
+    let name = common::unique_ref("rko-src");
+    let from_source = ok(rko(
+        dir,
+        &[
+            "build",
+            "./cmd/app",
+            "--tarball",
+            tar.to_str().unwrap(),
+            "--tag",
+            &name,
+        ],
+        &[],
+    ));
+
+    // The same bytes by hand: ko's go build, then the binary with its import path and kodata.
+    common::run_ok(
+        Command::new("go")
+            .args(["build", "-trimpath", "-o", "by-hand", "./cmd/app"])
+            .current_dir(dir)
+            .env("CGO_ENABLED", "0")
+            .env("GOOS", "linux")
+            .env("GOARCH", "amd64")
+            .env("GOCACHE", common::go_cache())
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", ""),
+    );
+    let by_hand = ok(rko(
+        dir,
+        &[
+            "build",
+            "by-hand",
+            "--import-path",
+            "example.com/src/cmd/app",
+            "--kodata",
+            "cmd/app/kodata",
+        ],
+        &[],
+    ));
+    assert_eq!(from_source, by_hand);
+    // The import path and ko:// name the same package.
+    for pkg in ["example.com/src/cmd/app", "ko://example.com/src/cmd/app"] {
+        assert_eq!(ok(rko(dir, &["build", pkg], &[])), from_source, "{pkg}");
+    }
+
+    // It runs: the binary at /ko-app/app reads its kodata.
+    let img = DockerImage::load(&tar, &name);
+    let out = img.run(&[]);
+    assert_eq!(out.trim(), "app hello from source");
+
+    // Another platform builds another binary (the layer checks it is arm64).
+    let arm = ok(rko(
+        dir,
+        &["build", "./cmd/app", "--platform", "linux/arm64"],
+        &[],
+    ));
+    assert_ne!(arm, from_source);
+}
+
+#[test]
+fn build_from_source_errors_say_what_to_do() {
+    common::require_tools!("go");
+    let w = tempfile::tempdir().unwrap();
+    let dir = w.path();
+    module(dir);
+    fails(
+        rko(dir, &["build", "./lib"], &[]),
+        &["is package lib (example.com/src/lib), not a main package"],
+    );
+    fails(
+        rko(dir, &["build", "./nope"], &[]),
+        &[
+            "\"./nope\" is not a Go package rko can build here",
+            "go list",
+        ],
+    );
+    fails(
+        rko(dir, &["build", "./broken"], &[]),
+        &["go build of ./broken for linux/amd64 failed", "undefined"],
+    );
+    fails(
+        rko(dir, &["build", "./cmd/app"], &[("PATH", "")]),
+        &["no `go` is on PATH", "--go PATH"],
+    );
+    fails(
+        rko(dir, &["build", "./cmd/app", "--go", "/nonexistent/go"], &[]),
+        &["--go /nonexistent/go: no such file"],
+    );
+    fails(
+        rko(
+            dir,
+            &["build", "./cmd/app", "--import-path", "example.com/other"],
+            &[],
+        ),
+        &["does not match the package ./cmd/app, whose import path is example.com/src/cmd/app"],
+    );
+    // A binary still needs its import path.
+    std::fs::write(dir.join("bin"), b"\x7fELF").unwrap();
+    fails(
+        rko(dir, &["build", "bin"], &[]),
+        &["is a binary, so rko needs its import path", "--import-path"],
+    );
+}
