@@ -81,7 +81,11 @@ pub struct Push {
 
 /// What was built.
 pub struct Built {
-    pub image: BuiltImage,
+    /// The image's digest, or with several platforms the index's.
+    pub digest: crate::oci::Sha256Digest,
+    /// The images, one per platform, in order.
+    #[allow(dead_code)] // for callers that want each platform's image
+    pub images: Vec<BuiltImage>,
     pub pushed: Option<PushReport>,
     /// The SBOMs (when `sbom_dir` or `sbom_for_push` asks for them) and the provenance
     /// (when `provenance` does), which a push attaches as referrers.
@@ -101,30 +105,38 @@ pub struct Document {
     pub bytes: Vec<u8>,
 }
 
-/// Builds the image of `req` and writes `outs`, all of them or none.
-pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
-    crate::importpath::check(&req.import_path)?;
-    let platform = match &req.platform {
-        Some(p) => p.clone(),
-        None => platform_of(&req.binary)?,
-    };
-    let base = req.base.resolve(&platform, req.base_name.as_deref())?;
+/// Builds one image per request (one platform each, each with its own binary) and writes
+/// `outs`, all of them or none. With several requests the result is an index of the images,
+/// in the order given; each image gets its own SBOMs.
+pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
+    if reqs.len() > 1 && outs.provenance.is_some() {
+        anyhow::bail!(
+            "--provenance FILE writes one statement about one image, but {} platforms were \
+             asked for; build each platform with its own --provenance, or leave it out",
+            reqs.len()
+        );
+    }
     // Layers go to a scratch directory the user never sees; removed on return.
     let scratch = tempfile::Builder::new()
         .prefix("rko-build-")
         .tempdir()
         .context("creating a temporary directory")?;
-    let files = |name: &str| scratch.path().join(name);
-    let kodata = write_kodata(req, &files("kodata.layer"))?;
-    let binary = write_binary(req, &platform, &files("binary.layer"))?;
-    let layers = [kodata.clone(), binary.clone()];
-    let image = crate::image::assemble(&base, &layers, &req.options)?;
-    let documents = documents(req, outs, &platform, &base, &image)?;
-    let mut outputs = Outputs::new();
-    write_documents(outs, &documents, &mut outputs)?;
-    let mut pushed = None;
-    if outs.tarball.is_some() || outs.layout.is_some() || outs.push.is_some() {
-        let mut store = BlobStore::default();
+    let mut store = BlobStore::default();
+    let mut images = Vec::new();
+    let mut documents = Vec::new();
+    for (i, req) in reqs.iter().enumerate() {
+        crate::importpath::check(&req.import_path)?;
+        let platform = match &req.platform {
+            Some(p) => p.clone(),
+            None => platform_of(&req.binary)?,
+        };
+        let base = req.base.resolve(&platform, req.base_name.as_deref())?;
+        let files = |name: &str| scratch.path().join(format!("{i}-{name}"));
+        let kodata = write_kodata(req, &files("kodata.layer"))?;
+        let binary = write_binary(req, &platform, &files("binary.layer"))?;
+        let layers = [kodata.clone(), binary.clone()];
+        let image = crate::image::assemble(&base, &layers, &req.options)?;
+        documents.extend(self::documents(req, outs, &platform, &base, &image)?);
         fs_err::write(files("manifest.json"), &image.manifest)?;
         fs_err::write(files("config.json"), &image.config)?;
         store.add_path(files("manifest.json"))?;
@@ -134,16 +146,35 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         if let Some(d) = &base.blob_dir {
             store.add_dir(d.clone())?;
         }
+        images.push(image);
+    }
+    let root = match images.as_slice() {
+        [one] => one.descriptor.clone(),
+        many => {
+            let descriptors: Vec<_> = many.iter().map(|i| i.descriptor.clone()).collect();
+            let (bytes, descriptor) =
+                crate::image::index::build(&descriptors, &Default::default())?;
+            let path = scratch.path().join("index.json");
+            fs_err::write(&path, bytes)?;
+            store.add_path(path)?;
+            descriptor
+        }
+    };
+    let mut outputs = Outputs::new();
+    write_documents(outs, &documents, &mut outputs)?;
+    let mut pushed = None;
+    if outs.tarball.is_some() || outs.layout.is_some() || outs.push.is_some() {
         let docs = (&documents[..], scratch.path());
-        let written = write_outputs(req, outs, &image, store, &mut outputs, docs);
+        let written = write_outputs(&reqs[0], outs, &root, store, &mut outputs, docs);
         pushed = written.map_err(|e| outputs.explain(e))?;
     }
     if let Some(p) = &outs.digest_file {
-        outputs.write(p, image.digest().to_string().as_bytes())?;
+        outputs.write(p, root.digest.to_string().as_bytes())?;
     }
     outputs.commit()?;
     Ok(Built {
-        image,
+        digest: root.digest,
+        images,
         pushed,
         documents,
     })
@@ -298,7 +329,7 @@ fn write_binary(
 fn write_outputs(
     req: &Request,
     outs: &Outs<'_>,
-    image: &BuiltImage,
+    root: &crate::oci::Descriptor,
     mut store: BlobStore,
     outputs: &mut Outputs,
     (documents, scratch): (&[Document], &std::path::Path),
@@ -306,7 +337,7 @@ fn write_outputs(
     if store.has_remote() && (outs.tarball.is_some() || outs.layout.is_some()) {
         store.set_fetcher(Box::new(RegistryBlobs((outs.client)()?)));
     }
-    let artifact = Artifact::collect(image.descriptor.clone(), &store)?;
+    let artifact = Artifact::collect(root.clone(), &store)?;
     if let Some(t) = &outs.tarball {
         let f = outputs.file(t)?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f.as_file_mut());

@@ -79,7 +79,7 @@ fn fails(o: Output, expect: &[&str]) {
 
 #[test]
 fn build_from_source_equals_the_binary_built_by_hand_and_runs() {
-    common::require_tools!("go", "docker");
+    common::require_tools!("go", "docker", "skopeo");
     let w = tempfile::tempdir().unwrap();
     let dir = w.path();
     module(dir);
@@ -140,6 +140,55 @@ fn build_from_source_equals_the_binary_built_by_hand_and_runs() {
         &[],
     ));
     assert_ne!(arm, from_source);
+
+    // Both at once: an index of exactly those two images (built in parallel), which skopeo
+    // reads from the layout.
+    let layout = dir.join("multi");
+    let index = ok(rko(
+        dir,
+        &[
+            "build",
+            "./cmd/app",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--layout",
+            layout.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let index_json = common::read_json(common::layout_blob(&layout, &index));
+    let entries: Vec<(String, String)> = index_json["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            (
+                format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                ),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("linux/amd64".to_string(), from_source.clone()),
+            ("linux/arm64".to_string(), arm.clone())
+        ]
+    );
+    let raw = common::run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}", layout.display()),
+    ]));
+    assert_eq!(
+        format!("sha256:{}", common::sha256_hex(raw.as_bytes())),
+        index
+    );
 }
 
 #[test]
@@ -179,10 +228,54 @@ fn build_from_source_errors_say_what_to_do() {
         ),
         &["does not match the package ./cmd/app, whose import path is example.com/src/cmd/app"],
     );
+    // Several platforms need the package, and one provenance statement fits one image.
+    fails(
+        rko(
+            dir,
+            &[
+                "build",
+                "./cmd/app",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "--provenance",
+                "p.json",
+            ],
+            &[],
+        ),
+        &["--provenance FILE writes one statement about one image, but 2 platforms"],
+    );
+    // A platform named twice is a usage error (exit 2), as any bad flag value.
+    let o = rko(
+        dir,
+        &[
+            "build",
+            "./cmd/app",
+            "--platform",
+            "linux/amd64,linux/amd64",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("linux/amd64 is named twice"));
     // A binary still needs its import path.
     std::fs::write(dir.join("bin"), b"\x7fELF").unwrap();
     fails(
         rko(dir, &["build", "bin"], &[]),
         &["is a binary, so rko needs its import path", "--import-path"],
+    );
+    fails(
+        rko(
+            dir,
+            &[
+                "build",
+                "bin",
+                "--import-path",
+                "example.com/b",
+                "--platform",
+                "linux/amd64,linux/arm64",
+            ],
+            &[],
+        ),
+        &["is one binary, for one platform, but --platform names 2"],
     );
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::build::{Outs, Push, Request, build};
+use crate::build::{Outs, Push, Request, build_all};
 use crate::cli::args::{CompressionArgs, ImageConfigArgs, RegistryArgs};
 use crate::image::base::spec::BaseSpec;
 use crate::oci::{Platform, json, tag};
@@ -34,9 +34,11 @@ pub struct BuildArgs {
     /// its digest printed).
     #[arg(long, default_value = "static", env = "KO_DEFAULTBASEIMAGE")]
     pub base: String,
-    /// The image platform (default: linux and the binary's own architecture).
-    #[arg(long)]
-    pub platform: Option<Platform>,
+    /// The image platform (default: linux and the binary's own architecture). Building from
+    /// source, a comma-separated list (linux/amd64,linux/arm64) builds each in parallel and
+    /// makes an index of the images, as `ko build --platform` does.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]", value_parser = platform_list)]
+    pub platform: Option<PlatformList>,
     /// The kodata directory (default: none; the kodata layer is still written, as by ko).
     #[arg(long)]
     pub kodata: Option<PathBuf>,
@@ -132,27 +134,29 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
-    // A binary built from source lives here until the image is made.
+    // Binaries built from source live here until the image is made.
     let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
-    let source = source(&a, scratch.path())?;
-    let (base, base_name) = base(&a, &source.binary)?;
-    let req = Request {
-        binary: source.binary.clone(),
-        import_path: source.import_path.clone(),
-        base,
-        base_name,
-        platform: source.platform.clone(),
-        kodata: source.kodata.clone(),
-        kodata_created: a.kodata_created,
-        name: a.name.clone(),
-        allow_non_go: a.allow_non_go,
-        compression: a.compression.compression()?,
-        threads: a.compression.threads(),
-        options: a.config.options()?,
-        sbom: a.sbom.unwrap_or(SbomChoice::Spdx).formats(),
-        sbom_by_default: a.sbom.is_none() && a.sbom_dir.is_none(),
-        builder_id: a.builder_id.clone(),
-    };
+    let mut reqs = Vec::new();
+    for source in sources(&a, scratch.path())? {
+        let (base, base_name) = base(&a, &source)?;
+        reqs.push(Request {
+            binary: source.binary.clone(),
+            import_path: source.import_path.clone(),
+            base,
+            base_name,
+            platform: source.platform.clone(),
+            kodata: source.kodata.clone(),
+            kodata_created: a.kodata_created,
+            name: a.name.clone(),
+            allow_non_go: a.allow_non_go,
+            compression: a.compression.compression()?,
+            threads: a.compression.threads(),
+            options: a.config.options()?,
+            sbom: a.sbom.unwrap_or(SbomChoice::Spdx).formats(),
+            sbom_by_default: a.sbom.is_none() && a.sbom_dir.is_none(),
+            builder_id: a.builder_id.clone(),
+        });
+    }
     let tags = tag::parse_tags(&a.tags)?;
     let push = a.push.then(|| Push {
         repository: a
@@ -179,7 +183,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
         push,
         client: &client,
     };
-    let built = build(&req, &outs)?;
+    let built = build_all(&reqs, &outs)?;
     match built.pushed {
         Some(report) => {
             if let Some(p) = &a.image_refs {
@@ -189,7 +193,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             }
             crate::cli::stdout::line(report.reference)
         }
-        None => crate::cli::stdout::line(built.image.digest()),
+        None => crate::cli::stdout::line(built.digest),
     }
     Ok(())
 }
@@ -197,14 +201,14 @@ pub fn run(a: BuildArgs) -> Result<()> {
 /// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
 /// base cache (named, unless --base-name says otherwise, as written, for ko's base
 /// annotations).
-fn base(a: &BuildArgs, binary: &std::path::Path) -> Result<(BaseSpec, Option<String>)> {
+fn base(a: &BuildArgs, source: &Source) -> Result<(BaseSpec, Option<String>)> {
     if !crate::registry::base_cache::is_registry_reference(&a.base) {
         return Ok((BaseSpec::parse(&a.base)?, a.config.base_name.clone()));
     }
     let r = crate::oci::Reference::parse(&a.base)?;
-    let platform = match &a.platform {
+    let platform = match &source.platform {
         Some(p) => p.clone(),
-        None => crate::layer::binary::platform_of(binary)?,
+        None => crate::layer::binary::platform_of(&source.binary)?,
     };
     let client = a.registry.client()?;
     let (dir, digest) = crate::registry::base_cache::cached_base(&client, &r, &platform)?;
@@ -225,26 +229,63 @@ struct Source {
     kodata: Option<PathBuf>,
 }
 
-fn source(a: &BuildArgs, scratch: &std::path::Path) -> Result<Source> {
+/// `--platform`'s platforms, in order.
+#[derive(Clone, Debug)]
+pub struct PlatformList(Vec<Platform>);
+
+/// `--platform`'s value: one platform or a comma-separated list of different ones (a bad
+/// one is a usage error, as for any flag).
+fn platform_list(list: &str) -> Result<PlatformList, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list.split(',').map(str::trim) {
+        let platform: Platform = p.parse().map_err(|e| format!("{e}"))?;
+        if out.contains(&platform) {
+            return Err(format!("{p} is named twice; name each platform once"));
+        }
+        out.push(platform);
+    }
+    Ok(PlatformList(out))
+}
+
+/// `--platform`'s list (empty when not given).
+fn platforms(a: &BuildArgs) -> Result<Vec<Platform>> {
+    Ok(a.platform.clone().map(|l| l.0).unwrap_or_default())
+}
+
+/// What the images are made of: the given binary (one platform), or the package built from
+/// source once per platform, the builds running in parallel.
+fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
     use crate::gobuild::{self, Target};
     let given_ip = a
         .import_path
         .as_deref()
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
+    let platforms = platforms(a)?;
     match Target::of(&a.binary) {
-        Target::Binary(binary) => Ok(Source {
-            binary,
-            import_path: given_ip.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{} is a binary, so rko needs its import path: expected --import-path \
-                     (e.g. example.com/app/cmd/app), which names /ko-app/<name> and the \
-                     repository; or pass the package (./cmd/app) to build it from source",
-                    a.binary.display()
-                )
-            })?,
-            platform: a.platform.clone(),
-            kodata: a.kodata.clone(),
-        }),
+        Target::Binary(binary) => {
+            if platforms.len() > 1 {
+                anyhow::bail!(
+                    "{} is one binary, for one platform, but --platform names {}; pass the \
+                     package (./cmd/app) to build it from source for each, or one platform",
+                    a.binary.display(),
+                    platforms.len()
+                );
+            }
+            Ok(vec![Source {
+                binary,
+                import_path: given_ip.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} is a binary, so rko needs its import path: expected \
+                         --import-path (e.g. example.com/app/cmd/app), which names \
+                         /ko-app/<name> and the repository; or pass the package (./cmd/app) \
+                         to build it from source",
+                        a.binary.display()
+                    )
+                })?,
+                platform: platforms.into_iter().next(),
+                kodata: a.kodata.clone(),
+            }])
+        }
         Target::Package(package) => {
             let go = gobuild::go_tool(a.go.as_deref())?;
             let (ip, dir) = gobuild::main_package(&go, &package)?;
@@ -254,22 +295,40 @@ fn source(a: &BuildArgs, scratch: &std::path::Path) -> Result<Source> {
                      path is {ip}; drop --import-path when building from source"
                 );
             }
-            let platform = a
-                .platform
-                .clone()
-                .unwrap_or_else(|| Platform::new("linux", "amd64"));
-            let binary = scratch.join(crate::layer::binary::app_filename(&ip));
-            gobuild::build(&go, &package, &platform, &binary)?;
+            let platforms = match platforms.is_empty() {
+                true => vec![Platform::new("linux", "amd64")],
+                false => platforms,
+            };
             let kodata = a
                 .kodata
                 .clone()
                 .or_else(|| Some(dir.join("kodata")).filter(|k| k.is_dir()));
-            Ok(Source {
-                binary,
-                import_path: ip,
-                platform: Some(platform),
-                kodata,
-            })
+            let name = crate::layer::binary::app_filename(&ip);
+            let built: Vec<Result<Source>> = std::thread::scope(|s| {
+                let handles: Vec<_> = platforms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, platform)| {
+                        let binary = scratch.join(format!("{i}")).join(&name);
+                        let (go, package, ip, kodata) = (&go, &package, &ip, &kodata);
+                        s.spawn(move || -> Result<Source> {
+                            fs_err::create_dir_all(binary.parent().expect("a parent"))?;
+                            gobuild::build(go, package, platform, &binary)?;
+                            Ok(Source {
+                                binary,
+                                import_path: ip.clone(),
+                                platform: Some(platform.clone()),
+                                kodata: kodata.clone(),
+                            })
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a go build thread"))
+                    .collect()
+            });
+            built.into_iter().collect()
         }
     }
 }
