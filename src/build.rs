@@ -1,4 +1,4 @@
-//! `rko build`'s pipeline, shaped like `ko build`: both layers, the image, and the outputs
+//! `rko build`'s pipeline, shaped like `ko build`: the layers (extra, kodata, binary), the image, and the outputs
 //! asked for (tarball, layout, push) in one process. It sits above `registry/` because it
 //! may push; the build-system actions run the same stages one per process instead.
 
@@ -11,6 +11,7 @@ use crate::archive::{Artifact, BlobStore};
 use crate::image::base::spec::BaseSpec;
 use crate::image::{BuiltImage, ImageOptions};
 use crate::layer::binary::{BinaryLayer, platform_of};
+use crate::layer::extra::ExtraTar;
 use crate::layer::kodata::Tree;
 use crate::layer::{Compression, LayerDescriptor};
 use crate::oci::{Platform, TagRef};
@@ -35,6 +36,8 @@ pub struct Request {
     pub platform: Option<Platform>,
     pub kodata: Option<PathBuf>,
     pub kodata_created: Option<u64>,
+    /// Tars of extra layers (`rko layer tar`), in image order, between the base and kodata.
+    pub layers: Vec<PathBuf>,
     pub name: Option<String>,
     pub allow_non_go: bool,
     pub compression: Compression,
@@ -115,9 +118,14 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         .tempdir()
         .context("creating a temporary directory")?;
     let files = |name: &str| scratch.path().join(name);
+    let mut layers = Vec::new();
+    for (i, tar) in req.layers.iter().enumerate() {
+        layers.push(write_extra(req, tar, &files(&format!("extra-{i}.layer")))?);
+    }
+    let extras = layers.len();
     let kodata = write_kodata(req, &files("kodata.layer"))?;
     let binary = write_binary(req, &platform, &files("binary.layer"))?;
-    let layers = [kodata.clone(), binary.clone()];
+    layers.extend([kodata.clone(), binary.clone()]);
     let image = crate::image::assemble(&base, &layers, &req.options)?;
     let documents = documents(req, outs, &platform, &base, &image)?;
     let mut outputs = Outputs::new();
@@ -129,6 +137,9 @@ pub fn build(req: &Request, outs: &Outs<'_>) -> Result<Built> {
         fs_err::write(files("config.json"), &image.config)?;
         store.add_path(files("manifest.json"))?;
         store.add_path(files("config.json"))?;
+        for (i, l) in layers[..extras].iter().enumerate() {
+            store.add_file(l.digest, files(&format!("extra-{i}.layer")));
+        }
         store.add_file(kodata.digest, files("kodata.layer"));
         store.add_file(binary.digest, files("binary.layer"));
         if let Some(d) = &base.blob_dir {
@@ -274,6 +285,17 @@ fn write_kodata(req: &Request, blob: &std::path::Path) -> Result<LayerDescriptor
     let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
     let (ip, created) = (&req.import_path, req.kodata_created);
     tree.write_layer(f, ip, created, &req.compression, req.threads)
+}
+
+/// An extra layer from a tar, its entries dated as the image (`SOURCE_DATE_EPOCH`, else 0).
+fn write_extra(
+    req: &Request,
+    tar: &std::path::Path,
+    blob: &std::path::Path,
+) -> Result<LayerDescriptor> {
+    let extra = ExtraTar::open(tar)?;
+    let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
+    extra.write_layer(f, req.options.created, &req.compression, req.threads)
 }
 
 fn write_binary(
