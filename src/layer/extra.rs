@@ -195,7 +195,14 @@ impl ExtraTar {
             let kind = if ty.is_dir() {
                 Kind::Dir
             } else if ty.is_file() || ty.is_contiguous() {
+                let want = entry.size();
                 let size = std::io::copy(&mut entry, &mut self.spool).map_err(malformed)?;
+                if size != want {
+                    return Err(ExtraError::Malformed {
+                        tar: shown.to_string(),
+                        why: format!("entry {raw:?} is cut short ({size} of {want} bytes)"),
+                    });
+                }
                 let k = Kind::File { offset, size };
                 offset += size;
                 k
