@@ -454,6 +454,13 @@ def layer_kodata_args(files, importpath, output, descriptor, compression, level)
     args.append(each("--file", files, "="))
     return args + compression_args(compression, level)
 
+def layer_tar_args(tar, output, descriptor, compression, level):
+    """`rko layer tar`: an extra layer rewritten deterministically from a user's tar (plain,
+    gzip or zstd). Its descriptor goes to image_args before kodata's: base, extra layers,
+    kodata, binary."""
+    args = ["layer", "tar", "--tar", tar, "-o", out(output), "--descriptor", out(descriptor)]
+    return args + compression_args(compression, level)
+
 def _key_value_args(flag, values):
     args = []
     for k in sorted(values.keys()):
