@@ -501,3 +501,149 @@ fn umoci_unpacks_the_extra_files() {
         "UTC\n"
     );
 }
+
+/// Reads an uncompressed tar on stdin and writes it again with Go's `archive/tar`, from
+/// fresh headers holding only what an extra layer keeps (as ko fills `tar.Header`).
+const GO_REWRITE: &str = r#"package main
+
+import (
+	"archive/tar"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	r := tar.NewReader(os.Stdin)
+	w := tar.NewWriter(os.Stdout)
+	for {
+		h, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			panic(err)
+		}
+		fresh := &tar.Header{
+			Name:     h.Name,
+			Typeflag: h.Typeflag,
+			Mode:     h.Mode,
+			Uid:      h.Uid,
+			Gid:      h.Gid,
+			Size:     h.Size,
+			ModTime:  time.Unix(h.ModTime.Unix(), 0),
+			Linkname: h.Linkname,
+		}
+		if err := w.WriteHeader(fresh); err != nil {
+			panic(err)
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			panic(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+#[test]
+fn the_layer_tar_is_what_gos_archive_tar_writes() {
+    common::require_tools!("go");
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let goarch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let rewrite = go_build(d, "rewrite", GO_REWRITE, goarch);
+    // Beyond the usual files: names and link targets that need PAX records or the USTAR
+    // prefix field, a non-ASCII name, setuid and sticky bits.
+    let long_dir = format!("opt/{}", "d".repeat(120));
+    let long_target = format!("/usr/share/{}", "t".repeat(110));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, ty: tar::EntryType, mode: u32, link: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(ty);
+        h.set_mode(mode);
+        h.set_uid(65532);
+        h.set_gid(1000);
+        h.set_mtime(99);
+        h.set_size(data.len() as u64);
+        if link.is_empty() {
+            b.append_data(&mut h, name, data).unwrap();
+        } else {
+            b.append_link(&mut h, name, link).unwrap();
+        }
+    };
+    add("etc/tool", tar::EntryType::Regular, 0o4755, "", b"#!x\n");
+    add("tmp/", tar::EntryType::Directory, 0o1777, "", b"");
+    add(
+        &format!("{long_dir}/file.txt"),
+        tar::EntryType::Regular,
+        0o640,
+        "",
+        b"long",
+    );
+    add(
+        &format!("opt/{}", "n".repeat(160)),
+        tar::EntryType::Regular,
+        0o644,
+        "",
+        b"pax",
+    );
+    add(
+        "etc/zoneinfo/Amérique",
+        tar::EntryType::Regular,
+        0o644,
+        "",
+        b"tz",
+    );
+    add("etc/far", tar::EntryType::Symlink, 0o777, &long_target, b"");
+    add("etc/tool2", tar::EntryType::Link, 0o644, "etc/tool", b"");
+    let tar = d.join("pax.tar");
+    std::fs::write(&tar, b.into_inner().unwrap()).unwrap();
+    layer(d, &tar, &["--mtime", "77"]);
+    let blob = std::fs::read(d.join("pax.tar.blob")).unwrap();
+    let mut ours = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&blob[..]), &mut ours)
+        .unwrap();
+    let mut go = Command::new(&rewrite);
+    go.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = go.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&ours).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), ours.len(), "Go writes a different length");
+    assert!(
+        out.stdout == ours,
+        "Go's archive/tar writes different bytes"
+    );
+    // The cases that matter were there: PAX records for a path and a link target.
+    let has = |needle: &[u8]| ours.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        has(b"PaxHeaders.0") && has(b" linkpath=/usr/share/") && has(b" path=/etc/zoneinfo/Am")
+    );
+    // And the layer still holds what was asked: PAX for the long target, owners kept.
+    let mut a = tar::Archive::new(&ours[..]);
+    let far = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().ends_with("etc/far"))
+        .unwrap();
+    assert_eq!(
+        far.link_name().unwrap().unwrap().to_str().unwrap(),
+        long_target
+    );
+    assert_eq!(
+        (far.header().uid().unwrap(), far.header().gid().unwrap()),
+        (65532, 1000)
+    );
+}
