@@ -115,7 +115,7 @@ fn write_tar(path: &Path, s: &Style) {
     add(
         "./etc/app/current",
         tar::EntryType::Symlink,
-        0o777,
+        if s.gnu { 0o755 } else { 0o777 },
         0,
         "zone.txt",
         b"",

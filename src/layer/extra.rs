@@ -7,7 +7,8 @@
 //!   (with setuid/setgid/sticky), numeric uid/gid, contents and symlink targets;
 //! - dropped: mtimes (all set to `mtime`: 0, or `SOURCE_DATE_EPOCH`), user and group names,
 //!   PAX global headers (`git archive` writes one), the `./` root entry, extended attributes;
-//! - normalized: names as ko writes them (`/etc/zoneinfo/UTC`, no trailing slash), the
+//! - normalized: symlink modes to 0777 (Linux ignores them; tools disagree on them), names
+//!   as ko writes them (`/etc/zoneinfo/UTC`, no trailing slash), the
 //!   kodata layer's order (depth first, names sorted bytewise within each directory), a
 //!   missing parent directory added as 0755 root:root, each group of hard links written as
 //!   one file (the first path in that order, with the group's content, mode and owner) and
@@ -170,7 +171,7 @@ impl ExtraTar {
                 continue; // "./": the image root itself.
             };
             let h = entry.header();
-            let mode = h.mode().map_err(malformed)? & 0o7777;
+            let mut mode = h.mode().map_err(malformed)? & 0o7777;
             let owner = |id: std::io::Result<u64>| -> Result<u32, ExtraError> {
                 let id = id.map_err(malformed)?;
                 if id > MAX_OCTAL_ID as u64 {
@@ -207,6 +208,9 @@ impl ExtraTar {
                 offset += size;
                 k
             } else if ty.is_symlink() {
+                // Linux ignores a symlink's mode and tools write 0777, 0755 or 0644: one
+                // value, so the same link gives the same bytes.
+                mode = 0o777;
                 Kind::Symlink(link()?)
             } else if ty.is_hard_link() {
                 let target = link()?;
