@@ -647,3 +647,65 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
         (65532, 1000)
     );
 }
+
+#[test]
+fn gnu_tar_of_a_directory_gives_the_same_layer_as_a_tar_written_entry_by_entry() {
+    common::require_tools!("tar");
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let root = d.join("root");
+    let app = root.join("etc/app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("zone.txt"), "UTC\n").unwrap();
+    std::fs::hard_link(app.join("zone.txt"), app.join("hard.txt")).unwrap();
+    std::os::unix::fs::symlink("zone.txt", app.join("current")).unwrap();
+    std::fs::write(app.join("secret.conf"), "token=42\n").unwrap();
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    chmod(&root.join("etc"), 0o755);
+    chmod(&app, 0o750);
+    chmod(&app.join("zone.txt"), 0o644);
+    chmod(&app.join("secret.conf"), 0o600);
+    // Owners from the command line (no chown, so no root needed); the 65532-owned entries,
+    // the directory after its files, appended by a second run.
+    let gnu = d.join("gnu.tar");
+    let tar = |mode: &str, owner: &str, files: &[&str]| {
+        run_ok(
+            Command::new("tar")
+                .arg(mode)
+                .arg(&gnu)
+                .args(["--format=gnu", "--no-recursion", "--mtime=@42"])
+                .arg(format!("--owner={owner}"))
+                .arg(format!("--group={owner}"))
+                .arg("-C")
+                .arg(&root)
+                .args(files),
+        )
+    };
+    let root_owned = [
+        "./etc",
+        "./etc/app/zone.txt",
+        "./etc/app/current",
+        "./etc/app/hard.txt",
+    ];
+    tar("-cf", "root:0", &root_owned);
+    tar(
+        "-rf",
+        "builder:65532",
+        &["./etc/app/secret.conf", "./etc/app"],
+    );
+    let listing = run_ok(
+        Command::new("tar")
+            .arg("-tvf")
+            .arg(&gnu)
+            .arg("--numeric-owner"),
+    );
+    assert!(listing.contains("hard.txt link to"), "{listing}");
+    let made = d.join("made.tar");
+    write_tar(&made, &PLAIN);
+    assert_eq!(
+        layer(d, &gnu, &[])["digest"],
+        layer(d, &made, &[])["digest"],
+        "{listing}"
+    );
+}
