@@ -253,6 +253,7 @@ fn provenance_only(
                 Some(d) => provenance::kodata_files(d)?,
                 None => Vec::new(),
             },
+            layers: provenance::layer_tars(&req.layers)?,
             builder_id: req.builder_id.clone(),
         };
         docs.push(Document {

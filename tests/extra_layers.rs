@@ -409,7 +409,20 @@ fn build_with_layer() -> Built {
         p(&tarball),
         "--layout",
         p(&layout),
+        "--provenance",
+        p(&d.join("provenance.json")),
     ]);
+    // The provenance records the input tar as it was given.
+    let deps = read_json(d.join("provenance.json"))["predicate"]["buildDefinition"]
+        ["resolvedDependencies"]
+        .clone();
+    let tar_sha = common::sha256_hex(&std::fs::read(&tar).unwrap());
+    assert!(
+        deps.as_array().unwrap().contains(&serde_json::json!(
+            {"name": "layer/extra.tar", "digest": {"sha256": tar_sha}}
+        )),
+        "{deps:#}"
+    );
     // Layers: the base's, then extra, kodata, binary; history says which is which.
     let index = read_json(layout.join("index.json"));
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());

@@ -148,6 +148,7 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
             kodata_files,
             ctx.attrs.builder_id or DEFAULT_BUILDER_ID % "buck2",
             statement,
+            ctx.attrs.layers,
         ), "ko_provenance")
         provenance.append(statement)
         sub_files["provenance"] = statement
