@@ -614,6 +614,14 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
         b"tz",
     );
     add("etc/far", tar::EntryType::Symlink, 0o777, &long_target, b"");
+    // A long name USTAR could split, with a long target: PAX for both.
+    add(
+        &format!("{long_dir}/far"),
+        tar::EntryType::Symlink,
+        0o777,
+        &long_target,
+        b"",
+    );
     add("etc/tool2", tar::EntryType::Link, 0o644, "etc/tool", b"");
     let tar = d.join("pax.tar");
     std::fs::write(&tar, b.into_inner().unwrap()).unwrap();

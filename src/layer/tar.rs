@@ -88,9 +88,11 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
         finish(&mut blk);
         return out.write_all(&blk);
     }
-    // PAX: records for what does not fit, sorted by key.
+    // PAX: records for what does not fit, sorted by key. A long name gets its record even
+    // when it could be split into USTAR's prefix: Go records it before it knows that
+    // another field (a long link target, a huge size) rules USTAR out.
     let mut records = Vec::new();
-    if !(name_ok || split.is_some()) {
+    if !name_ok {
         records.push(("path", entry.name.to_string()));
     }
     if !size_ok {
