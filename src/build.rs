@@ -1,4 +1,4 @@
-//! `rko build`'s pipeline, shaped like `ko build`: both layers, the image, and the outputs
+//! `rko build`'s pipeline, shaped like `ko build`: the layers (extra, kodata, binary), the image, and the outputs
 //! asked for (tarball, layout, push) in one process. It sits above `registry/` because it
 //! may push; the build-system actions run the same stages one per process instead.
 
@@ -11,6 +11,7 @@ use crate::archive::{Artifact, BlobStore};
 use crate::image::base::spec::BaseSpec;
 use crate::image::{BuiltImage, ImageOptions};
 use crate::layer::binary::{BinaryLayer, platform_of};
+use crate::layer::extra::ExtraTar;
 use crate::layer::kodata::Tree;
 use crate::layer::{Compression, LayerDescriptor};
 use crate::oci::{Platform, TagRef};
@@ -35,6 +36,8 @@ pub struct Request {
     pub platform: Option<Platform>,
     pub kodata: Option<PathBuf>,
     pub kodata_created: Option<u64>,
+    /// Tars of extra layers (`rko layer tar`), in image order, between the base and kodata.
+    pub layers: Vec<PathBuf>,
     pub name: Option<String>,
     pub allow_non_go: bool,
     pub compression: Compression,
@@ -132,15 +135,24 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         };
         let base = req.base.resolve(&platform, req.base_name.as_deref())?;
         let files = |name: &str| scratch.path().join(format!("{i}-{name}"));
+        // Extra layers first (base, extras, kodata, binary: ko's two stay on top).
+        let mut layers = Vec::new();
+        for (j, tar) in req.layers.iter().enumerate() {
+            layers.push(write_extra(req, tar, &files(&format!("extra-{j}.layer")))?);
+        }
+        let extras = layers.len();
         let kodata = write_kodata(req, &files("kodata.layer"))?;
         let binary = write_binary(req, &platform, &files("binary.layer"))?;
-        let layers = [kodata.clone(), binary.clone()];
+        layers.extend([kodata.clone(), binary.clone()]);
         let image = crate::image::assemble(&base, &layers, &req.options)?;
         documents.extend(self::documents(req, outs, &platform, &base, &image)?);
         fs_err::write(files("manifest.json"), &image.manifest)?;
         fs_err::write(files("config.json"), &image.config)?;
         store.add_path(files("manifest.json"))?;
         store.add_path(files("config.json"))?;
+        for (i, l) in layers[..extras].iter().enumerate() {
+            store.add_file(l.digest, files(&format!("extra-{i}.layer")));
+        }
         store.add_file(kodata.digest, files("kodata.layer"));
         store.add_file(binary.digest, files("binary.layer"));
         if let Some(d) = &base.blob_dir {
@@ -273,6 +285,7 @@ fn provenance_only(
                 Some(d) => provenance::kodata_files(d)?,
                 None => Vec::new(),
             },
+            layers: provenance::layer_tars(&req.layers)?,
             builder_id: req.builder_id.clone(),
         };
         docs.push(Document {
@@ -305,6 +318,17 @@ fn write_kodata(req: &Request, blob: &std::path::Path) -> Result<LayerDescriptor
     let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
     let (ip, created) = (&req.import_path, req.kodata_created);
     tree.write_layer(f, ip, created, &req.compression, req.threads)
+}
+
+/// An extra layer from a tar, its entries dated as the image (`SOURCE_DATE_EPOCH`, else 0).
+fn write_extra(
+    req: &Request,
+    tar: &std::path::Path,
+    blob: &std::path::Path,
+) -> Result<LayerDescriptor> {
+    let extra = ExtraTar::open(tar)?;
+    let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
+    extra.write_layer(f, req.options.created, &req.compression, req.threads)
 }
 
 fn write_binary(

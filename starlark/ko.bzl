@@ -454,6 +454,13 @@ def layer_kodata_args(files, importpath, output, descriptor, compression, level)
     args.append(each("--file", files, "="))
     return args + compression_args(compression, level)
 
+def layer_tar_args(tar, output, descriptor, compression, level):
+    """`rko layer tar`: an extra layer rewritten deterministically from a user's tar (plain,
+    gzip or zstd). Its descriptor goes to image_args before kodata's: base, extra layers,
+    kodata, binary."""
+    args = ["layer", "tar", "--tar", tar, "-o", out(output), "--descriptor", out(descriptor)]
+    return args + compression_args(compression, level)
+
 def _key_value_args(flag, values):
     args = []
     for k in sorted(values.keys()):
@@ -549,10 +556,11 @@ def sbom_args(binary, importpath, descriptor, config, format, output):
         out(output),
     ]
 
-def provenance_args(binary, importpath, platform, descriptor, base, base_reference, kodata_dir_files, builder_id, output):
+def provenance_args(binary, importpath, platform, descriptor, base, base_reference, kodata_dir_files, builder_id, output, layer_tars = []):
     """`rko provenance`: an in-toto SLSA v1 statement about the image from its inputs.
 
-    base: base_arg(...); kodata_dir_files: [[image path, file]] pairs as layer_kodata_args.
+    base: base_arg(...); kodata_dir_files: [[image path, file]] pairs as layer_kodata_args;
+    layer_tars: the extra layers' input tars, in image order.
     """
     args = [
         "provenance",
@@ -570,6 +578,7 @@ def provenance_args(binary, importpath, platform, descriptor, base, base_referen
     if base_reference:
         args.extend(["--base-ref", base_reference])
     args.append(each("--kodata-file", kodata_dir_files, "="))
+    args.append(each("--layer", layer_tars))
     return args + ["--builder-id", builder_id, "-o", out(output)]
 
 def sources_args(sources):

@@ -940,6 +940,16 @@ fn bazel_actions(ws: &Workspace, targets: &[&str]) -> Actions {
             .map(|x| x.as_str().unwrap().to_string())
             .collect();
         let category = match a["mnemonic"].as_str().unwrap() {
+            // Extra layers: Buck2's identifier tar-N is the blob's name, as in Bazel.
+            "KoLayer" if args[2] == "tar" => {
+                let at = args.iter().position(|a| a == "-o").unwrap();
+                let blob = Path::new(&args[at + 1])
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap();
+                format!("ko_layer:{}", blob.split('.').next().unwrap())
+            }
             "KoLayer" => format!("ko_layer:{}", args[2]),
             "KoImage" => "ko_image".into(),
             "KoIndex" => "ko_index".into(),
@@ -1017,8 +1027,8 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
         );
     }
     // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike; and the subject's
-    // two SBOMs and its provenance.
-    assert_eq!(bazel.len(), 13, "{:?}", bazel.keys());
+    // two SBOMs, its provenance and its extra layer.
+    assert_eq!(bazel.len(), 14, "{:?}", bazel.keys());
 
     // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
     ws.ok(&["build", "//analysis:subject"]);
@@ -1050,7 +1060,7 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
         .to_string();
     assert_eq!(by_bazel, by_buck2);
     let bin = ws.bin("cmd/bar/bar");
-    let by_rko_build = common::rko_build_analysis_subject(&bin, &e2e_src().join("analysis/kodata"));
+    let by_rko_build = common::rko_build_analysis_subject(&bin, &e2e_src().join("analysis"));
     assert_eq!(by_bazel, by_rko_build);
 }
 

@@ -560,6 +560,7 @@ fn buck2_actions_run_through_rko_and_give_rko_builds_digest() {
     assert_eq!(
         ran,
         [
+            "ko_layer:tar-0",
             "ko_layer:kodata",
             "go_build",
             "ko_layer:binary",
@@ -573,7 +574,7 @@ fn buck2_actions_run_through_rko_and_give_rko_builds_digest() {
     let bin = p
         .root()
         .join(&analyze(&p, "root//cmd/bar:bar").actions[0].outputs[0].path);
-    let by_rko_build = common::rko_build_analysis_subject(&bin, &p.root().join("analysis/kodata"));
+    let by_rko_build = common::rko_build_analysis_subject(&bin, &p.root().join("analysis"));
     assert_eq!(built, by_rko_build);
     // The layout and tarball hold that image, as skopeo reads them.
     let layout = p.root().join(&sub_target(&subject, "layout").path);

@@ -42,6 +42,10 @@ pub struct BuildArgs {
     /// The kodata directory (default: none; the kodata layer is still written, as by ko).
     #[arg(long)]
     pub kodata: Option<PathBuf>,
+    /// A tar of files to add as an extra layer (see `rko layer tar`), below kodata and the
+    /// binary, in the order given. Repeatable.
+    #[arg(long = "layer", value_name = "IN.tar")]
+    pub layers: Vec<PathBuf>,
     /// The file name under /ko-app (default: the import path's last element).
     #[arg(long)]
     pub name: Option<String>,
@@ -147,6 +151,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             platform: source.platform.clone(),
             kodata: source.kodata.clone(),
             kodata_created: a.kodata_created,
+            layers: a.layers.clone(),
             name: a.name.clone(),
             allow_non_go: a.allow_non_go,
             compression: a.compression.compression()?,

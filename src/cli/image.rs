@@ -21,7 +21,8 @@ pub struct ImageArgs {
     /// The image platform, os/arch[/variant]: picks the base's image from an index.
     #[arg(long)]
     pub platform: Platform,
-    /// A layer descriptor from `rko layer`, in image order (kodata, then binary, as ko). Repeatable.
+    /// A layer descriptor from `rko layer`, in image order: extra layers (`rko layer tar`),
+    /// then kodata, then binary, as ko. Repeatable.
     #[arg(long = "layer", value_name = "DESCRIPTOR.json", required = true)]
     pub layers: Vec<PathBuf>,
     #[command(flatten)]

@@ -1,4 +1,4 @@
-//! `rko layer binary` and `rko layer kodata`.
+//! `rko layer binary`, `rko layer kodata` and `rko layer tar`.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use crate::cli::args::CompressionArgs;
 use crate::layer::LayerDescriptor;
 use crate::layer::binary::BinaryLayer;
+use crate::layer::extra::ExtraTar;
 use crate::layer::kodata::Tree;
 use crate::oci::Platform;
 use crate::output::Outputs;
@@ -18,6 +19,24 @@ pub enum LayerCommand {
     Binary(BinaryArgs),
     /// The kodata tree at /var/run/ko, as ko's tarKoData writes it.
     Kodata(KodataArgs),
+    /// An extra layer from a tar (plain, gzip or zstd), rewritten deterministically: paths,
+    /// types, modes, numeric owners and contents kept; times, owner names and order
+    /// normalized. Goes below the kodata layer in `rko image --layer`.
+    Tar(TarArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TarArgs {
+    /// The input tar: directories, regular files, symlinks and hard links at relative paths.
+    #[arg(long = "tar", value_name = "IN.tar")]
+    pub tar: PathBuf,
+    /// Modification time of every entry, seconds since the epoch (default 0).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub mtime: Option<u64>,
+    #[command(flatten)]
+    pub compression: CompressionArgs,
+    #[command(flatten)]
+    pub outs: Outs,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +125,14 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
                     &compression,
                     threads,
                 )
+            })
+        }
+        LayerCommand::Tar(a) => {
+            let compression = a.compression.compression()?;
+            let tar = ExtraTar::open(&a.tar)?;
+            let threads = a.compression.threads();
+            write(&a.outs, |out| {
+                tar.write_layer(std::io::BufWriter::new(out), a.mtime, &compression, threads)
             })
         }
     }

@@ -45,6 +45,10 @@ pub struct ProvenanceArgs {
         conflicts_with = "kodata"
     )]
     pub kodata_files: Vec<String>,
+    /// The input tar of an extra layer (`rko layer tar --tar`), in image order: recorded
+    /// with its sha256. Repeatable.
+    #[arg(long = "layer", value_name = "IN.tar")]
+    pub layers: Vec<PathBuf>,
     /// A tag the image gets. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -103,6 +107,7 @@ pub fn run(a: ProvenanceArgs) -> Result<()> {
         tags: a.tags.clone(),
         binary_digest: provenance::hash_file(&a.binary)?,
         kodata,
+        layers: provenance::layer_tars(&a.layers)?,
         builder_id: a.builder_id.clone(),
     };
     let mut outputs = Outputs::new();

@@ -129,6 +129,7 @@ fn ko_history(l: &LayerDescriptor, import_path: &str, created: Option<u64>) -> H
         LayerContent::Kodata { mtime, .. } => {
             (*mtime, "kodata contents, at $KO_DATA_PATH".to_string())
         }
+        LayerContent::Tar { name, mtime } => (*mtime, format!("extra layer, from {name}")),
     };
     History {
         author: Some("ko".to_string()),

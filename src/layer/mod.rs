@@ -1,11 +1,12 @@
 //! Layers as ko makes them: the Go binary at `/ko-app/<name>` and the kodata tree at
-//! `/var/run/ko`, written as Go's `archive/tar` would (so the diff_id matches ko's), then
+//! `/var/run/ko` (and extra layers rewritten from users' tars, `extra`), written as Go's `archive/tar` would (so the diff_id matches ko's), then
 //! compressed in one streaming pass. See `tar` for the header bytes and `compress` for the
 //! digest-while-writing sink.
 
 pub mod binary;
 pub mod buildinfo;
 pub mod compress;
+pub mod extra;
 pub mod kodata;
 pub mod tar;
 
@@ -32,6 +33,13 @@ pub enum LayerContent {
     Kodata {
         #[serde(rename = "importPath")]
         import_path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<u64>,
+    },
+    /// An extra layer rewritten from a tar (`rko layer tar`); `name` is the tar's file
+    /// name, `mtime` the time on every entry, also the layer's history time.
+    Tar {
+        name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtime: Option<u64>,
     },

@@ -4,8 +4,9 @@
 //! Go picks the USTAR format when every field fits (splitting long ASCII names into the
 //! prefix and name fields), and otherwise PAX: a `PaxHeaders.0/<name>` extended header whose
 //! records are sorted by key, followed by a USTAR-shaped header with the fields cut to size.
-//! Only what ko writes is supported: directories and regular files with uid/gid 0, empty
-//! uname/gname, whole-second mtimes and no link names.
+//! Supported: directories, regular files, symlinks and hard links with numeric uid/gid (no
+//! uname/gname) and whole-second mtimes. ko's own layers use only directories and files
+//! owned by 0; extra layers (`extra`) use the rest.
 //!
 //! This is hand-written rather than the `tar` crate's builder on purpose: that crate
 //! formats numeric fields, GNU long names and PAX records differently from Go, and one
@@ -18,12 +19,18 @@ const NAME_SIZE: usize = 100;
 const PREFIX_SIZE: usize = 155;
 /// Largest size that fits the 11 octal digits of a USTAR size field.
 const MAX_OCTAL_SIZE: u64 = (1 << 33) - 1;
+/// Largest uid/gid that fits the 7 octal digits of a USTAR id field.
+pub const MAX_OCTAL_ID: u32 = (1 << 21) - 1;
 
 /// The kind of a tar entry that ko writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
     File,
+    /// `link` is the target, written as given.
+    Symlink,
+    /// `link` is the path of an earlier entry of the archive.
+    Hardlink,
 }
 
 /// One tar entry header, as ko fills in `tar.Header`.
@@ -38,6 +45,8 @@ pub struct Entry<'a> {
     /// Owner ids; ko's entries have 0.
     pub uid: u32,
     pub gid: u32,
+    /// The link target of a symlink or hard link; empty otherwise.
+    pub link: &'a str,
 }
 
 impl<'a> Entry<'a> {
@@ -51,6 +60,7 @@ impl<'a> Entry<'a> {
             mtime,
             uid: 0,
             gid: 0,
+            link: "",
         }
     }
 }
@@ -65,7 +75,12 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
         split_ustar_path(entry.name)
     };
     let size_ok = entry.size <= MAX_OCTAL_SIZE;
-    if size_ok && (name_ok || split.is_some()) {
+    let link_ok = entry.link.len() <= NAME_SIZE && entry.link.is_ascii();
+    assert!(
+        entry.uid <= MAX_OCTAL_ID && entry.gid <= MAX_OCTAL_ID,
+        "owner ids above {MAX_OCTAL_ID:o} are refused before a header is written"
+    );
+    if size_ok && link_ok && (name_ok || split.is_some()) {
         let (prefix, name) = split.unwrap_or(("", entry.name));
         let mut blk = [0u8; BLOCK];
         fill_v7(&mut blk, name, entry);
@@ -73,13 +88,18 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
         finish(&mut blk);
         return out.write_all(&blk);
     }
-    // PAX: records for what does not fit, sorted by key.
+    // PAX: records for what does not fit, sorted by key. A long name gets its record even
+    // when it could be split into USTAR's prefix: Go records it before it knows that
+    // another field (a long link target, a huge size) rules USTAR out.
     let mut records = Vec::new();
-    if !(name_ok || split.is_some()) {
+    if !name_ok {
         records.push(("path", entry.name.to_string()));
     }
     if !size_ok {
         records.push(("size", entry.size.to_string()));
+    }
+    if !link_ok {
+        records.push(("linkpath", entry.link.to_string()));
     }
     records.sort();
     let mut data = String::new();
@@ -109,8 +129,10 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
 
     let mut blk = [0u8; BLOCK];
     let ascii = to_ascii(entry.name);
+    let link = to_ascii(entry.link);
     let shown = Entry {
         size: if size_ok { entry.size } else { 0 },
+        link: &link,
         ..entry.clone()
     };
     fill_v7(&mut blk, &ascii, &shown);
@@ -149,7 +171,10 @@ fn fill_v7(blk: &mut [u8; BLOCK], name: &str, e: &Entry<'_>) {
     blk[156] = match e.kind {
         EntryKind::Dir => b'5',
         EntryKind::File => b'0',
+        EntryKind::Symlink => b'2',
+        EntryKind::Hardlink => b'1',
     };
+    put_str(&mut blk[157..257], e.link);
     // uname, gname: empty. devmajor, devminor: zero in octal, as Go formats them.
     put_octal(&mut blk[329..337], 0);
     put_octal(&mut blk[337..345], 0);

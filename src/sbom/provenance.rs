@@ -8,7 +8,8 @@
 //!   `resolvedDependencies` lists the base manifest (uri = the base reference as a
 //!   `pkg:oci` purl, since a reference is no URI; its digest),
 //!   the Go binary (`ko://IMPORTPATH`, sha256 of its bytes), every kodata file
-//!   (`kodata/PATH`, sorted, sha256) and rko itself (`pkg:generic/rko@VERSION`);
+//!   (`kodata/PATH`, sorted, sha256), every extra layer's input tar (`layer/FILE NAME`, in
+//!   image order, sha256 of the tar as given) and rko itself (`pkg:generic/rko@VERSION`);
 //! - `predicate.runDetails.builder.id`: who ran rko (`--builder-id`); `builder.version`
 //!   names rko's version. No `metadata`: its start and finish times would be wall-clock
 //!   times, and an invocation id would differ on every run.
@@ -45,6 +46,9 @@ pub struct ProvenanceInput {
     pub binary_digest: Sha256Digest,
     /// Kodata files, relative path (with `/`) and digest, sorted by path (see [`kodata_files`]).
     pub kodata: Vec<(String, Sha256Digest)>,
+    /// The extra layers' input tars, file name and digest, in image order (see
+    /// [`layer_tars`]).
+    pub layers: Vec<(String, Sha256Digest)>,
     pub builder_id: String,
 }
 
@@ -100,6 +104,9 @@ pub fn statement(input: &ProvenanceInput) -> Vec<u8> {
     for (path, d) in &input.kodata {
         deps.push(json!({"name": format!("kodata/{path}"), "digest": sha(d)}));
     }
+    for (name, d) in &input.layers {
+        deps.push(json!({"name": format!("layer/{name}"), "digest": sha(d)}));
+    }
     deps.push(json!({
         "uri": format!("pkg:generic/rko@{VERSION}"),
         "name": "rko",
@@ -142,6 +149,19 @@ pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
         h.update(&buf[..n]);
     }
     Ok(Sha256Digest::from_hasher(h))
+}
+
+/// The file name and sha256 of each extra layer's input tar, in order.
+pub fn layer_tars(tars: &[PathBuf]) -> Result<Vec<(String, Sha256Digest)>> {
+    tars.iter()
+        .map(|t| {
+            let name = t
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((name, hash_file(t)?))
+        })
+        .collect()
 }
 
 /// Every regular file under `dir` (symlinks followed, as ko's kodata layer does) with its

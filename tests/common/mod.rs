@@ -379,15 +379,18 @@ pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
 ];
 
 /// `rko build` of tests/e2e/ws's //analysis:subject (zstd, env, label, user, one kodata
-/// file) from `binary`: the digest both build systems' rules must reach.
-pub fn rko_build_analysis_subject(binary: &Path, kodata_dir: &Path) -> String {
+/// file, one extra layer from analysis/extra.tar) from `binary`, with `analysis` the
+/// package's directory: the digest both build systems' rules must reach.
+pub fn rko_build_analysis_subject(binary: &Path, analysis: &Path) -> String {
     rko_ok([
         "build",
         binary.to_str().unwrap(),
         "--import-path",
         "example.com/e2e/cmd/bar",
         "--kodata",
-        kodata_dir.to_str().unwrap(),
+        analysis.join("kodata").to_str().unwrap(),
+        "--layer",
+        analysis.join("extra.tar").to_str().unwrap(),
         "--compression",
         "zstd",
         "--env",

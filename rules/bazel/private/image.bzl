@@ -1,6 +1,7 @@
 """ko_image: a Go binary (and kodata) on a base, as ko lays it out.
 
 Actions, each with its own mnemonic so Bazel caches and re-runs them apart:
+  KoLayer (tar)     rko layer tar     -> one extra layer per file of `layers`
   KoLayer (kodata)  rko layer kodata  -> kodata layer blob + descriptor
   KoLayer (binary)  rko layer binary  -> binary layer blob + descriptor
   KoImage           rko image         -> config, manifest, descriptor, digest (metadata only)
@@ -12,7 +13,7 @@ The SBOMs and provenance are output groups "sbom" and "provenance"; ko_push atta
 to the pushed image as OCI referrers.
 """
 
-load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
+load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "layer_tar_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
 load(":args.bzl", "render")
 load(":outputs.bzl", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
@@ -63,6 +64,20 @@ def _ko_image_impl(ctx):
     ext = COMPRESSIONS[ctx.attr.compression]
     prefix = ctx.label.name + ".ko/"
 
+    # Extra layers from users' tars, in order, below kodata and the binary.
+    layers = []
+    for i, f in enumerate(ctx.files.layers):
+        extra = _declare_layer(ctx, prefix, "tar-%d" % i, ext)
+        _run_layer(
+            ctx,
+            rko,
+            extra,
+            layer_tar_args(f, extra.blob, extra.descriptor, ctx.attr.compression, ctx.attr.compression_level),
+            [f],
+            "tar %s (%s)" % (ctx.label, f.short_path),
+        )
+        layers.append(extra)
+
     # kodata first, then the binary: ko's layer order.
     prefix_dir = kodata_prefix(ctx.label.package, ctx.attr.kodata_strip_prefix)
     kodata_files = []
@@ -106,7 +121,7 @@ def _ko_image_impl(ctx):
         [binary],
         "binary %s (%s)" % (ctx.label, platform),
     )
-    layers = [kodata, layer]
+    layers += [kodata, layer]
 
     outs = {
         "config": ctx.actions.declare_file(ctx.label.name + ".config.json"),
@@ -160,8 +175,9 @@ def _ko_image_impl(ctx):
                 kodata_files,
                 ctx.attr.builder_id or DEFAULT_BUILDER_ID % "bazel",
                 statement,
+                ctx.files.layers,
             ))],
-            inputs = depset([binary, outs["descriptor"]] + ctx.files.kodata, transitive = [base.metadata]),
+            inputs = depset([binary, outs["descriptor"]] + ctx.files.kodata + ctx.files.layers, transitive = [base.metadata]),
             outputs = [statement],
             mnemonic = "KoProvenance",
             progress_message = "KoProvenance %s" % ctx.label,
@@ -207,6 +223,10 @@ IMAGE_ATTRS.update({
     "kodata": attr.label_list(
         allow_files = True,
         doc = "Files for /var/run/ko (KO_DATA_PATH), at their path below kodata_strip_prefix. glob([\"kodata/**\"]) as ko would.",
+    ),
+    "layers": attr.label_list(
+        allow_files = [".tar", ".tar.gz", ".tgz", ".tar.zst"],
+        doc = "Tars of files to add next to the binary (tzdata, configs, certificates), one extra layer per file, in order, between the base and kodata. Each is rewritten deterministically by `rko layer tar`: paths, types, modes, numeric owners and contents kept; times (0), owner names and entry order normalized.",
     ),
     "kodata_strip_prefix": attr.string(
         default = "kodata",

@@ -1,6 +1,7 @@
 """ko_image for Buck2: a Go binary (and kodata) on a base, as ko lays it out.
 
 Actions (category, identifier), each cached apart:
+  ko_layer tar-N    rko layer tar     -> one extra layer per file of `layers`
   ko_layer kodata   rko layer kodata  -> kodata layer blob + descriptor
   ko_layer binary   rko layer binary  -> binary layer blob + descriptor
   ko_image          rko image         -> config, manifest, descriptor, digest (metadata only)
@@ -27,6 +28,7 @@ load(
     "kodata_prefix",
     "layer_binary_args",
     "layer_kodata_args",
+    "layer_tar_args",
     "provenance_args",
     "sbom_args",
     "sbom_formats",
@@ -72,6 +74,19 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
     ext = COMPRESSIONS[ctx.attrs.compression]
     prefix = ctx.label.name + ".ko/"
 
+    # Extra layers from users' tars, in order, below kodata and the binary.
+    layers = []
+    for i, a in enumerate(ctx.attrs.layers):
+        extra = _declare_layer(ctx, prefix, "tar-%d" % i, ext)
+        run_rko(ctx, layer_tar_args(
+            a,
+            extra.blob,
+            extra.descriptor,
+            ctx.attrs.compression,
+            ctx.attrs.compression_level,
+        ), "ko_layer", "tar-%d" % i)
+        layers.append(extra)
+
     # kodata first, then the binary: ko's layer order.
     prefix_dir = kodata_prefix(ctx.label.package, ctx.attrs.kodata_strip_prefix)
     kodata_files = [[kodata_image_path(rule, _workspace_path(ctx, a), prefix_dir), a] for a in ctx.attrs.kodata]
@@ -94,7 +109,7 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         ctx.attrs.compression,
         ctx.attrs.compression_level,
     ), "ko_layer", "binary")
-    layers = [kodata, layer]
+    layers += [kodata, layer]
 
     outs = {
         "config": ctx.actions.declare_output(ctx.label.name + ".config.json"),
@@ -133,6 +148,7 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
             kodata_files,
             ctx.attrs.builder_id or DEFAULT_BUILDER_ID % "buck2",
             statement,
+            ctx.attrs.layers,
         ), "ko_provenance")
         provenance.append(statement)
         sub_files["provenance"] = statement
@@ -175,6 +191,7 @@ ko_image = rule(
         "importpath": attrs.string(default = "", doc = "The Go import path of the binary's main package (ko://... accepted). Names /ko-app/<name> and, with ko_push naming, the repository."),
         "base": attrs.dep(default = "rules_ko//rules/buck2:static", providers = [KoBaseInfo], doc = "The base: a ko_base (pinned by digest), rules_ko//rules/buck2:static (default) or rules_ko//rules/buck2:scratch."),
         "kodata": attrs.list(attrs.source(), default = [], doc = "Files for /var/run/ko (KO_DATA_PATH), at their path below kodata_strip_prefix: glob([\"kodata/**\"]) as ko would."),
+        "layers": attrs.list(attrs.source(), default = [], doc = "Tars of files to add next to the binary (tzdata, configs, certificates), one extra layer per file, in order, between the base and kodata. Each is rewritten deterministically by `rko layer tar`: paths, types, modes, numeric owners and contents kept; times (0), owner names and entry order normalized."),
         "kodata_strip_prefix": attrs.string(default = "kodata", doc = "The directory, relative to this package, whose contents become /var/run/ko."),
         "platform": attrs.string(default = "", doc = "os/arch[/variant] of the image. Default: from the target platform's constraints (so ko_image_index's transition sets it)."),
         "env": attrs.dict(attrs.string(), attrs.string(), default = {}, doc = "Environment variables, replacing the base's."),
