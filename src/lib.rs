@@ -8,7 +8,8 @@
 //! build`'s one-process pipeline) ← `cli`; `sbom` (SPDX, CycloneDX, provenance) uses only
 //! `oci` and `buildinfo`; `resolve` (`ko://` references in YAML) uses only `archive`,
 //! beside `build`. `importpath` and `output` are leaves any stage may
-//! use. Only [`main`] is public, so the compiler reports whatever is unused.
+//! use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) is a leaf only
+//! the CLI uses. Only [`main`] is public, so the compiler reports whatever is unused.
 
 mod archive;
 mod build;
