@@ -166,13 +166,22 @@ pub fn attach(
         progress: &progress,
     };
     match mode {
-        AttachMode::Referrers => attachments
-            .iter()
-            .map(|a| pusher.attach_referrer(&target, a))
-            .collect(),
+        AttachMode::Referrers => pusher.attach_referrers(&target, attachments),
         AttachMode::CosignTag => pusher.attach_cosign(&target, attachments),
         AttachMode::None => Ok(Vec::new()),
     }
+}
+
+/// `items` in their order, grouped by subject (first appearance first).
+fn by_subject(items: &[Attachment]) -> Vec<(Sha256Digest, Vec<&Attachment>)> {
+    let mut groups: Vec<(Sha256Digest, Vec<&Attachment>)> = Vec::new();
+    for a in items {
+        match groups.iter_mut().find(|(s, _)| *s == a.subject.digest) {
+            Some((_, g)) => g.push(a),
+            None => groups.push((a.subject.digest, vec![a])),
+        }
+    }
+    groups
 }
 
 /// A blob reference with no file (its bytes are in memory).
@@ -209,16 +218,26 @@ impl TagIndex {
     }
 }
 
-/// The referrers index of `old` (or a new one) with `entry` added after every other entry,
-/// which stay byte for byte.
-fn merged(old: Option<&TagIndex>, entry: &Descriptor) -> Vec<u8> {
+/// The referrers index of `old` (or a new one) with `entries` added after every other
+/// entry, which stay byte for byte.
+fn merged(old: Option<&TagIndex>, entries: &[&Descriptor]) -> Vec<u8> {
     let mut out =
         format!("{{\"schemaVersion\":2,\"mediaType\":\"{OCI_INDEX}\",\"manifests\":[").into_bytes();
+    let mut first = true;
     for e in old.iter().flat_map(|o| o.entries.iter()) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
         out.extend_from_slice(e.get().as_bytes());
-        out.push(b',');
     }
-    out.extend_from_slice(&json::go(entry));
+    for entry in entries {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&json::go(*entry));
+    }
     out.push(b']');
     for (k, v) in old.iter().flat_map(|o| o.rest.iter()) {
         out.push(b',');
@@ -248,8 +267,82 @@ fn jitter() -> std::time::Duration {
 }
 
 impl Pusher<'_> {
-    /// Pushes one attachment as an OCI 1.1 referrer.
-    fn attach_referrer(&self, target: &Reference, a: &Attachment) -> Result<Attached> {
+    /// Pushes the attachments as OCI 1.1 referrers: each subject's artifacts, then (where the
+    /// registry has no referrers API) one update of that subject's referrers tag adding all
+    /// of them. Subjects go in parallel, up to the push's job limit, so the tag updates'
+    /// settling pauses overlap instead of adding up.
+    fn attach_referrers(&self, target: &Reference, all: &[Attachment]) -> Result<Vec<Attached>> {
+        let groups = by_subject(all);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<Vec<Attached>>>>> =
+            groups.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..self.jobs.clamp(1, groups.len().max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((subject, group)) = groups.get(i) else {
+                            break;
+                        };
+                        let r = self.attach_subject(target, subject, group);
+                        *results[i].lock().unwrap() = Some(r);
+                    }
+                });
+            }
+        });
+        let mut attached = Vec::new();
+        for r in results {
+            attached.extend(r.into_inner().unwrap().expect("every group ran")?);
+        }
+        Ok(attached)
+    }
+
+    /// One subject's attachments: every artifact, then the referrers tag once for all.
+    fn attach_subject(
+        &self,
+        target: &Reference,
+        subject: &Sha256Digest,
+        group: &[&Attachment],
+    ) -> Result<Vec<Attached>> {
+        let mut pushed = Vec::new();
+        for a in group {
+            pushed.push((self.push_artifact(target, a)?, *a));
+        }
+        let api = pushed.iter().any(|(indexed, _)| *indexed)
+            || self.has_referrers_api(target, subject)?;
+        if !api {
+            let entries: Vec<&Descriptor> = group.iter().map(|a| &a.manifest).collect();
+            self.add_to_referrers_tag(target, subject, &entries)?;
+        }
+        let via = if api {
+            "referrers-api"
+        } else {
+            "referrers-tag"
+        };
+        Ok(pushed
+            .into_iter()
+            .map(|(_, a)| {
+                let digest = a.manifest.digest;
+                let artifact_type = a.manifest.artifact_type.clone().unwrap_or_default();
+                eprintln!(
+                    "rko: attached {artifact_type} {digest} to {}@{} ({via})",
+                    target.name(),
+                    a.subject.digest
+                );
+                Attached {
+                    subject: a.subject.digest,
+                    digest,
+                    artifact_type,
+                    via,
+                    reference: format!("{}@{digest}", target.name()),
+                }
+            })
+            .collect())
+    }
+
+    /// Pushes one attachment's blobs and artifact manifest (HEAD first); whether the
+    /// registry said it indexed it as a referrer (`OCI-Subject`).
+    fn push_artifact(&self, target: &Reference, a: &Attachment) -> Result<bool> {
         let scopes = [scope(&target.repository, "pull,push")];
         let bytes = Arc::new(a.manifest_bytes()?);
         let empty = memory_ref(&referrer::empty_descriptor());
@@ -283,24 +376,7 @@ impl Pusher<'_> {
                 .header("oci-subject")
                 .is_some_and(|s| s.trim() == a.subject.digest.to_string());
         }
-        let via = if indexed || self.has_referrers_api(target, &a.subject.digest)? {
-            "referrers-api"
-        } else {
-            self.add_to_referrers_tag(target, a)?;
-            "referrers-tag"
-        };
-        eprintln!(
-            "rko: attached {artifact_type} {digest} to {}@{} ({via})",
-            target.name(),
-            a.subject.digest
-        );
-        Ok(Attached {
-            subject: a.subject.digest,
-            digest,
-            artifact_type,
-            via,
-            reference: format!("{}@{digest}", target.name()),
-        })
+        Ok(indexed)
     }
 
     /// Pushes an attached document's blob (HEAD first).
@@ -401,18 +477,34 @@ impl Pusher<'_> {
     /// between starts the round again, at most [`TAG_ATTEMPTS`] times. Without a registry
     /// that honours If-Match no client can make this atomic; the pause makes a lost entry
     /// need a writer slower than twice this one's round trips.
-    fn add_to_referrers_tag(&self, target: &Reference, a: &Attachment) -> Result<()> {
-        let subject = a.subject.digest;
+    fn add_to_referrers_tag(
+        &self,
+        target: &Reference,
+        subject: &Sha256Digest,
+        entries: &[&Descriptor],
+    ) -> Result<()> {
+        let subject = *subject;
         let tag = referrer::referrers_tag(&subject);
         let scopes = [scope(&target.repository, "pull,push")];
-        let digest = a.manifest.digest;
+        let digest = entries
+            .first()
+            .map(|e| e.digest)
+            .expect("one entry at least");
         let url = format!("/v2/{}/manifests/{tag}", target.repository);
+        let missing = |r: &Option<TagIndex>| -> Vec<&Descriptor> {
+            entries
+                .iter()
+                .copied()
+                .filter(|e| !r.as_ref().is_some_and(|r| r.lists(&e.digest)))
+                .collect()
+        };
         for _ in 0..TAG_ATTEMPTS {
             let read = self.read_tag_index(target, &tag, &subject)?;
-            if read.as_ref().is_some_and(|r| r.lists(&digest)) {
+            let adding = missing(&read);
+            if adding.is_empty() {
                 return Ok(());
             }
-            let bytes = Arc::new(merged(read.as_ref(), &a.manifest));
+            let bytes = Arc::new(merged(read.as_ref(), &adding));
             let window = std::time::Instant::now();
             let now = self.read_tag_index(target, &tag, &subject)?;
             if now.as_ref().map(|n| n.digest) != read.as_ref().map(|r| r.digest) {
@@ -439,7 +531,7 @@ impl Pusher<'_> {
                 status => bail!(AttachError::IndexRefused {
                     registry: target.registry.clone(),
                     url,
-                    count: read.map_or(0, |r| r.entries.len()) + 1,
+                    count: read.map_or(0, |r| r.entries.len()) + adding.len(),
                     subject,
                     digest,
                     status,
@@ -453,7 +545,7 @@ impl Pusher<'_> {
             let settle = (window.elapsed() * 2).max(std::time::Duration::from_millis(250));
             std::thread::sleep(settle + jitter());
             let after = self.read_tag_index(target, &tag, &subject)?;
-            if after.is_some_and(|r| r.lists(&digest)) {
+            if missing(&after).is_empty() {
                 return Ok(());
             }
         }
@@ -558,15 +650,25 @@ mod tests {
             artifact_type: Some(referrer::SPDX_JSON.into()),
             ..Descriptor::of_bytes(OCI_MANIFEST, b"m")
         };
-        let out = String::from_utf8(merged(Some(&old), &entry)).unwrap();
+        let out = String::from_utf8(merged(Some(&old), &[&entry])).unwrap();
         assert!(out.contains(&other), "{out}");
         assert!(out.ends_with(r#"],"annotations":{"k":"v"}}"#), "{out}");
         let idx: crate::oci::Index = serde_json::from_str(&out).unwrap();
         assert_eq!(idx.manifests.len(), 2);
         assert_eq!(idx.manifests[1], entry);
-        let new = String::from_utf8(merged(None, &entry)).unwrap();
+        let new = String::from_utf8(merged(None, &[&entry])).unwrap();
         let idx: crate::oci::Index = serde_json::from_str(&new).unwrap();
         assert_eq!(idx.media_type, OCI_INDEX);
-        assert_eq!(idx.manifests, vec![entry]);
+        assert_eq!(idx.manifests, vec![entry.clone()]);
+        // One update adds all of a subject's documents, in order, after the others.
+        let second = Descriptor {
+            artifact_type: Some(referrer::IN_TOTO_JSON.into()),
+            ..Descriptor::of_bytes(OCI_MANIFEST, b"n")
+        };
+        let both = String::from_utf8(merged(Some(&old), &[&entry, &second])).unwrap();
+        let idx: crate::oci::Index = serde_json::from_str(&both).unwrap();
+        assert_eq!(idx.manifests.len(), 3);
+        assert_eq!(idx.manifests[1..], [entry, second]);
+        assert!(both.contains(&format!("[{other},")), "{both}");
     }
 }
