@@ -176,6 +176,7 @@ def build(rid, label, exec_log, prof, err, wall, changed=""):
     sp = stream(exec_log)
     mn = {s.get("progressMessage", ""): s.get("mnemonic", "") for s in sp}
     ko = koimg = go = other = 0.0
+    per = {}
     if prof and os.path.exists(prof):
         p = json.load(open(prof))
         for e in (p["traceEvents"] if isinstance(p, dict) else p):
@@ -183,6 +184,7 @@ def build(rid, label, exec_log, prof, err, wall, changed=""):
                 continue
             m = mn.get(e["name"]) or e["name"].split(" ")[0]
             d = e.get("dur", 0) / 1000
+            per.setdefault(kind(e["name"]), []).append(d)
             if m.startswith("Ko"):
                 ko += d
                 if m in ("KoLayer", "KoImage"):
@@ -200,7 +202,7 @@ def build(rid, label, exec_log, prof, err, wall, changed=""):
     if changed:
         only = svcs == changed.split()
         what += f"; services rebuilt: {len(svcs)}" + (" (only the changed ones)" if only else f" (changed: {changed}; rebuilt: {' '.join(svcs)})")
-    add({"id": rid, "label": label, "wall": wall, "ko": ko, "koimg": koimg, "go": go, "other": other, "what": what, "kind": "bazel"})
+    add({"id": rid, "label": label, "wall": wall, "ko": ko, "koimg": koimg, "go": go, "other": other, "what": what, "kind": "bazel", "per": per})
 
 def plain(rid, label, wall, what, kind="plain"):
     add({"id": rid, "label": label, "wall": float(wall), "what": what, "kind": kind})
@@ -249,6 +251,18 @@ def report():
             base = repush if rid == "skopeo_again" else push1
             what += f"; {w / base:.1f}× the push_all launcher's " + ("re-push" if rid == "skopeo_again" else "first push without SBOMs (--attach none; skopeo pushes none)")
         print(f"| {rs[0]['label']} | {len(rs)} | {stat(g('wall'))} | | | | {what} |")
+    # One action at a time, over every executed one (not the remote cache fill, where an
+    # action's time includes its upload).
+    per = {}
+    for rid in order:
+        for r in rows[rid]:
+            if r["kind"] == "bazel" and rid != "lazy_fill":
+                for k, v in r["per"].items():
+                    per.setdefault(k, []).extend(v)
+    keys = [k for k in sorted(per) if k.startswith("Ko") or k == "GoBuild"]
+    print()
+    print("One action, as Bazel's profile times it (sandbox set-up included), median (min) over every executed one: "
+          + "; ".join(f"{k} {stat(per[k])} ({len(per[k])})" for k in keys) + ".")
 
 cmd = sys.argv[1]
 if cmd == "build":
