@@ -73,6 +73,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The machine is shared: the 1-minute load average every 5 s while this runs (at most 3 h).
+(for _ in $(seq 2160); do cut -d' ' -f1 /proc/loadavg; sleep 5; done) > "$W/load" 2>/dev/null &
+echo $! >> "$W/pids"
+
 # ---------------------------------------------------------------- rko
 if [ -n "${RKO:-}" ]; then R=$RKO; RKO_FROM="RKO=$RKO"; else
   (cd "$REPO" && cargo build --release --locked --quiet --bin rko >&2); R=$REPO/target/release/rko
@@ -677,10 +681,11 @@ cat <<MD
 ### Monorepo: $N services ($DATE0, bench/monorepo.sh)
 
 - machine: $(nproc) CPUs (nproc), $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(free -m | awk '/^Mem:/{print $2}') MiB RAM, kernel $(uname -r); shared with other sessions
-- load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)
+- load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg); 1-minute load during the run, sampled every 5 s: $(sort -n "$W/load" | awk '{a[NR]=$1} END {if (NR) printf "median %s, min %s, max %s (%d samples)", a[int((NR+1)/2)], a[1], a[NR], NR; else print "no samples"}')
 - versions: Debian bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(go version | cut -d' ' -f3-), rko $("$R" --version | awk '{print $2}'), $(ver umoci --version)$([ "$BUILDAH" = 1 ] && echo ", $(ver buildah --version | cut -d' ' -f1-3)"), $(ver skopeo --version), docker-registry $(dpkg-query -W -f='${Version}' docker-registry), $(ver nginx -v)
 - rko: $RKO_FROM
-- workload: $N \`main\` packages of one Go module, each a ~$((BIN_BYTES / 1024)) KiB static binary (\`go build -trimpath\` in a GoBuild action) with one kodata file, on rko's embedded static base; ${#SHARING[@]} of them (every $SHARED_EVERY th) import the module's \`shared\` package. Built: \`bazel build ${TARGETS[*]}\` (per service: GoBuild, KoLayer binary, KoLayer kodata, KoImage, KoSbom, KoPushManifest)
+- the whole script took $((SECONDS / 60)) min $((SECONDS % 60)) s (package check, workspace generation, Go cache warm-up and every row)
+- workload: $N \`main\` packages of one Go module, each a ~$((BIN_BYTES / 1024)) KiB static binary (\`go build -trimpath\` in a GoBuild action) with one kodata file, on rko's embedded static base; ${#SHARING[@]} of them (every ${SHARED_EVERY}th) import the module's \`shared\` package. Built: \`bazel build ${TARGETS[*]}\` (per service: GoBuild, KoLayer binary, KoLayer kodata, KoImage, KoSbom, KoPushManifest)
 - times: wall time of the command as the shell sees it; Ko* and GoBuild: 'action processing' events of Bazel's JSON trace profile (sandbox set-up included), summed over actions that overlap on the cores, so a share can exceed what the wall time shows; spawns from --execution_log_json_file
 - the image \`rko build\` makes from Bazel's $ONE binary has Bazel's digest: $SAME
 
