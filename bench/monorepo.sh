@@ -10,10 +10,12 @@
 #     and the Go builds (from the JSON trace profile and the execution log), what re-ran;
 #   - `bazel run //deploy:push_all` (one `rko push` of N images) into a docker-registry on
 #     127.0.0.1: the first push, the re-push of unchanged images and the push after one
-#     change (requests and writes from the registry's access log);
+#     change (requests and writes from the registry's access log); the same push by its
+#     launcher without Bazel, also with --attach none (no SBOM referrers);
 #   - the lazy push-all (ko_push(lazy = True)) under --remote_download_toplevel, from a
 #     clean output base, with nginx WebDAV on 127.0.0.1 as Bazel's HTTP remote cache: layer
-#     bytes on the runner's disk, bytes sent to the registry and read from the cache;
+#     bytes on the runner's disk, bytes sent to the registry and read from the cache (and
+#     whether --remote_download_minimal works); a TODO row for a gRPC cache (BuildGrid);
 #   - the peers on the same N binaries: a loop of `rko build`, of umoci, of buildah, and a
 #     loop of `skopeo copy oci:… docker://…` for the push; ratios against rules_ko.
 # Prints the Markdown report on stdout; progress goes to stderr.
