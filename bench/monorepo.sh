@@ -15,7 +15,7 @@
 #   - the lazy push-all (ko_push(lazy = True)) under --remote_download_toplevel, from a
 #     clean output base, with nginx WebDAV on 127.0.0.1 as Bazel's HTTP remote cache: layer
 #     bytes on the runner's disk, bytes sent to the registry and read from the cache (and
-#     whether --remote_download_minimal works); a TODO row for a gRPC cache (BuildGrid);
+#     whether --remote_download_minimal works); the same with BuildGrid as a gRPC cache;
 #   - the peers on the same N binaries: a loop of `rko build`, of umoci, of buildah, and a
 #     loop of `skopeo copy oci:… docker://…` for the push; ratios against rules_ko.
 # Prints the Markdown report on stdout; progress goes to stderr.
@@ -262,7 +262,7 @@ def report():
     per = {}
     for rid in order:
         for r in rows[rid]:
-            if r["kind"] == "bazel" and rid != "lazy_fill":
+            if r["kind"] == "bazel" and not rid.startswith("lazy_fill"):
                 for k, v in r["per"].items():
                     per.setdefault(k, []).extend(v)
     keys = [k for k in sorted(per) if k.startswith("Ko") or k == "GoBuild"]
@@ -688,10 +688,76 @@ EOF
   log "minimal: $what"
   stop_registry
 fi
-# TODO(grpc): the same lazy push-all with BuildGrid (bgd, pip `buildgrid`) as a gRPC remote
-# cache (--remote_cache=grpc://127.0.0.1:PORT) is being added in another helper's work; its
-# row goes here, after the HTTP one.
-"${AN[@]}" todo grpc "TODO: lazy push-all with a gRPC remote cache (BuildGrid)" 0 "not measured yet: being added by another helper"
+# The same lazy push-all with BuildGrid (bgd from the test virtualenv, scripts/lib/pyvenv.sh)
+# as a gRPC (REAPI) remote cache: Bazel's --remote_cache=grpc://…, rko's ByteStream reads.
+BGD=${RKO_PYVENV:-/var/tmp/rko-pyvenv}/bin/bgd
+if [ "$LAZY" = 1 ] && [ -x "$BGD" ]; then
+  log "lazy push-all: BuildGrid on 127.0.0.1 as a gRPC remote cache"
+  BG=$W/buildgrid
+  mkdir -p "$BG"
+  GPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat > "$BG/config.yml" <<YAML
+server:
+  - !channel
+    address: "127.0.0.1:$GPORT"
+    insecure-mode: true
+authorization:
+  method: none
+monitoring:
+  enabled: false
+storages:
+  - !lru-storage &cas
+    size: 2048M
+caches:
+  - !lru-action-cache &ac
+    storage: *cas
+    max-cached-refs: 100000
+    allow-updates: true
+    cache-failed-actions: false
+instances:
+  - name: ""
+    services:
+      - !cas
+        storage: *cas
+      - !bytestream
+        storage: *cas
+      - !action-cache
+        cache: *ac
+YAML
+  setsid "$BGD" server start "$BG/config.yml" > "$BG/log" 2>&1 < /dev/null &
+  BGPID=$!
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$GPORT") 2>/dev/null && break
+    sleep 0.2
+  done
+  GCACHE=grpc://127.0.0.1:$GPORT
+  bz clean --expunge > /dev/null 2>&1
+  timed lazy_fill_grpc "fill BuildGrid: \`bazel build --remote_cache=grpc://…\` of the $N lazy pushes from an empty output base" "" \
+    //lazy:push_all "--remote_cache=$GCACHE"
+  bz clean > /dev/null 2>&1
+  start_registry lazy_grpc
+  l0=$(log_lines)
+  K=$((K + 1))
+  b=$W/logs/$K.lazy_grpc
+  t0=$(now_ms)
+  bz run "--remote_cache=$GCACHE" --remote_download_toplevel \
+    //lazy:push_all -- --remote-cache "$GCACHE" > "$b.out" 2> "$b.err" || { tail -30 "$b.err" >&2; kill -- -"$BGPID" 2>/dev/null; die "lazy push from BuildGrid failed"; }
+  t1=$(now_ms)
+  read -r req wr up dist by < <(reg_count "$l0")
+  sent=$(grep -o "rko: pushed $N images: .*" "$b.err" | sed "s/^rko: pushed $N images: //" | tail -1)
+  OB=$(bz info output_base 2>/dev/null)
+  layers_on_disk=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  layers_n=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null | wc -l)
+  hits=$(grep -o '[0-9]* remote cache hit' "$b.err" | tail -1 | cut -d' ' -f1)
+  "${AN[@]}" plain lazy_grpc "lazy push-all from BuildGrid: \`bazel run --remote_cache=grpc://… --remote_download_toplevel //lazy:push_all -- --remote-cache grpc://…\` after \`bazel clean\`, into an empty registry" $((t1 - t0)) \
+    "${hits:-0} remote cache hits; **layer blobs on the runner: $layers_n files, $(mib "$layers_on_disk")**; registry: $req requests, $wr writes, $up blob uploads ($(mib "$by")); rko: ${sent:-?}"
+  log "lazy grpc: $((t1 - t0)) ms, layers on disk: $layers_n files"
+  stop_registry
+  kill -- -"$BGPID" 2>/dev/null || true
+  wait "$BGPID" 2>/dev/null || true
+else
+  "${AN[@]}" todo grpc "lazy push-all with a gRPC remote cache (BuildGrid)" 0 "not measured: no bgd at ${RKO_PYVENV:-/var/tmp/rko-pyvenv}/bin (scripts/lib/pyvenv.sh installs it)"
+fi
 
 # ---------------------------------------------------------------- report
 ver() { "$@" 2>&1 | head -1 || true; }
