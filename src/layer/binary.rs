@@ -8,7 +8,7 @@ use crate::importpath;
 use crate::layer::buildinfo::{self, GoMagicScanner};
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
-use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
+use crate::layer::{LayerContent, LayerDescriptor};
 use crate::oci::Platform;
 
 /// Where ko puts the binary.
@@ -121,18 +121,14 @@ impl BinaryLayer<'_> {
         tar::write_padding(&mut sink, size).map_err(BinaryError::Write)?;
         sink.write_all(&tar::TRAILER).map_err(BinaryError::Write)?;
         let (w, _) = sink.finish().map_err(BinaryError::Write)?;
-        Ok(LayerDescriptor {
-            media_type: oci_media_type(self.compression.algorithm).to_string(),
-            digest: w.digest,
-            size: w.size,
-            diff_id: w.diff_id,
-            uncompressed_size: w.uncompressed_size,
-            compression: self.compression.clone(),
-            content: LayerContent::Binary {
+        Ok(LayerDescriptor::written(
+            w,
+            self.compression,
+            LayerContent::Binary {
                 import_path: self.import_path.to_string(),
                 path: app_path,
             },
-        })
+        ))
     }
 
     /// Opens the binary and reads its first piece, before anything is written, to check

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind, MAX_OCTAL_ID};
-use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
+use crate::layer::{LayerContent, LayerDescriptor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtraError {
@@ -401,18 +401,14 @@ impl ExtraTar {
         let mut sink = LayerSink::new(out, compression, threads).map_err(ExtraError::Write)?;
         self.write_tar(&mut sink, mtime.unwrap_or(0))?;
         let (w, _) = sink.finish().map_err(ExtraError::Write)?;
-        Ok(LayerDescriptor {
-            media_type: oci_media_type(compression.algorithm).to_string(),
-            digest: w.digest,
-            size: w.size,
-            diff_id: w.diff_id,
-            uncompressed_size: w.uncompressed_size,
-            compression: compression.clone(),
-            content: LayerContent::Tar {
+        Ok(LayerDescriptor::written(
+            w,
+            compression,
+            LayerContent::Tar {
                 name: self.name.clone(),
                 mtime,
             },
-        })
+        ))
     }
 }
 

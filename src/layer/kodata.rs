@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
-use crate::layer::{LayerContent, LayerDescriptor, oci_media_type};
+use crate::layer::{LayerContent, LayerDescriptor};
 
 /// Where ko puts kodata in the image.
 pub const KODATA_ROOT: &str = "/var/run/ko";
@@ -188,18 +188,14 @@ impl Tree {
         let mut sink = LayerSink::new(out, compression, threads).map_err(KodataError::Write)?;
         self.write_tar(&mut sink, mtime.unwrap_or(0))?;
         let (w, _) = sink.finish().map_err(KodataError::Write)?;
-        Ok(LayerDescriptor {
-            media_type: oci_media_type(compression.algorithm).to_string(),
-            digest: w.digest,
-            size: w.size,
-            diff_id: w.diff_id,
-            uncompressed_size: w.uncompressed_size,
-            compression: compression.clone(),
-            content: LayerContent::Kodata {
+        Ok(LayerDescriptor::written(
+            w,
+            compression,
+            LayerContent::Kodata {
                 import_path: import_path.to_string(),
                 mtime,
             },
-        })
+        ))
     }
 }
 

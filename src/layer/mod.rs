@@ -61,6 +61,19 @@ pub struct LayerDescriptor {
 }
 
 impl LayerDescriptor {
+    /// The descriptor of a layer a [`compress::LayerSink`] has written.
+    pub fn written(w: compress::Written, compression: &Compression, content: LayerContent) -> Self {
+        LayerDescriptor {
+            media_type: oci_media_type(compression.algorithm).to_string(),
+            digest: w.digest,
+            size: w.size,
+            diff_id: w.diff_id,
+            uncompressed_size: w.uncompressed_size,
+            compression: compression.clone(),
+            content,
+        }
+    }
+
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path)?;
         serde_json::from_slice(&bytes).with_context(|| {
