@@ -86,14 +86,7 @@ pub struct Push {
 pub struct Built {
     /// The image's digest, or with several platforms the index's.
     pub digest: crate::oci::Sha256Digest,
-    /// The images, one per platform, in order.
-    #[allow(dead_code)] // for callers that want each platform's image
-    pub images: Vec<BuiltImage>,
     pub pushed: Option<PushReport>,
-    /// The SBOMs (when `sbom_dir` or `sbom_for_push` asks for them) and the provenance
-    /// (when `provenance` does), which a push attaches as referrers.
-    #[allow(dead_code)] // kept for callers; the push has attached them already
-    pub documents: Vec<Document>,
 }
 
 /// A document about the image (SBOM or provenance), ready to be attached to it.
@@ -186,9 +179,7 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
     outputs.commit()?;
     Ok(Built {
         digest: root.digest,
-        images,
         pushed,
-        documents,
     })
 }
 

@@ -7,8 +7,8 @@
 //! attachments, load) ← `registry` (HTTP client, pull, push, referrers) ← `build` (`rko
 //! build`'s one-process pipeline) ← `cli`; `sbom` (SPDX, CycloneDX, provenance) uses only
 //! `oci` and `buildinfo`; `resolve` (`ko://` references in YAML) uses only `archive`,
-//! beside `build`. `importpath` and `output` are leaves any stage may
-//! use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) is a leaf only
+//! beside `build`. `importpath`, `output` and `pool` (a bounded thread pool) are
+//! leaves any stage may use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) is a leaf only
 //! the CLI uses. Only [`main`] is public, so the compiler reports whatever is unused.
 
 mod archive;
@@ -21,6 +21,7 @@ mod importpath;
 mod layer;
 mod oci;
 mod output;
+mod pool;
 mod registry;
 mod resolve;
 mod sbom;

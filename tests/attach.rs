@@ -195,6 +195,21 @@ impl Work {
     }
 }
 
+/// An amd64 image with one SPDX document, its push manifest for `team/api` of `reg`:
+/// (host, work area, image, push manifest).
+fn one_spdx_image(reg: &Registry) -> (String, Work, Image, String) {
+    let host = reg.host();
+    let w = Work::new();
+    let img = w.image("img", "amd64");
+    let pm = w.one(
+        "push.json",
+        &img,
+        &format!("{host}/team/api"),
+        &["app.spdx.json"],
+    );
+    (host, w, img, pm)
+}
+
 fn ok(o: &std::process::Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "rko failed:\n{err}");
@@ -460,15 +475,7 @@ fn referrers_read_back_and_a_repush_sends_nothing() {
 fn another_tools_referrer_survives() {
     common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
-    let host = reg.host();
-    let w = Work::new();
-    let img = w.image("img", "amd64");
-    let pm = w.one(
-        "push.json",
-        &img,
-        &format!("{host}/team/api"),
-        &["app.spdx.json"],
-    );
+    let (host, w, img, pm) = one_spdx_image(&reg);
     ok(&w.push(&pm, &host, "refs0.json", &["--attach", "none"]));
     let tag = format!("sha256-{}", hex(&img.digest));
     let refs0 = read_json(w.path("refs0.json"));
@@ -656,15 +663,7 @@ fn cosign_tag_holds_the_sboms() {
 fn a_referrers_tag_that_is_not_an_index_is_never_clobbered() {
     common::require_tools!("docker-registry");
     let reg = Registry::start(RegistryOptions::plain());
-    let host = reg.host();
-    let w = Work::new();
-    let img = w.image("img", "amd64");
-    let pm = w.one(
-        "push.json",
-        &img,
-        &format!("{host}/team/api"),
-        &["app.spdx.json"],
-    );
+    let (host, w, img, pm) = one_spdx_image(&reg);
     let tag = format!("sha256-{}", hex(&img.digest));
     ok(&w.push(&pm, &host, "refs0.json", &["--attach", "none"]));
     let image_manifest = std::fs::read(w.path("img/manifest.json")).unwrap();

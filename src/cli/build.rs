@@ -309,31 +309,18 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
                 .clone()
                 .or_else(|| Some(dir.join("kodata")).filter(|k| k.is_dir()));
             let name = crate::layer::binary::app_filename(&ip);
-            let built: Vec<Result<Source>> = std::thread::scope(|s| {
-                let handles: Vec<_> = platforms
-                    .iter()
-                    .enumerate()
-                    .map(|(i, platform)| {
-                        let binary = scratch.join(format!("{i}")).join(&name);
-                        let (go, package, ip, kodata) = (&go, &package, &ip, &kodata);
-                        s.spawn(move || -> Result<Source> {
-                            fs_err::create_dir_all(binary.parent().expect("a parent"))?;
-                            gobuild::build(go, package, platform, &binary)?;
-                            Ok(Source {
-                                binary,
-                                import_path: ip.clone(),
-                                platform: Some(platform.clone()),
-                                kodata: kodata.clone(),
-                            })
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a go build thread"))
-                    .collect()
-            });
-            built.into_iter().collect()
+            let indexed: Vec<(usize, &Platform)> = platforms.iter().enumerate().collect();
+            crate::pool::pool(indexed.len(), &indexed, |&(i, platform)| {
+                let binary = scratch.join(format!("{i}")).join(&name);
+                fs_err::create_dir_all(binary.parent().expect("a parent"))?;
+                gobuild::build(&go, &package, platform, &binary)?;
+                Ok(Source {
+                    binary,
+                    import_path: ip.clone(),
+                    platform: Some(platform.clone()),
+                    kodata: kodata.clone(),
+                })
+            })
         }
     }
 }

@@ -209,41 +209,27 @@ fn push_and_report(
     }
     // After every image and tag is pushed: a failure here leaves them in place. Images go
     // in parallel (up to --jobs), so each referrers tag's settling pause overlaps the others.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<_>>>> =
-        pms.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..settings.jobs.clamp(1, pms.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(pm) = pms.get(i) else {
-                        break;
-                    };
-                    let r = attach(
-                        &client,
-                        settings,
-                        cache,
-                        &pm.repository,
-                        &pm.attachments,
-                        a.attach,
-                    );
-                    *results[i].lock().unwrap() = Some(r);
-                }
-            });
-        }
-    });
-    for (report, r) in reports.iter_mut().zip(results) {
-        report.attached = r
-            .into_inner()
-            .unwrap()
-            .expect("every image ran")
-            .with_context(|| {
-                format!(
-                    "{} and its tags are pushed, but attaching its SBOMs and provenance failed",
-                    report.reference
-                )
-            })?;
+    let work: Vec<_> = pms
+        .iter()
+        .zip(reports.iter().map(|r| &r.reference))
+        .collect();
+    let attached = crate::pool::pool(settings.jobs, &work, |(pm, reference)| {
+        attach(
+            &client,
+            settings,
+            cache,
+            &pm.repository,
+            &pm.attachments,
+            a.attach,
+        )
+        .with_context(|| {
+            format!(
+                "{reference} and its tags are pushed, but attaching its SBOMs and provenance failed"
+            )
+        })
+    })?;
+    for (report, attached) in reports.iter_mut().zip(attached) {
+        report.attached = attached;
     }
     if let Some(p) = &a.image_refs {
         let json = match reports.as_slice() {

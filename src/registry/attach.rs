@@ -273,28 +273,10 @@ impl Pusher<'_> {
     /// settling pauses overlap instead of adding up.
     fn attach_referrers(&self, target: &Reference, all: &[Attachment]) -> Result<Vec<Attached>> {
         let groups = by_subject(all);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<std::sync::Mutex<Option<Result<Vec<Attached>>>>> =
-            groups.iter().map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for _ in 0..self.jobs.clamp(1, groups.len().max(1)) {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((subject, group)) = groups.get(i) else {
-                            break;
-                        };
-                        let r = self.attach_subject(target, subject, group);
-                        *results[i].lock().unwrap() = Some(r);
-                    }
-                });
-            }
-        });
-        let mut attached = Vec::new();
-        for r in results {
-            attached.extend(r.into_inner().unwrap().expect("every group ran")?);
-        }
-        Ok(attached)
+        let attached = crate::pool::pool(self.jobs, &groups, |(subject, group)| {
+            self.attach_subject(target, subject, group)
+        })?;
+        Ok(attached.into_iter().flatten().collect())
     }
 
     /// One subject's attachments: every artifact, then the referrers tag once for all.
