@@ -43,7 +43,7 @@ pub fn is_registry_reference(s: &str) -> bool {
     let Some((host, _)) = s.split_once('/') else {
         return false;
     };
-    (host.contains('.') || host.contains(':') || host == "localhost") && Reference::parse(s).is_ok()
+    crate::oci::tag::is_registry_host(host) && Reference::parse(s).is_ok()
 }
 
 fn platform_dir(p: &Platform) -> String {
