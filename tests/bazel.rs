@@ -7,7 +7,7 @@
 mod buck2_contract;
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -537,6 +537,98 @@ fn ko_outputs(log: &[Spawn]) -> Vec<(String, u64)> {
     v.sort();
     v.dedup();
     v
+}
+
+/// (runner, outputs) of each rules_ko spawn, by progress message.
+type KoRuns = BTreeMap<String, (String, Vec<(String, String, u64)>)>;
+
+fn ko_runs(log: &[Spawn]) -> KoRuns {
+    ko_spawns(log)
+        .into_iter()
+        .map(|s| (s.progress.clone(), (s.runner.clone(), s.outputs.clone())))
+        .collect()
+}
+
+#[test]
+fn bazel_persistent_workers_make_the_bytes_sandboxed_actions_make() {
+    common::require_tools!("bazel", "go");
+    let _serial = bazel::serial();
+    let logs = tempfile::tempdir().unwrap();
+    let targets = [
+        "//analysis:subject",
+        "//analysis:subject.push",
+        "//analysis:multi",
+    ];
+    let build = |ws: &Workspace, name: &str, strategy: &[&str]| {
+        let log = logs.path().join(name);
+        let flag = format!("--execution_log_json_file={}", log.display());
+        let mut args = vec!["build", flag.as_str()];
+        args.extend(strategy);
+        args.extend(targets);
+        ws.ok(&args);
+        ko_runs(&bazel::read_execution_log(&log))
+    };
+    // Two checkouts, so two output bases: every action runs in both.
+    let a = Workspace::copy(&e2e_src(), "ws");
+    let by_worker = build(&a, "worker.json", &[]);
+    let b = Workspace::copy(&e2e_src(), "elsewhere/ws");
+    let sandboxed = build(&b, "sandboxed.json", &["--spawn_strategy=sandboxed"]);
+    assert_eq!(
+        by_worker.keys().collect::<Vec<_>>(),
+        sandboxed.keys().collect::<Vec<_>>()
+    );
+    let workers = [
+        "KoLayer",
+        "KoImage",
+        "KoIndex",
+        "KoSbom",
+        "KoProvenance",
+        "KoPushManifest",
+    ];
+    let mut kinds = BTreeSet::new();
+    for (progress, (runner, outputs)) in &by_worker {
+        // Every rules_ko action of an offline build runs as a worker.
+        assert_eq!(runner, "worker", "{progress}");
+        kinds.insert(progress.split(' ').next().unwrap());
+        let (other_runner, other_outputs) = &sandboxed[progress];
+        assert_ne!(other_runner, "worker", "{progress}");
+        assert_eq!(
+            outputs, other_outputs,
+            "{progress}: a worker ({runner}) and a sandbox ({other_runner}) wrote different bytes"
+        );
+    }
+    assert!(workers.iter().all(|w| kinds.contains(w)), "{kinds:?}");
+
+    // A failing request: the build fails with rko's own message (the worker's response)
+    // and leaves none of the action's outputs; the worker serves the next build.
+    std::fs::create_dir_all(a.dir.join("notgo")).unwrap();
+    a.write("notgo/notgo.sh", "#!/bin/sh\necho hello\n");
+    std::fs::set_permissions(
+        a.dir.join("notgo/notgo.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    a.write(
+        "notgo/BUILD.bazel",
+        "load(\"@rules_ko//rules/bazel:defs.bzl\", \"ko_image\")\n\
+         sh_binary(name = \"notgo\", srcs = [\"notgo.sh\"])\n\
+         ko_image(name = \"image\", binary = \":notgo\", importpath = \"example.com/notgo\")\n",
+    );
+    let stderr = a.fail(&["build", "//notgo:image"]);
+    assert!(
+        stderr.contains("rko: error:")
+            && stderr.contains("notgo is not an executable: expected an ELF, Mach-O or PE file"),
+        "{stderr}"
+    );
+    assert!(!a.bin("notgo/image.ko/binary.json").exists());
+    assert!(!a.bin("notgo/image.ko/binary.tar.gz").exists());
+    a.write("analysis/kodata/a.txt", "changed\n");
+    let again = build(&a, "again.json", &[]);
+    let kodata = again
+        .iter()
+        .find(|(p, _)| p.starts_with("KoLayer kodata //analysis:subject"))
+        .expect("the kodata layer re-ran");
+    assert_eq!(kodata.1.0, "worker");
 }
 
 #[test]
@@ -1109,12 +1201,15 @@ fn bazel_long_command_lines_go_through_a_param_file() {
     let lines: Vec<&str> = params.lines().collect();
     assert_eq!(lines[..2], ["layer", "kodata"]);
     assert_eq!(lines.iter().filter(|l| **l == "--file").count(), 400);
-    // The short command lines stay on the command line.
+    // A short command line goes through one too: the actions run as persistent workers,
+    // and Bazel hands a worker its arguments from the parameter file.
     let (_, _, binary) = spawns
         .iter()
         .find(|(_, p, _)| p.starts_with("KoLayer binary //params:image"))
         .unwrap();
-    assert!(binary.contains(&"--binary".to_string()), "{binary:?}");
+    assert_eq!(binary.len(), 2, "{binary:?}");
+    let params = std::fs::read_to_string(ws.dir.join(&binary[1][1..])).unwrap();
+    assert!(params.lines().any(|l| l == "--binary"), "{params}");
 
     // ... and rko read every file from it into the layer.
     let listing = run_ok(

@@ -198,11 +198,13 @@ fn remote_execution_problems(action: &Action, network: bool, src: &Path) -> Vec<
     }
 
     // No execution requirement that pins it to this machine; the network only where the
-    // bytes live in a registry.
+    // bytes live in a registry. The offline ones may run as a local persistent worker
+    // (`supports-workers`, which a remote executor ignores), with RKO_FSYNC=0 as their one
+    // environment variable (a build system hashes outputs; no flush to disk needed).
     let expected: BTreeSet<&str> = if network {
         BTreeSet::from(["requires-network"])
     } else {
-        BTreeSet::new()
+        BTreeSet::from(["supports-workers"])
     };
     let found: BTreeSet<&str> = action.execution_info.keys().map(|k| k.as_str()).collect();
     if found != expected {
@@ -211,10 +213,15 @@ fn remote_execution_problems(action: &Action, network: bool, src: &Path) -> Vec<
         ));
     }
     // Only the network actions take the client's environment (for proxies and CAs).
-    if !network && !action.env.is_empty() {
+    let env: BTreeMap<&str, &str> = action
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let expected_env = BTreeMap::from([("RKO_FSYNC", "0")]);
+    if !network && env != expected_env {
         problems.push(format!(
-            "environment: expected none, found {:?}",
-            action.env.keys().collect::<Vec<_>>()
+            "environment: expected {expected_env:?}, found {env:?}"
         ));
     }
     problems
@@ -297,7 +304,11 @@ fn bazel_actions_are_ready_for_remote_execution() {
         .iter()
         .find(|a| a.mnemonic == "KoTarball" && a.label == "//cmd/bar:image_eager")
         .expect("a tarball of the eager-base image");
-    assert!(eager.execution_info.is_empty(), "{eager:?}");
+    assert_eq!(
+        eager.execution_info.keys().collect::<Vec<_>>(),
+        ["supports-workers"],
+        "{eager:?}"
+    );
     eprintln!(
         "{} rules_ko actions checked; these may use the network: {networked:?}",
         actions.len()
@@ -387,8 +398,8 @@ fn remote_execution_check_flags_absolute_undeclared_and_local_actions() {
         .map(String::from)
         .into(),
         outputs: ["bazel-out/k8-fastbuild/bin/pkg/l.tar.gz".to_string()].into(),
-        execution_info: BTreeMap::new(),
-        env: BTreeMap::new(),
+        execution_info: [("supports-workers".to_string(), "1".to_string())].into(),
+        env: [("RKO_FSYNC".to_string(), "0".to_string())].into(),
     };
     assert_eq!(
         remote_execution_problems(&good(), false, src.path()),
@@ -413,15 +424,14 @@ fn remote_execution_check_flags_absolute_undeclared_and_local_actions() {
     assert!(problems(a, false)[0].contains("rko of the toolchain"));
     let mut a = good();
     a.execution_info.insert("no-remote".into(), "1".into());
-    assert!(problems(a, false)[0].contains("found {\"no-remote\"}"));
+    assert!(problems(a, false)[0].contains("found {\"no-remote\", \"supports-workers\"}"));
     let mut a = good();
     a.execution_info
         .insert("requires-network".into(), "1".into());
     assert!(!problems(a, false).is_empty());
     let mut a = good();
-    a.execution_info
-        .insert("requires-network".into(), "1".into());
-    a.env.insert("HTTPS_PROXY".into(), "http://proxy".into());
+    a.execution_info = [("requires-network".to_string(), "1".to_string())].into();
+    a.env = [("HTTPS_PROXY".to_string(), "http://proxy".to_string())].into();
     assert!(problems(a, true).is_empty());
     // A push manifest names layer blobs it does not read, and runfiles destinations.
     let mut a = good();
@@ -462,5 +472,5 @@ fn remote_execution_check_flags_absolute_undeclared_and_local_actions() {
     assert!(!problems(good(), true).is_empty());
     let mut a = good();
     a.env.insert("PATH".into(), "/usr/bin".into());
-    assert!(problems(a, false)[0].contains("environment: expected none"));
+    assert!(problems(a, false)[0].contains("environment: expected {\"RKO_FSYNC\": \"0\"}"));
 }

@@ -18,6 +18,7 @@ mod resolve;
 mod sbom;
 mod stdout;
 mod tarball;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -86,21 +87,40 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `rko`: expands `@file` arguments, parses the command line, runs the action; on failure
-/// prints the error chain and exits non-zero (2 for an unreadable parameter file, as for
-/// other bad usage; 1 for a failed action).
+/// prints the error chain and exits non-zero (2 for bad usage, an unreadable parameter file
+/// included; 1 for a failed action). `rko --persistent_worker` serves Bazel's worker
+/// protocol instead (see [`worker`]).
 pub fn main() -> ExitCode {
-    let args = match argfile::expand(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 2 && args[1] == "--persistent_worker" {
+        return worker::serve();
+    }
+    ExitCode::from(run_args(args))
+}
+
+/// One command line, program name first, run to its exit status: what `rko ARGS…` does as
+/// a process, and what each persistent-worker request does in one.
+fn run_args(args: Vec<std::ffi::OsString>) -> u8 {
+    let args = match argfile::expand(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("rko: error: {e:#}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
-    match run(Cli::parse_from(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version print to stdout and succeed; usage errors go to stderr, 2.
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("rko: error: {e:#}");
-            ExitCode::FAILURE
+            1
         }
     }
 }

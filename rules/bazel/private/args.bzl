@@ -13,6 +13,20 @@ actions made (each needs its own runfiles name); a base's layout files stay deps
 """
 
 load("//starlark:ko.bzl", "is_each", "is_join", "is_out")
+load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS")
+
+# What every rko action rules_ko runs as a persistent worker asks of Bazel. "supports-workers":
+# Bazel's default strategies put `worker` before `sandboxed`, so these actions go to a
+# long-lived `rko --persistent_worker` (src/cli/worker.rs) instead of a process and a
+# sandbox each; `--strategy=KoLayer=sandboxed` (or --spawn_strategy=sandboxed) opts out,
+# and remote execution ignores it. Outputs are the same bytes either way (tested).
+WORKER_REQUIREMENTS = {"supports-workers": "1"}
+
+# rko flushes each output to disk before renaming it into place, for people running it by
+# hand. A build system needs no such flush: it hashes every output when the action ends and
+# re-runs an action whose outputs a crash damaged, and Bazel's own outputs are never
+# fsynced. Unflushed, a binary layer costs about half as much. docs/reliability/outputs.md.
+ACTION_ENV = {"RKO_FSYNC": "0"}
 
 def _add_path(args, f):
     # add_all: Args#add refuses a directory (the layout output, a base's layout); one path
@@ -39,10 +53,63 @@ def _add_each(args, item):
     # Args keeps values until execution, so they must be immutable: pairs become tuples.
     args.add_all([tuple(p) for p in item.ko_each], before_each = item.ko_flag, map_each = joiner)
 
-def render(ctx, items):
-    """An Args object for ctx.actions.run(arguments = [...]) from ko.bzl's items."""
+def _value_ok_in_param_file(v):
+    # A line of a parameter file is one argument: no newline in one. And Bazel reads a
+    # worker's parameter file itself, taking any line that starts with '@' for another file.
+    s = _path(v)
+    return "\n" not in s and not s.startswith("@")
+
+def param_file_safe(items):
+    """Whether every argument can be one line of a worker's parameter file."""
+    for item in items:
+        if is_out(item):
+            values = [item.ko_out]
+        elif is_join(item):
+            values = [item.ko_sep.join([_path(p) for p in item.ko_join])]
+        elif is_each(item):
+            values = [item.ko_flag] + [
+                _pair_eq(v) if type(v) in ("list", "tuple") else v
+                for v in item.ko_each
+            ]
+        else:
+            values = [item]
+        for v in values:
+            if not _value_ok_in_param_file(v):
+                return False
+    return True
+
+def rko_action(ctx, rko, items, network = False, **kwargs):
+    """ctx.actions.run of rko with ko.bzl's items as its arguments.
+
+    Offline, it runs as a persistent worker when every argument fits a parameter file line
+    (always, in practice: Bazel's own paths never start with '@' or hold a newline; a user's
+    string might), with ACTION_ENV as its whole environment. network: the action reads a
+    registry (a shallow base's layers): `requires-network`, and the default shell
+    environment, so --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...) reaches rko;
+    never a worker, which would keep one action's environment for the next.
+    """
+    worker = not network and param_file_safe(items)
+    if network:
+        requirements = {"requires-network": "1"}
+    elif worker:
+        requirements = WORKER_REQUIREMENTS
+    else:
+        requirements = {}
+    kwargs.update(TOOLCHAIN_KWARGS)
+    ctx.actions.run(
+        executable = rko,
+        arguments = [render(ctx, items, param_file_always = worker)],
+        execution_requirements = requirements,
+        env = {} if network else ACTION_ENV,
+        use_default_shell_env = network,
+        **kwargs
+    )
+
+def render(ctx, items, param_file_always = False):
+    """An Args object for ctx.actions.run(arguments = [...]) from ko.bzl's items.
+    param_file_always: every argument in the parameter file, as a worker needs."""
     args = ctx.actions.args()
-    args.use_param_file("@%s", use_always = False)
+    args.use_param_file("@%s", use_always = param_file_always)
     args.set_param_file_format("multiline")
     for item in items:
         if is_out(item):

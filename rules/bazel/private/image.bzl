@@ -14,11 +14,11 @@ to the pushed image as OCI referrers.
 """
 
 load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "layer_tar_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
-load(":args.bzl", "render")
+load(":args.bzl", "rko_action")
 load(":outputs.bzl", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
 load(":providers.bzl", "KoBaseInfo", "KoImageInfo", "KoLayerInfo")
-load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
+load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _binary_file(ctx, rule):
     # An executable target (go_binary) names its binary: no need to look at its files.
@@ -38,14 +38,14 @@ def _declare_layer(ctx, prefix, name, ext):
     )
 
 def _run_layer(ctx, rko, layer, arguments, inputs, what):
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, arguments)],
+    rko_action(
+        ctx,
+        rko,
+        arguments,
         inputs = inputs,
         outputs = [layer.descriptor, layer.blob],
         mnemonic = "KoLayer",
         progress_message = "KoLayer " + what,
-        **TOOLCHAIN_KWARGS
     )
 
 def _ko_image_impl(ctx):
@@ -129,43 +129,44 @@ def _ko_image_impl(ctx):
         "descriptor": ctx.actions.declare_file(ctx.label.name + ".descriptor.json"),
         "digest": ctx.actions.declare_file(ctx.label.name + ".digest"),
     }
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, image_args(
+    rko_action(
+        ctx,
+        rko,
+        image_args(
             base_arg(base.spec, base.dir, base.digest),
             platform,
             [l.descriptor for l in layers],
             outs,
             **image_options(ctx.attr, base.reference)
-        ))],
+        ),
         # Descriptors and the base's metadata only: never layer bytes.
         inputs = depset([l.descriptor for l in layers], transitive = [base.metadata]),
         outputs = outs.values(),
         mnemonic = "KoImage",
         progress_message = "KoImage " + str(ctx.label) + " (" + platform + ")",
-        **TOOLCHAIN_KWARGS
     )
 
     # Supply chain: from the binary's build info and the image's own metadata, no layers.
     sboms = []
     for format in sbom_formats(rule, ctx.attr.sbom):
         sbom = ctx.actions.declare_file(ctx.label.name + SBOM_SUFFIXES[format])
-        ctx.actions.run(
-            executable = rko,
-            arguments = [render(ctx, sbom_args(binary, importpath, outs["descriptor"], outs["config"], format, sbom))],
+        rko_action(
+            ctx,
+            rko,
+            sbom_args(binary, importpath, outs["descriptor"], outs["config"], format, sbom),
             inputs = [binary, outs["descriptor"], outs["config"]],
             outputs = [sbom],
             mnemonic = "KoSbom",
             progress_message = "KoSbom %s (%s)" % (ctx.label, format),
-            **TOOLCHAIN_KWARGS
         )
         sboms.append(sbom)
     provenance = []
     if ctx.attr.provenance:
         statement = ctx.actions.declare_file(ctx.label.name + ".provenance.json")
-        ctx.actions.run(
-            executable = rko,
-            arguments = [render(ctx, provenance_args(
+        rko_action(
+            ctx,
+            rko,
+            provenance_args(
                 binary,
                 importpath,
                 platform,
@@ -176,12 +177,11 @@ def _ko_image_impl(ctx):
                 ctx.attr.builder_id or DEFAULT_BUILDER_ID % "bazel",
                 statement,
                 ctx.files.layers,
-            ))],
+            ),
             inputs = depset([binary, outs["descriptor"]] + ctx.files.kodata + ctx.files.layers, transitive = [base.metadata]),
             outputs = [statement],
             mnemonic = "KoProvenance",
             progress_message = "KoProvenance %s" % ctx.label,
-            **TOOLCHAIN_KWARGS
         )
         provenance.append(statement)
     info = KoImageInfo(

@@ -9,10 +9,10 @@ constraints see them) and each ko_image derives its OCI platform from the platfo
 """
 
 load("//starlark:ko.bzl", "PLATFORMS", "attr_error", "check_index_image", "index_args", "index_sources", "platform_key")
-load(":args.bzl", "render")
+load(":args.bzl", "rko_action")
 load(":outputs.bzl", "output_group_actions")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo")
-load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
+load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _platforms_transition_impl(settings, attr):
     # Split keys are strings: each platform's label, as _ko_image_index_impl spells it.
@@ -49,14 +49,14 @@ def _ko_image_index_impl(ctx):
     index = ctx.actions.declare_file(ctx.label.name + ".index.json")
     descriptor = ctx.actions.declare_file(ctx.label.name + ".descriptor.json")
     digest = ctx.actions.declare_file(ctx.label.name + ".digest")
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, index_args([i.descriptor for i in images], index, descriptor, digest))],
+    rko_action(
+        ctx,
+        rko,
+        index_args([i.descriptor for i in images], index, descriptor, digest),
         inputs = [i.descriptor for i in images],
         outputs = [index, descriptor, digest],
         mnemonic = "KoIndex",
         progress_message = "KoIndex %s (%s)" % (ctx.label, ", ".join([i.platform for i in images])),
-        **TOOLCHAIN_KWARGS
     )
     info = KoIndexInfo(
         importpath = images[0].importpath,

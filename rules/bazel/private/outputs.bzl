@@ -6,8 +6,7 @@ starlark/ko.bzl turns their paths into rko's --root/--blob/--layer/--blobs argum
 """
 
 load("//starlark:ko.bzl", "insecure_registries", "is_each", "is_join", "join", "layout_args", "tarball_args")
-load(":args.bzl", "render")
-load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS")
+load(":args.bzl", "rko_action")
 
 def source_files(sources):
     """depset[File] of everything the sources name."""
@@ -68,33 +67,28 @@ def output_group_actions(ctx, rko, sources):
     items = source_items(sources)
     regs = insecure_registries(sources)
 
-    # A shallow base's layers stream from its registry while these run: network, and the
-    # default shell environment, so --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...)
-    # reaches rko (an action without it gets no environment at all).
-    shallow = [b for b in sources.bases if b.dir and not b.blobs]
-    requirements = {"requires-network": "1"} if shallow else {}
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, tarball_args(items, [], tarball, regs))],
+    # A shallow base's layers stream from its registry while these run: the network.
+    network = bool([b for b in sources.bases if b.dir and not b.blobs])
+    rko_action(
+        ctx,
+        rko,
+        tarball_args(items, [], tarball, regs),
+        network = network,
         inputs = inputs,
         outputs = [tarball],
         mnemonic = "KoTarball",
-        execution_requirements = requirements,
-        use_default_shell_env = bool(shallow),
         progress_message = "KoTarball %s" % ctx.label,
-        **TOOLCHAIN_KWARGS
     )
     layout = ctx.actions.declare_directory(ctx.label.name + ".layout")
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, layout_args(items, layout, regs))],
+    rko_action(
+        ctx,
+        rko,
+        layout_args(items, layout, regs),
+        network = network,
         inputs = inputs,
         outputs = [layout],
         mnemonic = "KoLayout",
-        execution_requirements = requirements,
-        use_default_shell_env = bool(shallow),
         progress_message = "KoLayout %s" % ctx.label,
-        **TOOLCHAIN_KWARGS
     )
     return {"tarball": depset([tarball]), "layout": depset([layout])}
 

@@ -8,11 +8,11 @@ streamed from the base's registry, and tags go last.
 """
 
 load("//starlark:ko.bzl", "NAMING_STRATEGIES", "check_one_of", "check_repository", "check_tag", "image_sources", "index_sources", "insecure_registries", "push_args", "push_manifest_args")
-load(":args.bzl", "render")
+load(":args.bzl", "rko_action")
 load(":outputs.bzl", "LAUNCHER_ATTRS", "launcher", "metadata_files", "rlocation", "runfile", "source_items", "stage")
 load(":providers.bzl", "KoImageInfo", "KoIndexInfo", "KoPushInfo")
 load(":stamp.bzl", "STAMP_ATTRS", "stamp_files")
-load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
+load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 
 def sources_of(target):
     """(sources, importpath) of a ko_image or ko_image_index target."""
@@ -34,9 +34,10 @@ def _ko_push_impl(ctx):
     staging = stage(ctx, sources, layer_blobs = not ctx.attr.lazy)
     manifest = ctx.actions.declare_file(ctx.label.name + ".json")
     stamps = stamp_files(ctx)
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, push_manifest_args(
+    rko_action(
+        ctx,
+        rko,
+        push_manifest_args(
             source_items(sources),
             ctx.attr.repository,
             manifest,
@@ -47,13 +48,12 @@ def _ko_push_impl(ctx):
             stamp_files = stamps,
             path_maps = staging.path_maps,
             attachments = sources.attachments,
-        ))],
+        ),
         # Descriptors and paths only: the layers reach `bazel run` as runfiles.
         inputs = depset(ctx.files.tag_file + stamps, transitive = [metadata_files(sources)]),
         outputs = [manifest],
         mnemonic = "KoPushManifest",
         progress_message = "KoPushManifest %s" % ctx.label,
-        **TOOLCHAIN_KWARGS
     )
     regs = insecure_registries(sources)
     script = launcher(ctx, rko, push_args(runfile(rlocation(ctx, manifest.short_path)), regs))

@@ -7,25 +7,25 @@ build action with no network; `bazel run` pushes the images, then prints the YAM
 """
 
 load("//starlark:ko.bzl", "resolve_args")
-load(":args.bzl", "render")
+load(":args.bzl", "rko_action")
 load(":outputs.bzl", "LAUNCHER_ATTRS")
 load(":providers.bzl", "KoPushInfo")
 load(":push.bzl", "push_all_run")
-load(":toolchain_type.bzl", "TOOLCHAIN_KWARGS", "TOOLCHAIN_TYPE", "rko_tool")
+load(":toolchain_type.bzl", "TOOLCHAIN_TYPE", "rko_tool")
 
 def _ko_resolve_impl(ctx):
     rko = rko_tool(ctx)
     manifests = [p[KoPushInfo].manifest for p in ctx.attr.images]
     resolved = ctx.actions.declare_file(ctx.label.name + ".yaml")
-    ctx.actions.run(
-        executable = rko,
-        arguments = [render(ctx, resolve_args(ctx.files.srcs, manifests, resolved, ctx.attr.tag_refs))],
+    rko_action(
+        ctx,
+        rko,
+        resolve_args(ctx.files.srcs, manifests, resolved, ctx.attr.tag_refs),
         # The push manifests only: resolving reads no image bytes.
         inputs = ctx.files.srcs + manifests,
         outputs = [resolved],
         mnemonic = "KoResolve",
         progress_message = "KoResolve %s" % ctx.label,
-        **TOOLCHAIN_KWARGS
     )
     script, runfiles = push_all_run(ctx, rko, ctx.attr.images, then_print = resolved)
     return [DefaultInfo(executable = script, files = depset([resolved]), runfiles = runfiles)]

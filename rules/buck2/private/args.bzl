@@ -45,9 +45,14 @@ def run_rko(
         paths_only: bool = False,
         local_only: bool = False):
     """One rko action. local_only actions reach a registry: Buck2 runs them here, and
-    uploads their results to the cache since they are pinned by digest."""
+    uploads their results to the cache since they are pinned by digest.
+
+    RKO_FSYNC=0: rko's flush of each output to disk before its rename is for people running
+    it by hand; Buck2 hashes every output when the action ends (as Bazel does; see
+    rules/bazel/private/args.bzl)."""
     ctx.actions.run(
         cmd_args(rko_run_info(ctx), render(items, paths_only), hidden = hidden),
+        env = {"RKO_FSYNC": "0"},
         category = category,
         identifier = identifier,
         local_only = local_only,
