@@ -20,9 +20,9 @@ fn varint(mut n: u64) -> Vec<u8> {
 }
 
 /// A WorkRequest with these arguments (field 1) and an Input (field 2) rko skips.
-fn request(args: &[&str]) -> Vec<u8> {
+fn request(args: &[impl AsRef<str>]) -> Vec<u8> {
     let mut m = Vec::new();
-    for a in args {
+    for a in args.iter().map(AsRef::as_ref) {
         m.push(0x0a);
         m.extend(varint(a.len() as u64));
         m.extend(a.as_bytes());
@@ -101,7 +101,7 @@ impl Worker {
         }
     }
 
-    fn send(&mut self, args: &[&str]) -> Response {
+    fn send(&mut self, args: &[impl AsRef<str>]) -> Response {
         let stdin = self.stdin.as_mut().unwrap();
         stdin.write_all(&request(args)).unwrap();
         stdin.flush().unwrap();
@@ -128,8 +128,8 @@ impl Drop for Worker {
     }
 }
 
-fn layer_args<'a>(bin: &'a str, out: &'a str, desc: &'a str) -> Vec<&'a str> {
-    vec![
+fn layer_args<'a>(bin: &'a str, out: &'a str, desc: &'a str) -> [&'a str; 12] {
+    [
         "layer",
         "binary",
         "--binary",
@@ -145,6 +145,25 @@ fn layer_args<'a>(bin: &'a str, out: &'a str, desc: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `rko layer kodata` of hello.txt into PREFIX-kodata.{tar.gz,json}.
+fn kodata_args(prefix: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "layer",
+        "kodata",
+        "--import-path",
+        "example.com/w/cmd/app",
+        "--file",
+        "hello.txt=hello.txt",
+    ]
+    .map(String::from)
+    .into();
+    for (flag, ext) in [("-o", "tar.gz"), ("--descriptor", "json")] {
+        args.push(flag.into());
+        args.push(format!("{prefix}-kodata.{ext}"));
+    }
+    args
+}
+
 #[test]
 fn a_worker_serves_many_requests_with_the_bytes_a_process_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,22 +172,11 @@ fn a_worker_serves_many_requests_with_the_bytes_a_process_writes() {
     std::fs::write(d.join("hello.txt"), "hi\n").unwrap();
 
     // The reference: the same commands as processes (relative paths, from the same dir).
-    let process = |args: &[&str]| {
+    let process = |args: &[String]| {
         common::run_ok(common::rko(args).current_dir(d));
     };
-    process(&layer_args("app", "p-binary.tar.gz", "p-binary.json"));
-    process(&[
-        "layer",
-        "kodata",
-        "--import-path",
-        "example.com/w/cmd/app",
-        "--file",
-        "hello.txt=hello.txt",
-        "-o",
-        "p-kodata.tar.gz",
-        "--descriptor",
-        "p-kodata.json",
-    ]);
+    process(&layer_args("app", "p-binary.tar.gz", "p-binary.json").map(String::from));
+    process(&kodata_args("p"));
 
     let mut w = Worker::start(d);
     for round in 0..3 {
@@ -203,18 +211,7 @@ fn a_worker_serves_many_requests_with_the_bytes_a_process_writes() {
             std::fs::read(d.join(&blob)).unwrap(),
             std::fs::read(d.join("p-binary.tar.gz")).unwrap()
         );
-        let kodata = w.send(&[
-            "layer",
-            "kodata",
-            "--import-path",
-            "example.com/w/cmd/app",
-            "--file",
-            "hello.txt=hello.txt",
-            "-o",
-            "w-kodata.tar.gz",
-            "--descriptor",
-            "w-kodata.json",
-        ]);
+        let kodata = w.send(&kodata_args("w"));
         assert_eq!(kodata.exit_code, 0, "{kodata:?}");
         assert_eq!(
             std::fs::read(d.join("w-kodata.tar.gz")).unwrap(),
@@ -235,11 +232,8 @@ fn a_worker_serves_many_requests_with_the_bytes_a_process_writes() {
                 format!("{prefix}-digest"),
             ]
         };
-        let args = image(&desc, "w");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert_eq!(w.send(&args).exit_code, 0);
-        let args = image("p-binary.json", "p");
-        process(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(w.send(&image(&desc, "w")).exit_code, 0);
+        process(&image("p-binary.json", "p"));
         assert_eq!(
             std::fs::read_to_string(d.join("w-digest")).unwrap(),
             std::fs::read_to_string(d.join("p-digest")).unwrap()
