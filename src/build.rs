@@ -40,6 +40,8 @@ pub struct Request {
     pub layers: Vec<PathBuf>,
     pub name: Option<String>,
     pub allow_non_go: bool,
+    /// ko's `linux_capabilities` on the binary.
+    pub capabilities: Option<crate::layer::caps::FileCaps>,
     pub compression: Compression,
     pub threads: usize,
     pub options: ImageOptions,
@@ -333,6 +335,7 @@ fn write_binary(
         name: req.name.as_deref(),
         platform,
         allow_non_go: req.allow_non_go,
+        capabilities: req.capabilities,
         compression: &req.compression,
         threads: req.threads,
     };

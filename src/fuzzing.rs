@@ -136,6 +136,7 @@ pub fn binary_layer(data: &[u8], import_path: &str) -> Option<BinaryLayerOut> {
         name: None,
         platform: &platform,
         allow_non_go: true,
+        capabilities: None,
         compression: &compression,
         threads: 1,
     };

@@ -431,8 +431,11 @@ def compression_args(compression, level):
         args.extend(["--compression-level", str(level)])
     return args
 
-def layer_binary_args(binary, importpath, platform, output, descriptor, compression, level):
-    """`rko layer binary`: the Go binary at /ko-app/<name>."""
+def layer_binary_args(binary, importpath, platform, output, descriptor, compression, level, capabilities = []):
+    """`rko layer binary`: the Go binary at /ko-app/<name>, with ko's linux_capabilities."""
+    caps = []
+    for c in capabilities:
+        caps.extend(["--linux-capability", c])
     return [
         "layer",
         "binary",
@@ -446,7 +449,7 @@ def layer_binary_args(binary, importpath, platform, output, descriptor, compress
         out(output),
         "--descriptor",
         out(descriptor),
-    ] + compression_args(compression, level)
+    ] + caps + compression_args(compression, level)
 
 def layer_kodata_args(files, importpath, output, descriptor, compression, level):
     """`rko layer kodata`: files is a list of [image_path, file] pairs under /var/run/ko."""

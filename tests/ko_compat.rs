@@ -120,6 +120,140 @@ fn binary_layer_is_byte_identical_to_kos() {
     }
 }
 
+/// ko's `linux_capabilities`: the binary's entry carries `security.capability` as a PAX
+/// record. Checked against Go's archive/tar with the kernel's vfs_cap_data encoded by the
+/// oracle itself (bit masks from linux/capability.h), and, as root, by extracting the
+/// layer with GNU tar and reading the capabilities back with getcap(8).
+#[test]
+fn binary_layer_with_linux_capabilities_is_byte_identical_to_kos() {
+    common::require_tools!("go");
+    let t = tempfile::tempdir().unwrap();
+    let bin = go_build(t.path(), "app", "package main\n\nfunc main() {}\n", "amd64");
+    const CHOWN: u64 = 1 << 0;
+    const KILL: u64 = 1 << 5;
+    const NET_BIND_SERVICE: u64 = 1 << 10;
+    const PERFMON: u64 = 1 << 38;
+    const BPF: u64 = 1 << 39;
+    let long_name = "n".repeat(120);
+    // (terms, --name, permitted, inheritable, effective, what getcap prints)
+    type Case<'a> = (&'a [&'a str], Option<&'a str>, u64, u64, bool, &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["net_bind_service"],
+            None,
+            NET_BIND_SERVICE,
+            0,
+            false,
+            "cap_net_bind_service=p",
+        ),
+        (
+            &["bpf,perfmon=ep"],
+            None,
+            BPF | PERFMON,
+            0,
+            true,
+            "cap_perfmon,cap_bpf=ep",
+        ),
+        (
+            &["CAP_CHOWN=pi", "kill"],
+            None,
+            CHOWN | KILL,
+            CHOWN,
+            false,
+            "cap_chown=ip cap_kill+p",
+        ),
+        // A name too long for USTAR: the path record and the xattr, sorted by key.
+        (&["39=p"], Some(&long_name), BPF, 0, false, "cap_bpf=p"),
+    ];
+    let root = common::run_ok(Command::new("id").arg("-u")).trim() == "0";
+    for (terms, name, permitted, inheritable, effective, shown) in cases {
+        let app_path = format!("/ko-app/{}", name.unwrap_or("app"));
+        let oracle = t.path().join("ko.tar");
+        run(Command::new(kotar())
+            .arg("binary")
+            .arg(&bin)
+            .arg(&app_path)
+            .arg(&oracle)
+            .arg(permitted.to_string())
+            .arg(inheritable.to_string())
+            .arg(if effective { "1" } else { "0" }));
+        let (blob, desc) = (t.path().join("l.tar.gz"), t.path().join("l.json"));
+        let mut cmd = Command::new(RKO);
+        cmd.args(["layer", "binary", "--binary"]).arg(&bin);
+        cmd.args([
+            "--import-path",
+            "example.com/caps/cmd/app",
+            "--platform",
+            "linux/amd64",
+        ]);
+        cmd.arg("-o").arg(&blob).arg("--descriptor").arg(&desc);
+        for term in terms {
+            cmd.args(["--linux-capability", term]);
+        }
+        if let Some(n) = name {
+            cmd.args(["--name", n]);
+        }
+        run(&mut cmd);
+        assert_same_tar(&blob, &desc, &oracle);
+
+        if root {
+            let x = tempfile::tempdir_in(t.path()).unwrap();
+            run(Command::new("tar")
+                .args(["--xattrs", "--xattrs-include=security.capability", "-xzf"])
+                .arg(&blob)
+                .arg("-C")
+                .arg(x.path()));
+            let file = x.path().join(app_path.trim_start_matches('/'));
+            let got = common::run_ok(Command::new("getcap").arg(&file));
+            assert_eq!(
+                got.trim(),
+                format!("{} {shown}", file.display()),
+                "{terms:?}"
+            );
+        }
+    }
+    // No capability permitted or inheritable: no record, the plain layer.
+    let plain = t.path().join("plain.tar");
+    run(Command::new(kotar())
+        .arg("binary")
+        .arg(&bin)
+        .arg("/ko-app/app")
+        .arg(&plain));
+    let (blob, desc) = (t.path().join("e.tar.gz"), t.path().join("e.json"));
+    run(Command::new(RKO)
+        .args(["layer", "binary", "--binary"])
+        .arg(&bin)
+        .args([
+            "--import-path",
+            "example.com/caps/cmd/app",
+            "--platform",
+            "linux/amd64",
+        ])
+        .args(["--linux-capability", "chown=e", "-o"])
+        .arg(&blob)
+        .arg("--descriptor")
+        .arg(&desc));
+    assert_same_tar(&blob, &desc, &plain);
+    // An unknown name: the valid ones listed, nothing written.
+    let out = Command::new(RKO)
+        .args(["layer", "binary", "--binary"])
+        .arg(&bin)
+        .args(["--import-path", "x/y", "--platform", "linux/amd64"])
+        .args(["--linux-capability", "net_bind", "-o"])
+        .arg(t.path().join("bad.tar.gz"))
+        .arg("--descriptor")
+        .arg(t.path().join("bad.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unknown capability \"net_bind\"") && stderr.contains("NET_BIND_SERVICE"),
+        "{stderr}"
+    );
+    assert!(!t.path().join("bad.tar.gz").exists());
+}
+
 /// A kodata tree with what makes tar headers interesting: nesting, names sorting around
 /// '/', a path long enough for USTAR's prefix field, a name too long for it (PAX), a
 /// non-ASCII name (PAX), empty and block-sized files, an empty directory, and symlinks to a

@@ -265,3 +265,22 @@ pub fn image_arg(s: &str) -> Result<(crate::oci::Sha256Digest, Option<crate::oci
     let d = Descriptor::read_file(&user_path(Path::new(s)))?;
     Ok((d.digest, d.platform))
 }
+
+/// `--linux-capability`, for `rko layer binary` and `rko build`.
+#[derive(Debug, Args)]
+pub struct CapabilityArgs {
+    /// A Linux file capability for the binary, as ko's `linux_capabilities`: a name
+    /// (net_bind_service, CAP_BPF, 39), or a cap_from_text(3) clause (bpf,perfmon=ep).
+    /// Repeatable; names alone are permitted. Written as ko writes it: the
+    /// security.capability xattr in the binary's tar entry.
+    #[arg(long = "linux-capability", value_name = "CAP[,CAP…][=FLAGS]")]
+    pub linux_capabilities: Vec<String>,
+}
+
+impl CapabilityArgs {
+    pub fn caps(
+        &self,
+    ) -> Result<Option<crate::layer::caps::FileCaps>, crate::layer::caps::CapsError> {
+        crate::layer::caps::FileCaps::parse(&self.linux_capabilities)
+    }
+}

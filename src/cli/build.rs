@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::build::{Outs, Push, Request, build_all};
-use crate::cli::args::{CompressionArgs, ImageConfigArgs, RegistryArgs};
+use crate::cli::args::{CapabilityArgs, CompressionArgs, ImageConfigArgs, RegistryArgs};
 use crate::image::base::spec::BaseSpec;
 use crate::oci::{Platform, json, tag};
 use crate::output::Outputs;
@@ -52,6 +52,8 @@ pub struct BuildArgs {
     /// Accept an executable without Go build info.
     #[arg(long)]
     pub allow_non_go: bool,
+    #[command(flatten)]
+    pub capabilities: CapabilityArgs,
     /// Tag for the tarball and layout, NAME[:TAG]. Repeatable.
     #[arg(long = "tag", short = 't', value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
@@ -154,6 +156,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             layers: a.layers.clone(),
             name: a.name.clone(),
             allow_non_go: a.allow_non_go,
+            capabilities: a.capabilities.caps()?,
             compression: a.compression.compression()?,
             threads: a.compression.threads(),
             options: a.config.options()?,

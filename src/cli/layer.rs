@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::cli::args::CompressionArgs;
+use crate::cli::args::{CapabilityArgs, CompressionArgs};
 use crate::layer::LayerDescriptor;
 use crate::layer::binary::BinaryLayer;
 use crate::layer::extra::ExtraTar;
@@ -67,6 +67,8 @@ pub struct BinaryArgs {
     #[arg(long)]
     pub allow_non_go: bool,
     #[command(flatten)]
+    pub capabilities: CapabilityArgs,
+    #[command(flatten)]
     pub compression: CompressionArgs,
     #[command(flatten)]
     pub outs: Outs,
@@ -106,6 +108,7 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
                 name: a.name.as_deref(),
                 platform: &a.platform,
                 allow_non_go: a.allow_non_go,
+                capabilities: a.capabilities.caps()?,
                 compression: &compression,
                 threads: a.compression.threads(),
             };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::importpath;
 use crate::layer::buildinfo::{self, GoMagicScanner};
+use crate::layer::caps::{self, FileCaps};
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
 use crate::layer::{LayerContent, LayerDescriptor};
@@ -89,6 +90,8 @@ pub struct BinaryLayer<'a> {
     pub name: Option<&'a str>,
     pub platform: &'a Platform,
     pub allow_non_go: bool,
+    /// File capabilities for the binary (ko's `linux_capabilities`); None: no attribute.
+    pub capabilities: Option<FileCaps>,
     pub compression: &'a Compression,
     pub threads: usize,
 }
@@ -115,7 +118,12 @@ impl BinaryLayer<'_> {
             LayerSink::new(out, self.compression, self.threads).map_err(BinaryError::Write)?;
         let dir = Entry::new("ko-app", EntryKind::Dir, 0o555, 0, 0);
         tar::write_header(&mut sink, &dir).map_err(BinaryError::Write)?;
-        let file_entry = Entry::new(&app_path, EntryKind::File, 0o555, size, 0);
+        let xattr = self.capabilities.map(|c| c.xattr());
+        let pax: Vec<(&str, &[u8])> = xattr.iter().map(|x| (caps::PAX_KEY, &x[..])).collect();
+        let file_entry = Entry {
+            pax: &pax,
+            ..Entry::new(&app_path, EntryKind::File, 0o555, size, 0)
+        };
         tar::write_header(&mut sink, &file_entry).map_err(BinaryError::Write)?;
         self.copy_content(&mut file, size, &mut buf, filled, &mut sink)?;
         tar::write_padding(&mut sink, size).map_err(BinaryError::Write)?;

@@ -371,6 +371,7 @@ impl ExtraTar {
                 uid: item.uid,
                 gid: item.gid,
                 link,
+                pax: &[],
             };
             tar::write_header(sink, &e).map_err(ExtraError::Write)?;
             if let Kind::File { offset, size } = item.kind {

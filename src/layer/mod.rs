@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod buildinfo;
+pub mod caps;
 pub mod compress;
 pub mod extra;
 pub mod kodata;

@@ -47,6 +47,9 @@ pub struct Entry<'a> {
     pub gid: u32,
     /// The link target of a symlink or hard link; empty otherwise.
     pub link: &'a str,
+    /// PAX records of the entry's own (`SCHILY.xattr.*`), written as Go writes
+    /// `Header.PAXRecords`: they make the entry PAX, sorted with the others by key.
+    pub pax: &'a [(&'a str, &'a [u8])],
 }
 
 impl<'a> Entry<'a> {
@@ -61,6 +64,7 @@ impl<'a> Entry<'a> {
             uid: 0,
             gid: 0,
             link: "",
+            pax: &[],
         }
     }
 }
@@ -80,7 +84,7 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
         entry.uid <= MAX_OCTAL_ID && entry.gid <= MAX_OCTAL_ID,
         "owner ids above {MAX_OCTAL_ID:o} are refused before a header is written"
     );
-    if size_ok && link_ok && (name_ok || split.is_some()) {
+    if entry.pax.is_empty() && size_ok && link_ok && (name_ok || split.is_some()) {
         let (prefix, name) = split.unwrap_or(("", entry.name));
         let mut blk = [0u8; BLOCK];
         fill_v7(&mut blk, name, entry);
@@ -91,20 +95,27 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
     // PAX: records for what does not fit, sorted by key. A long name gets its record even
     // when it could be split into USTAR's prefix: Go records it before it knows that
     // another field (a long link target, a huge size) rules USTAR out.
-    let mut records = Vec::new();
+    let size = entry.size.to_string();
+    let mut records: Vec<(&str, &[u8])> = Vec::new();
     if !name_ok {
-        records.push(("path", entry.name.to_string()));
+        records.push(("path", entry.name.as_bytes()));
     }
     if !size_ok {
-        records.push(("size", entry.size.to_string()));
+        records.push(("size", size.as_bytes()));
     }
     if !link_ok {
-        records.push(("linkpath", entry.link.to_string()));
+        records.push(("linkpath", entry.link.as_bytes()));
+    }
+    // Go keeps a field's own record over a user record of the same key.
+    for &(k, v) in entry.pax {
+        if !records.iter().any(|r| r.0 == k) {
+            records.push((k, v));
+        }
     }
     records.sort();
-    let mut data = String::new();
+    let mut data = Vec::new();
     for (k, v) in &records {
-        data.push_str(&pax_record(k, v));
+        data.extend_from_slice(&pax_record(k, v));
     }
     let (dir, file) = match entry.name.rfind('/') {
         Some(i) => (&entry.name[..=i], &entry.name[i + 1..]),
@@ -124,7 +135,7 @@ pub fn write_header(out: &mut impl Write, entry: &Entry<'_>) -> io::Result<()> {
     blk[156] = b'x';
     finish(&mut blk);
     out.write_all(&blk)?;
-    out.write_all(data.as_bytes())?;
+    out.write_all(&data)?;
     out.write_all(&[0u8; BLOCK][..padding(data.len() as u64)])?;
 
     let mut blk = [0u8; BLOCK];
@@ -236,14 +247,16 @@ fn split_ustar_path(s: &str) -> Option<(&str, &str)> {
 }
 
 /// Go's `formatPAXRecord`: "<len> <key>=<value>\n" where len counts the whole record.
-fn pax_record(k: &str, v: &str) -> String {
+fn pax_record(k: &str, v: &[u8]) -> Vec<u8> {
     let base = k.len() + v.len() + 3;
     let mut size = base + base.to_string().len();
-    let mut rec = format!("{size} {k}={v}\n");
-    if rec.len() != size {
-        size = rec.len();
-        rec = format!("{size} {k}={v}\n");
+    if (base + size.to_string().len()) != size {
+        size = base + size.to_string().len();
     }
+    let mut rec = format!("{size} {k}=").into_bytes();
+    rec.extend_from_slice(v);
+    rec.push(b'\n');
+    debug_assert_eq!(rec.len(), size);
     rec
 }
 
@@ -307,12 +320,15 @@ mod tests {
 
     #[test]
     fn pax_record_length_counts_itself() {
-        assert_eq!(pax_record("path", "a"), "9 path=a\n");
+        assert_eq!(pax_record("path", b"a"), b"9 path=a\n");
         // 91 + 4 + 3 = 98, plus two digits is 100, which has three: Go's final adjustment.
         let v = "x".repeat(91);
-        let r = pax_record("path", &v);
+        let r = String::from_utf8(pax_record("path", v.as_bytes())).unwrap();
         let n: usize = r.split(' ').next().unwrap().parse().unwrap();
         assert_eq!(n, r.len());
+        assert!(r.starts_with("101 path="));
+        // A binary value (an xattr) goes in as it is, NUL bytes and all.
+        assert_eq!(pax_record("k", &[0, 1]), b"8 k=\0\x01\n");
     }
 
     #[test]

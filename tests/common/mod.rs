@@ -401,6 +401,8 @@ pub fn rko_build_analysis_subject(binary: &Path, analysis: &Path) -> String {
         "team=e2e",
         "--user",
         "1000",
+        "--linux-capability",
+        "net_bind_service=ep",
     ])
 }
 

@@ -5,8 +5,12 @@
 //
 // Usage:
 //
-//	kotar binary BINARY APPPATH OUT.tar
+//	kotar binary BINARY APPPATH OUT.tar [PERMITTED INHERITABLE EFFECTIVE]
 //	kotar kodata DIR OUT.tar
+//
+// With PERMITTED and INHERITABLE (capability bit masks, decimal) and EFFECTIVE (0 or 1),
+// the binary carries Linux file capabilities as ko writes them: the kernel's
+// vfs_cap_data revision 2 in the PAX record SCHILY.xattr.security.capability.
 //
 // Environment (kodata only):
 //
@@ -23,6 +27,7 @@ package main
 import (
 	"archive/tar"
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -47,7 +52,7 @@ func main() {
 }
 
 func usage() error {
-	return fmt.Errorf("usage:\n  kotar binary BINARY APPPATH OUT.tar\n  kotar kodata DIR OUT.tar")
+	return fmt.Errorf("usage:\n  kotar binary BINARY APPPATH OUT.tar [PERMITTED INHERITABLE EFFECTIVE]\n  kotar kodata DIR OUT.tar")
 }
 
 func run(args []string) error {
@@ -56,11 +61,18 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "binary":
-		if len(args) != 4 {
+		if len(args) != 4 && len(args) != 7 {
 			return usage()
 		}
+		var xattr []byte
+		if len(args) == 7 {
+			var err error
+			if xattr, err = capsXattr(args[4], args[5], args[6]); err != nil {
+				return err
+			}
+		}
 		return writeOut(args[3], func(tw *tar.Writer) error {
-			return binaryLayer(tw, args[1], args[2])
+			return binaryLayer(tw, args[1], args[2], xattr)
 		})
 	case "kodata":
 		if len(args) != 3 {
@@ -119,8 +131,33 @@ func kodataTime() (time.Time, error) {
 	return time.Unix(secs, 0), nil
 }
 
-// binaryLayer corresponds to ko's tarBinary (linux, no capabilities).
-func binaryLayer(tw *tar.Writer, binary, appPath string) error {
+// capsXattr encodes struct vfs_cap_data (linux/capability.h), revision 2, little-endian:
+// magic_etc (VFS_CAP_REVISION_2, and VFS_CAP_FLAGS_EFFECTIVE when effective), then
+// {permitted, inheritable} for the low 32 capability bits and for the high 32.
+func capsXattr(permitted, inheritable, effective string) ([]byte, error) {
+	p, err := strconv.ParseUint(permitted, 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	i, err := strconv.ParseUint(inheritable, 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	magic := uint32(0x02000000)
+	if effective == "1" {
+		magic |= 1
+	}
+	words := []uint32{magic, uint32(p), uint32(i), uint32(p >> 32), uint32(i >> 32)}
+	out := make([]byte, 0, 20)
+	for _, w := range words {
+		out = binary.LittleEndian.AppendUint32(out, w)
+	}
+	return out, nil
+}
+
+// binaryLayer corresponds to ko's tarBinary (linux); xattr, when not nil, is the binary's
+// security.capability.
+func binaryLayer(tw *tar.Writer, binary, appPath string, xattr []byte) error {
 	dir := &tar.Header{
 		Name:     "ko-app",
 		Typeflag: tar.TypeDir,
@@ -145,6 +182,9 @@ func binaryLayer(tw *tar.Writer, binary, appPath string) error {
 		Size:       st.Size(),
 		Mode:       fixedMode,
 		PAXRecords: map[string]string{}, // empty but non-nil, as ko
+	}
+	if xattr != nil {
+		hdr.PAXRecords["SCHILY.xattr.security.capability"] = string(xattr)
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing header %q: %w", appPath, err)

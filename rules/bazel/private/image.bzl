@@ -117,6 +117,7 @@ def _ko_image_impl(ctx):
             layer.descriptor,
             ctx.attr.compression,
             ctx.attr.compression_level,
+            ctx.attr.linux_capabilities,
         ),
         [binary],
         "binary %s (%s)" % (ctx.label, platform),
@@ -246,6 +247,7 @@ IMAGE_ATTRS.update({
     "created": attr.string(doc = "The config's created time, seconds since the epoch (default: the base's)."),
     "compression": attr.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
     "compression_level": attr.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+    "linux_capabilities": attr.string_list(doc = "Linux file capabilities for the binary, as ko's linux_capabilities: names (permitted), or cap_from_text(3) clauses such as \"net_bind_service=ep\". Written as the security.capability xattr of /ko-app/<name>, byte-identical to ko."),
     "sbom": attr.string(
         default = "spdx",
         doc = "The SBOMs to make from the binary's Go build info (output group `sbom`; ko_push attaches them): " + ", ".join(sorted(SBOM_CHOICES.keys())) + ". spdx (SPDX 2.3) is ko's default; cyclonedx is CycloneDX 1.6.",

@@ -108,6 +108,7 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         layer.descriptor,
         ctx.attrs.compression,
         ctx.attrs.compression_level,
+        ctx.attrs.linux_capabilities,
     ), "ko_layer", "binary")
     layers += [kodata, layer]
 
@@ -205,6 +206,7 @@ ko_image = rule(
         "created": attrs.string(default = "", doc = "The config's created time, seconds since the epoch (default: the base's)."),
         "compression": attrs.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
         "compression_level": attrs.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+        "linux_capabilities": attrs.list(attrs.string(), default = [], doc = "Linux file capabilities for the binary, as ko's linux_capabilities: names (permitted), or cap_from_text(3) clauses such as \"net_bind_service=ep\". Written as the security.capability xattr of /ko-app/<name>, byte-identical to ko."),
         "sbom": attrs.string(default = "spdx", doc = "The SBOMs to make from the binary's Go build info ([sbom], [spdx], [cyclonedx]; ko_push attaches them): " + ", ".join(sorted(SBOM_CHOICES.keys())) + ". spdx (SPDX 2.3) is ko's default; cyclonedx is CycloneDX 1.6."),
         "provenance": attrs.bool(default = False, doc = "Make an in-toto SLSA v1 provenance statement from the image's inputs ([provenance]; ko_push attaches it)."),
         "builder_id": attrs.string(default = "", doc = "The provenance's runDetails.builder.id (a URI naming your build platform). Default: " + DEFAULT_BUILDER_ID % "buck2" + "."),
