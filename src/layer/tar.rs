@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(n, r.len());
         assert!(r.starts_with("101 path="));
         // A binary value (an xattr) goes in as it is, NUL bytes and all.
-        assert_eq!(pax_record("k", &[0, 1]), b"8 k=\0\x01\n");
+        assert_eq!(pax_record("k", &[0, 1]), b"7 k=\0\x01\n");
     }
 
     #[test]
