@@ -171,7 +171,15 @@ pub fn kodata_tar(files: &[(String, Vec<u8>)], mtime: u64) -> Option<Vec<u8>> {
 }
 
 /// References, tags, digests and `--base` values: parse → print → parse gives the same value.
+/// Also Linux capability terms (`--linux-capability`): each ';'-separated piece a term;
+/// parsing never panics, and a result's attribute is 20 bytes of revision 2.
 pub fn names(s: &str) {
+    let terms: Vec<&str> = s.split(';').collect();
+    if let Ok(Some(c)) = crate::layer::caps::FileCaps::parse(&terms) {
+        let x = c.xattr();
+        assert_eq!(x[3], 0x02, "{terms:?}");
+        assert!(c.permitted != 0 || c.inheritable != 0);
+    }
     if let Ok(r) = Reference::parse(s) {
         let shown = r.to_string();
         let again = Reference::parse(&shown)
