@@ -336,6 +336,7 @@ fn write_binary(
         platform,
         allow_non_go: req.allow_non_go,
         capabilities: req.capabilities,
+        delve: false,
         compression: &req.compression,
         threads: req.threads,
     };

@@ -137,6 +137,7 @@ pub fn binary_layer(data: &[u8], import_path: &str) -> Option<BinaryLayerOut> {
         platform: &platform,
         allow_non_go: true,
         capabilities: None,
+        delve: false,
         compression: &compression,
         threads: 1,
     };

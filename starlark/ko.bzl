@@ -431,9 +431,32 @@ def compression_args(compression, level):
         args.extend(["--compression-level", str(level)])
     return args
 
-def layer_binary_args(binary, importpath, platform, output, descriptor, compression, level, capabilities = []):
-    """`rko layer binary`: the Go binary at /ko-app/<name>, with ko's linux_capabilities."""
-    caps = []
+# The platforms ko's debug image supports (Delve's linux/amd64 and linux/arm64); others are
+# built without Delve, as ko does.
+DEBUG_PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+def debug_layer_wanted(rule, debug, has_dlv, platform):
+    """Whether ko_image(debug = True) adds Delve for this platform; fails without dlv."""
+    if not debug:
+        return False
+    if not has_dlv:
+        fail(attr_error(
+            rule,
+            "dlv",
+            "a static Delve binary (dlv) for the image's platform when debug = True",
+            "none",
+            "Set dlv to a dlv built with CGO_ENABLED=0 for the target platform, e.g. a go_binary of github.com/go-delve/delve/cmd/dlv",
+        ))
+    if platform not in DEBUG_PLATFORMS:
+        # buildifier: disable=print
+        print("%s: debug = True, but Delve debugs only %s: %s is built without it, as ko does" % (rule, " and ".join(DEBUG_PLATFORMS), platform))
+        return False
+    return True
+
+def layer_binary_args(binary, importpath, platform, output, descriptor, compression, level, capabilities = [], delve = False):
+    """`rko layer binary`: the Go binary at /ko-app/<name>, with ko's linux_capabilities;
+    delve: the binary is Delve, for ko's debug image (at /ko-app/dlv)."""
+    caps = ["--delve"] if delve else []
     for c in capabilities:
         caps.extend(["--linux-capability", c])
     return [

@@ -1042,6 +1042,8 @@ fn bazel_actions(ws: &Workspace, targets: &[&str]) -> Actions {
                     .unwrap();
                 format!("ko_layer:{}", blob.split('.').next().unwrap())
             }
+            // ko's debug image: Delve's layer is `rko layer binary --delve`.
+            "KoLayer" if args.iter().any(|a| a == "--delve") => "ko_layer:delve".into(),
             "KoLayer" => format!("ko_layer:{}", args[2]),
             "KoImage" => "ko_image".into(),
             "KoIndex" => "ko_index".into(),
@@ -1103,6 +1105,7 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
         "//analysis:subject.push",
         "//analysis:subject.resolve",
         "//analysis:multi",
+        "//cmd/bar:image_debug",
     ];
     let bazel = bazel_actions(&ws, &targets);
     let buck2_project = buck2_contract::TestProject::new(&e2e_src(), Path::new(common::RKO));
@@ -1120,7 +1123,9 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     }
     // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike; and the subject's
     // two SBOMs, its provenance and its extra layer.
-    assert_eq!(bazel.len(), 14, "{:?}", bazel.keys());
+    // And the debug image's: its three layers (Delve's after the binary's), image, SBOM,
+    // tarball and layout.
+    assert_eq!(bazel.len(), 21, "{:?}", bazel.keys());
 
     // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
     ws.ok(&["build", "//analysis:subject"]);
@@ -1154,6 +1159,34 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     let bin = ws.bin("cmd/bar/bar");
     let by_rko_build = common::rko_build_analysis_subject(&bin, &e2e_src().join("analysis"));
     assert_eq!(by_bazel, by_rko_build);
+
+    // The debug image runs the app under Delve, as ko's does.
+    ws.ok(&["build", "//cmd/bar:image_debug"]);
+    let config = read_json(ws.bin("cmd/bar/image_debug.config.json"));
+    let entrypoint: Vec<&str> = config["config"]["Entrypoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        entrypoint,
+        [
+            "/ko-app/dlv",
+            "exec",
+            "--listen=:40000",
+            "--headless",
+            "--log",
+            "--accept-multiclient",
+            "--api-version=2",
+            "--",
+            "/ko-app/bar"
+        ]
+    );
+    let manifest = read_json(ws.bin("cmd/bar/image_debug.manifest.json"));
+    let layers = manifest["layers"].as_array().unwrap();
+    let delve = read_json(ws.bin("cmd/bar/image_debug.ko/delve.json"));
+    assert_eq!(layers.last().unwrap()["digest"], delve["digest"]);
 }
 
 /// The spawns of Bazel's JSON execution log with their argv: (mnemonic, progress, argv).

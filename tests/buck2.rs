@@ -429,6 +429,7 @@ fn buck2_targets_register_the_expected_actions_sub_targets_and_providers() {
         "root//cmd/foo:image.push_lazy",
         "root//cmd/bar:image_multi.push",
         "root//cmd/bar:image_eager",
+        "root//cmd/bar:image_debug",
     ] {
         let a = analyze(&p, t);
         let name = t.trim_start_matches("root//").replace([':', '/', '.'], "_");

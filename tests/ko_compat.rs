@@ -254,6 +254,134 @@ fn binary_layer_with_linux_capabilities_is_byte_identical_to_kos() {
     assert!(!t.path().join("bad.tar.gz").exists());
 }
 
+/// ko's debug image (`ko build --debug`): Delve in its own layer at /ko-app/dlv, shaped as
+/// the binary layer (capabilities included), after the app's; the entrypoint runs the app
+/// under `dlv exec`, listening on :40000; the history says so.
+#[test]
+fn debug_image_has_kos_delve_layer_and_entrypoint() {
+    common::require_tools!("go");
+    let t = tempfile::tempdir().unwrap();
+    let app = go_build(t.path(), "app", "package main\n\nfunc main() {}\n", "amd64");
+    let dlv_dir = t.path().join("dlv");
+    std::fs::create_dir_all(&dlv_dir).unwrap();
+    // A stand-in for a static linux/amd64 dlv: any Go binary has the layer's shape.
+    let dlv = go_build(
+        &dlv_dir,
+        "dlv",
+        "package main\n\nfunc main() { println(1) }\n",
+        "amd64",
+    );
+    let layer = |bin: &Path, name: &str, extra: &[&str]| {
+        let (blob, desc) = (
+            t.path().join(format!("{name}.tar.gz")),
+            t.path().join(format!("{name}.json")),
+        );
+        run(Command::new(RKO)
+            .args(["layer", "binary", "--binary"])
+            .arg(bin)
+            .args([
+                "--import-path",
+                "example.com/debug/cmd/app",
+                "--platform",
+                "linux/amd64",
+            ])
+            .args(extra)
+            .arg("-o")
+            .arg(&blob)
+            .arg("--descriptor")
+            .arg(&desc));
+        (blob, desc)
+    };
+    let (_, app_desc) = layer(&app, "app", &["--linux-capability", "net_bind_service"]);
+    let (dlv_blob, dlv_desc) = layer(
+        &dlv,
+        "dlv",
+        &["--delve", "--linux-capability", "net_bind_service"],
+    );
+    // The Delve layer is ko's buildLayer of dlv: the binary layer's bytes at /ko-app/dlv,
+    // with the same capabilities.
+    let oracle = t.path().join("ko-dlv.tar");
+    run(Command::new(kotar())
+        .arg("binary")
+        .arg(&dlv)
+        .arg("/ko-app/dlv")
+        .arg(&oracle)
+        .args([(1u64 << 10).to_string(), "0".into(), "0".into()]));
+    assert_same_tar(&dlv_blob, &dlv_desc, &oracle);
+    let content = &descriptor(&dlv_desc)["content"];
+    assert_eq!(
+        (content["kind"].as_str(), content["path"].as_str()),
+        (Some("delve"), Some("/ko-app/dlv"))
+    );
+
+    let config = t.path().join("config.json");
+    run(Command::new(RKO)
+        .args([
+            "image",
+            "--base",
+            "static",
+            "--platform",
+            "linux/amd64",
+            "--layer",
+        ])
+        .arg(&app_desc)
+        .arg("--layer")
+        .arg(&dlv_desc)
+        .arg("--config-out")
+        .arg(&config));
+    let cfg = common::read_json(&config);
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!([
+            "/ko-app/dlv",
+            "exec",
+            "--listen=:40000",
+            "--headless",
+            "--log",
+            "--accept-multiclient",
+            "--api-version=2",
+            "--",
+            "/ko-app/app"
+        ])
+    );
+    let history = cfg["history"].as_array().unwrap();
+    let last = &history[history.len() - 1];
+    assert_eq!(last["comment"], "Delve debugger, at /ko-app/dlv");
+    assert_eq!(
+        last["created_by"],
+        "ko build ko://example.com/debug/cmd/app"
+    );
+    assert_eq!(
+        history[history.len() - 2]["comment"],
+        "go build output, at /ko-app/app"
+    );
+
+    // Two Delve layers: refused, saying what is allowed.
+    let out = Command::new(RKO)
+        .args([
+            "image",
+            "--base",
+            "static",
+            "--platform",
+            "linux/amd64",
+            "--layer",
+        ])
+        .arg(&app_desc)
+        .arg("--layer")
+        .arg(&dlv_desc)
+        .arg("--layer")
+        .arg(&dlv_desc)
+        .arg("--config-out")
+        .arg(t.path().join("two.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("2 Delve layers given"),
+        "{stderr}"
+    );
+}
+
 /// A kodata tree with what makes tar headers interesting: nesting, names sorting around
 /// '/', a path long enough for USTAR's prefix field, a name too long for it (PAX), a
 /// non-ASCII name (PAX), empty and block-sized files, an empty directory, and symlinks to a

@@ -66,6 +66,11 @@ pub struct BinaryArgs {
     /// Accept an executable without Go build info.
     #[arg(long)]
     pub allow_non_go: bool,
+    /// The binary is Delve (a static `dlv` for the platform), for ko's debug image: it goes
+    /// to /ko-app/dlv, and `rko image` given this layer after the app's starts the app
+    /// under it, listening on :40000, as `ko build --debug` does.
+    #[arg(long, conflicts_with = "name")]
+    pub delve: bool,
     #[command(flatten)]
     pub capabilities: CapabilityArgs,
     #[command(flatten)]
@@ -109,6 +114,7 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
                 platform: &a.platform,
                 allow_non_go: a.allow_non_go,
                 capabilities: a.capabilities.caps()?,
+                delve: a.delve,
                 compression: &compression,
                 threads: a.compression.threads(),
             };

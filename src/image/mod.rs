@@ -67,6 +67,10 @@ pub enum ImageError {
     NoBinary,
     #[error("{count} binary layers given: expected exactly one")]
     ManyBinaries { count: usize },
+    #[error(
+        "{count} Delve layers given (rko layer binary --delve): expected at most one, for a debug image"
+    )]
+    ManyDelves { count: usize },
 }
 
 /// Builds the config and manifest of an image: the base plus `layers` (in order).
@@ -92,7 +96,14 @@ pub fn assemble(
         cfg.history.push(ko_history(l, import_path, opts.created));
     }
     let c = &mut cfg.config;
-    c.entrypoint = Some(vec![app_path.to_string()]);
+    c.entrypoint = Some(match the_delve(layers)? {
+        Some(dlv) => std::iter::once(dlv)
+            .chain(DELVE_ARGS.iter().copied())
+            .chain([app_path])
+            .map(String::from)
+            .collect(),
+        None => vec![app_path.to_string()],
+    });
     c.cmd = None;
     c.append_path("/ko-app");
     c.env.push(format!("KO_DATA_PATH={KODATA_ROOT}"));
@@ -122,10 +133,38 @@ fn the_binary(layers: &[LayerDescriptor]) -> Result<(&str, &str)> {
     }
 }
 
+/// How ko's debug image starts the app: `dlv exec` these, then the app's path.
+pub const DELVE_ARGS: [&str; 7] = [
+    "exec",
+    "--listen=:40000",
+    "--headless",
+    "--log",
+    "--accept-multiclient",
+    "--api-version=2",
+    "--",
+];
+
+/// The in-image path of Delve, for a debug image (at most one Delve layer).
+fn the_delve(layers: &[LayerDescriptor]) -> Result<Option<&str>> {
+    let delves: Vec<&str> = layers
+        .iter()
+        .filter_map(|l| match &l.content {
+            LayerContent::Delve { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    match delves.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => bail!(ImageError::ManyDelves { count: many.len() }),
+    }
+}
+
 /// ko's history entry for one of its layers.
 fn ko_history(l: &LayerDescriptor, import_path: &str, created: Option<u64>) -> History {
     let (created, comment) = match &l.content {
         LayerContent::Binary { path, .. } => (created, format!("go build output, at {path}")),
+        LayerContent::Delve { path } => (created, format!("Delve debugger, at {path}")),
         LayerContent::Kodata { mtime, .. } => {
             (*mtime, "kodata contents, at $KO_DATA_PATH".to_string())
         }

@@ -15,6 +15,9 @@ use crate::oci::Platform;
 /// Where ko puts the binary.
 pub const APP_DIR: &str = "/ko-app";
 
+/// Delve's file name in ko's debug image.
+pub const DELVE_NAME: &str = "dlv";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
     #[error(
@@ -92,6 +95,9 @@ pub struct BinaryLayer<'a> {
     pub allow_non_go: bool,
     /// File capabilities for the binary (ko's `linux_capabilities`); None: no attribute.
     pub capabilities: Option<FileCaps>,
+    /// The binary is Delve, for a debug image: at /ko-app/dlv (ko's layer for it has the
+    /// binary layer's shape, capabilities included).
+    pub delve: bool,
     pub compression: &'a Compression,
     pub threads: usize,
 }
@@ -100,6 +106,7 @@ impl BinaryLayer<'_> {
     /// The path of the binary in the image.
     pub fn app_path(&self) -> Result<String, importpath::ImportPathError> {
         let name = match self.name {
+            None if self.delve => DELVE_NAME.to_string(),
             Some(n) => {
                 importpath::check_file_name(n)?;
                 n.to_string()
@@ -132,9 +139,12 @@ impl BinaryLayer<'_> {
         Ok(LayerDescriptor::written(
             w,
             self.compression,
-            LayerContent::Binary {
-                import_path: self.import_path.to_string(),
-                path: app_path,
+            match self.delve {
+                true => LayerContent::Delve { path: app_path },
+                false => LayerContent::Binary {
+                    import_path: self.import_path.to_string(),
+                    path: app_path,
+                },
             },
         ))
     }

@@ -37,6 +37,9 @@ pub enum LayerContent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtime: Option<u64>,
     },
+    /// Delve, the Go debugger, for ko's debug image (`rko layer binary --delve`); `path` is
+    /// `/ko-app/dlv`. An image with one starts the binary under it.
+    Delve { path: String },
     /// An extra layer rewritten from a tar (`rko layer tar`); `name` is the tar's file
     /// name, `mtime` the time on every entry, also the layer's history time.
     Tar {

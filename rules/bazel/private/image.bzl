@@ -13,7 +13,7 @@ The SBOMs and provenance are output groups "sbom" and "provenance"; ko_push atta
 to the pushed image as OCI referrers.
 """
 
-load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "layer_tar_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
+load("//starlark:ko.bzl", "COMPRESSIONS", "DEFAULT_BUILDER_ID", "SBOM_CHOICES", "SBOM_SUFFIXES", "base_arg", "check_base_platform", "check_binary", "check_image_attrs", "debug_layer_wanted", "image_args", "image_options", "image_sources", "kodata_image_path", "kodata_prefix", "layer_binary_args", "layer_kodata_args", "layer_tar_args", "provenance_args", "sbom_args", "sbom_formats", "unknown_target_platform")
 load(":args.bzl", "rko_action")
 load(":outputs.bzl", "output_group_actions")
 load(":platform.bzl", "PLATFORM_ATTRS", "target_platform")
@@ -123,6 +123,29 @@ def _ko_image_impl(ctx):
         "binary %s (%s)" % (ctx.label, platform),
     )
     layers += [kodata, layer]
+
+    # ko's debug image: Delve in its own layer, after the binary, with its capabilities.
+    if debug_layer_wanted(rule, ctx.attr.debug, ctx.file.dlv != None, platform):
+        delve = _declare_layer(ctx, prefix, "delve", ext)
+        _run_layer(
+            ctx,
+            rko,
+            delve,
+            layer_binary_args(
+                ctx.file.dlv,
+                importpath,
+                platform,
+                delve.blob,
+                delve.descriptor,
+                ctx.attr.compression,
+                ctx.attr.compression_level,
+                ctx.attr.linux_capabilities,
+                delve = True,
+            ),
+            [ctx.file.dlv],
+            "delve %s (%s)" % (ctx.label, platform),
+        )
+        layers.append(delve)
 
     outs = {
         "config": ctx.actions.declare_file(ctx.label.name + ".config.json"),
@@ -247,6 +270,8 @@ IMAGE_ATTRS.update({
     "created": attr.string(doc = "The config's created time, seconds since the epoch (default: the base's)."),
     "compression": attr.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
     "compression_level": attr.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+    "debug": attr.bool(default = False, doc = "Make ko's debug image (ko build --debug): dlv at /ko-app/dlv in a layer after the binary's, and the entrypoint `dlv exec --listen=:40000 --headless --log --accept-multiclient --api-version=2 -- /ko-app/<name>`. For linux/amd64 and linux/arm64 (others are built without Delve, as by ko). Build the binary with `-gcflags=all=-N -l` for a useful session (rules_go: gc_goopts = [\"-N\", \"-l\"])."),
+    "dlv": attr.label(allow_single_file = True, cfg = "target", doc = "With debug: a static Delve binary (CGO_ENABLED=0) for the image's platform, e.g. a go_binary of github.com/go-delve/delve/cmd/dlv."),
     "linux_capabilities": attr.string_list(doc = "Linux file capabilities for the binary, as ko's linux_capabilities: names (permitted), or cap_from_text(3) clauses such as \"net_bind_service=ep\". Written as the security.capability xattr of /ko-app/<name>, byte-identical to ko."),
     "sbom": attr.string(
         default = "spdx",

@@ -21,6 +21,7 @@ load(
     "check_base_platform",
     "check_binary",
     "check_image_attrs",
+    "debug_layer_wanted",
     "image_args",
     "image_options",
     "image_sources",
@@ -111,6 +112,22 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         ctx.attrs.linux_capabilities,
     ), "ko_layer", "binary")
     layers += [kodata, layer]
+
+    # ko's debug image: Delve in its own layer, after the binary, with its capabilities.
+    if debug_layer_wanted(rule, ctx.attrs.debug, ctx.attrs.dlv != None, platform):
+        delve = _declare_layer(ctx, prefix, "delve", ext)
+        run_rko(ctx, layer_binary_args(
+            ctx.attrs.dlv,
+            importpath,
+            platform,
+            delve.blob,
+            delve.descriptor,
+            ctx.attrs.compression,
+            ctx.attrs.compression_level,
+            ctx.attrs.linux_capabilities,
+            delve = True,
+        ), "ko_layer", "delve")
+        layers.append(delve)
 
     outs = {
         "config": ctx.actions.declare_output(ctx.label.name + ".config.json"),
@@ -206,6 +223,8 @@ ko_image = rule(
         "created": attrs.string(default = "", doc = "The config's created time, seconds since the epoch (default: the base's)."),
         "compression": attrs.string(default = "gzip", doc = "Layer compression: gzip (ko's level 1 by default) or zstd."),
         "compression_level": attrs.int(default = 0, doc = "Compression level (gzip 1-12, zstd 1-19); 0 takes rko's default."),
+        "debug": attrs.bool(default = False, doc = "Make ko's debug image (ko build --debug): dlv at /ko-app/dlv in a layer after the binary's, and the entrypoint `dlv exec --listen=:40000 --headless --log --accept-multiclient --api-version=2 -- /ko-app/<name>`. For linux/amd64 and linux/arm64 (others are built without Delve, as by ko). Build the binary with `-gcflags=all=-N -l` for a useful session (rules_go: gc_goopts = [\"-N\", \"-l\"])."),
+        "dlv": attrs.option(attrs.source(), default = None, doc = "With debug: a static Delve binary (CGO_ENABLED=0) for the image's platform, e.g. a go_binary of github.com/go-delve/delve/cmd/dlv."),
         "linux_capabilities": attrs.list(attrs.string(), default = [], doc = "Linux file capabilities for the binary, as ko's linux_capabilities: names (permitted), or cap_from_text(3) clauses such as \"net_bind_service=ep\". Written as the security.capability xattr of /ko-app/<name>, byte-identical to ko."),
         "sbom": attrs.string(default = "spdx", doc = "The SBOMs to make from the binary's Go build info ([sbom], [spdx], [cyclonedx]; ko_push attaches them): " + ", ".join(sorted(SBOM_CHOICES.keys())) + ". spdx (SPDX 2.3) is ko's default; cyclonedx is CycloneDX 1.6."),
         "provenance": attrs.bool(default = False, doc = "Make an in-toto SLSA v1 provenance statement from the image's inputs ([provenance]; ko_push attaches it)."),
