@@ -262,13 +262,20 @@ def report():
     per = {}
     for rid in order:
         for r in rows[rid]:
-            if r["kind"] == "bazel" and not rid.startswith("lazy_fill"):
+            if r["kind"] == "bazel" and not rid.startswith("lazy_fill") and rid != "one_sandboxed":
                 for k, v in r["per"].items():
                     per.setdefault(k, []).extend(v)
     keys = [k for k in sorted(per) if k.startswith("Ko") or k == "GoBuild"]
     print()
-    print("One action, as Bazel's profile times it (sandbox set-up included), median (min) over every executed one: "
+    print("One action, as Bazel's profile times it (sandbox or worker set-up included), median (min) over every executed one but the sandboxed comparison's: "
           + "; ".join(f"{k} {stat(per[k])} ({len(per[k])})" for k in keys) + ".")
+    one, sb = med("one", "ko"), med("one_sandboxed", "ko")
+    if one and sb:
+        share = lambda rid: statistics.median([r["ko"] / r["wall"] for r in rows[rid]])
+        print()
+        print(f"rules_ko's actions in a one-service change, medians of {len(rows['one'])} runs each: "
+              f"{ms(one)} ({share('one'):.1%} of the build) in persistent workers, {ms(sb)} "
+              f"({share('one_sandboxed'):.1%}) sandboxed: {sb / one:.1f}× as long without workers.")
 
 cmd = sys.argv[1]
 if cmd == "build":
@@ -453,6 +460,12 @@ done
 for ((r = 0; r < REPS; r++)); do
   change "$ONE"
   timed one "one service changed (a line of $ONE/main.go)" "$ONE" "${TARGETS[@]}"
+done
+# The same without persistent workers: every rules_ko action a new process in a new
+# sandbox, as before they existed (the rules' workers are on by default).
+for ((r = 0; r < REPS; r++)); do
+  change "$ONE"
+  timed one_sandboxed "one service changed, rules_ko's actions sandboxed instead of in persistent workers (--spawn_strategy=sandboxed)" "$ONE" --spawn_strategy=sandboxed "${TARGETS[@]}"
 done
 shared_go 1
 timed shared "the shared package changed (imported by ${#SHARING[@]} of $N services)" "${SHARING[*]}" "${TARGETS[@]}"
