@@ -112,3 +112,61 @@ pub fn cached_base(
     }
     Ok((dir, pulled.digest))
 }
+
+/// The platforms `--platform all` builds on the base `r`, as ko takes them: those of its
+/// index (less Docker's `unknown/unknown` attestations), or for a single image the one its
+/// config names. A pinned base already in the cache is read from there, with no network.
+pub fn all_platforms(client: &Client, r: &Reference) -> Result<Vec<Platform>> {
+    use crate::image::base::layout;
+    if let Some(d) = &r.digest {
+        let dir = cache_root()?
+            .join("bases")
+            .join(d.to_string().replace(':', "-"));
+        let cached = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        if let Some(entry) = cached
+            .map(|e| e.path())
+            .find(|p| p.join("index.json").is_file())
+        {
+            return layout::all_platforms(&entry, Some(d));
+        }
+    }
+    let sources = Mirrors::load(&[])?.sources(r)?;
+    let puller = Puller { client };
+    let mut last = None;
+    for s in &sources {
+        match platforms_from(&puller, &s.reference) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no source to read the base from"))
+        .context(format!(
+            "reading the platforms of the base {r} for --platform all"
+        )))
+}
+
+fn platforms_from(puller: &Puller<'_>, r: &Reference) -> Result<Vec<Platform>> {
+    use crate::oci::{ConfigFile, Index, Manifest, media};
+    let (bytes, mt, digest) = puller.top(r)?;
+    if media::is_index(&mt) {
+        let idx: Index = serde_json::from_slice(&bytes).context("parsing the base index")?;
+        return idx
+            .buildable_platforms()
+            .with_context(|| format!("--platform all on the base index {r} ({digest})"));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes).context("parsing the base manifest")?;
+    if m.config.size > crate::oci::json::JSON_LIMIT {
+        bail!(
+            "the config of {r} is {} bytes by its manifest, more than rko reads of an image \
+             config: refusing it (a broken or hostile manifest)",
+            m.config.size
+        );
+    }
+    let mut cfg = Vec::new();
+    puller.blob(r, &m.config, &mut cfg)?;
+    let config: ConfigFile = serde_json::from_slice(&cfg).context("parsing the base config")?;
+    Ok(vec![crate::image::base::layout::platform_of_single(
+        &config,
+    )])
+}
