@@ -8,8 +8,8 @@
 //! build`'s one-process pipeline) ← `cli`; `sbom` (SPDX, CycloneDX, provenance) uses only
 //! `oci` and `buildinfo`; `resolve` (`ko://` references in YAML) uses only `archive`,
 //! beside `build`. `importpath`, `output` and `pool` (a bounded thread pool) are
-//! leaves any stage may use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) is a leaf only
-//! the CLI uses. Only [`main`] is public, so the compiler reports whatever is unused.
+//! leaves any stage may use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) and `koconfig`
+//! (ko's `.ko.yaml` and its ldflags templates) are leaves only the CLI uses. Only [`main`] is public, so the compiler reports whatever is unused.
 
 mod archive;
 mod build;
@@ -18,6 +18,7 @@ mod cli;
 mod gobuild;
 mod image;
 mod importpath;
+mod koconfig;
 mod layer;
 mod oci;
 mod output;
