@@ -101,29 +101,147 @@ pub fn main_package(go: &Path, package: &str) -> Result<(String, PathBuf)> {
     Ok((ip.to_string(), PathBuf::from(dir)))
 }
 
-/// Builds `package` for `platform` into `out`, as ko does; a failed build shows go's
-/// output.
-pub fn build(go: &Path, package: &str, platform: &Platform, out: &Path) -> Result<()> {
+/// What `.ko.yaml` adds to a `go build` (all empty without one).
+#[derive(Clone, Debug, Default)]
+pub struct GoFlags {
+    /// Flags before `-trimpath` (templates already expanded).
+    pub flags: Vec<String>,
+    /// The one `-ldflags=` value (templates expanded, joined by spaces), if any.
+    pub ldflags: Option<String>,
+    /// `KEY=VALUE`s set last, over the process's and the platform's.
+    pub env: Vec<(String, String)>,
+}
+
+/// Splits `.ko.yaml` env entries (`KEY=VALUE`) as ko does: an entry without `=` is an
+/// error.
+pub fn env_pairs(entries: &[String]) -> Result<Vec<(String, String)>> {
+    entries
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("invalid environment variable entry {e:?} in .ko.yaml: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// The variables `go build` for `platform` gets on top of the process's: GOOS and GOARCH,
+/// GOARM or GOAMD64 from the variant, CGO_ENABLED=0 unless the process sets it, then
+/// `extra` (`.ko.yaml`'s env), later entries winning.
+pub fn platform_env(platform: &Platform, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("GOOS".to_string(), platform.os.clone()),
+        ("GOARCH".to_string(), platform.architecture.clone()),
+    ];
+    if std::env::var_os("CGO_ENABLED").is_none() {
+        env.push(("CGO_ENABLED".to_string(), "0".to_string()));
+    }
+    match (platform.architecture.as_str(), &platform.variant) {
+        ("arm", Some(v)) => env.push(("GOARM".to_string(), v.trim_start_matches('v').to_string())),
+        ("amd64", Some(v)) => env.push(("GOAMD64".to_string(), v.clone())),
+        _ => {}
+    }
+    env.extend(extra.iter().cloned());
+    env
+}
+
+/// The whole environment `go build` sees, as ko's templates read it (`.Env.NAME`): the
+/// process's, then [`platform_env`]; `LDFLAGS` is empty unless set, as in ko.
+pub fn template_env(over: &[(String, String)]) -> std::collections::BTreeMap<String, String> {
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    env.entry("LDFLAGS".to_string()).or_default();
+    env.extend(over.iter().cloned());
+    env
+}
+
+/// Refuses `-toolexec` in `.ko.yaml`'s flags and in a GOFLAGS it sets, as ko refuses them:
+/// a config file must not run programs of its choosing inside the compiler.
+pub fn check_no_toolexec(g: &GoFlags) -> Result<()> {
+    let goflags = g
+        .env
+        .iter()
+        .filter(|(k, _)| k == "GOFLAGS")
+        .flat_map(|(_, v)| v.split_whitespace().map(str::to_string));
+    for a in g.flags.iter().cloned().chain(goflags) {
+        for d in ["-", "--"] {
+            if a == format!("{d}toolexec") || a.starts_with(&format!("{d}toolexec=")) {
+                bail!(
+                    "{a} in .ko.yaml (flags or GOFLAGS): rko refuses -toolexec, as ko does; \
+                     remove it from the file"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The import path of a `.ko.yaml` build entry's main package, found as ko finds it:
+/// `main` (a package directory, or a Go file of it) relative to `dir`, listed by `go list`
+/// in that directory.
+pub fn entry_import_path(go: &Path, dir: &Path, main: &str) -> Result<String> {
+    let path = match dir.join(main).is_file() {
+        true => Path::new(main)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".to_string()),
+        false => main.to_string(),
+    };
+    let local = dir.join(&path);
+    if !local.exists() {
+        bail!(
+            "main {main:?} (in {}): {} does not exist; expected a main package directory or \
+             a Go file of one, relative to the entry's dir",
+            dir.display(),
+            local.display()
+        );
+    }
+    let out = Command::new(go)
+        .args(["list", "-f", "{{.ImportPath}}", "--", &format!("./{path}")])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} list", go.display()))?;
+    if !out.status.success() {
+        bail!(
+            "main {main:?} (in {}) is not a valid local import path: `go list` says:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    match lines.as_slice() {
+        [ip] => Ok(ip.to_string()),
+        _ => bail!(
+            "main {main:?} (in {}) names {} packages; expected exactly one",
+            dir.display(),
+            lines.len()
+        ),
+    }
+}
+
+/// Builds `package` for `platform` into `out`, as ko does (`go build <flags> -trimpath
+/// [-ldflags=…] -o OUT PACKAGE`); a failed build shows go's output.
+pub fn build(
+    go: &Path,
+    package: &str,
+    platform: &Platform,
+    out: &Path,
+    extra: &GoFlags,
+) -> Result<()> {
     let mut cmd = Command::new(go);
-    cmd.args(["build", "-trimpath", "-o"])
+    cmd.arg("build").args(&extra.flags).arg("-trimpath");
+    if let Some(l) = &extra.ldflags {
+        cmd.arg(format!("-ldflags={l}"));
+    }
+    cmd.arg("-o")
         .arg(out)
         .arg("--")
         .arg(package)
-        .env("GOOS", &platform.os)
-        .env("GOARCH", &platform.architecture)
+        .envs(platform_env(platform, &extra.env))
         .stdin(Stdio::null());
-    if std::env::var_os("CGO_ENABLED").is_none() {
-        cmd.env("CGO_ENABLED", "0");
-    }
-    match (platform.architecture.as_str(), &platform.variant) {
-        ("arm", Some(v)) => {
-            cmd.env("GOARM", v.trim_start_matches('v'));
-        }
-        ("amd64", Some(v)) => {
-            cmd.env("GOAMD64", v);
-        }
-        _ => {}
-    }
     let o = cmd
         .output()
         .with_context(|| format!("running {} build", go.display()))?;

@@ -1,14 +1,15 @@
 //! `rko build`: the one-shot command for people, shaped like `ko build`: layers, image and
 //! the asked-for outputs in one process. It prints the image digest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::build::{Outs, Push, Request, build_all};
 use crate::cli::args::{CapabilityArgs, CompressionArgs, ImageConfigArgs, RegistryArgs};
 use crate::image::base::spec::BaseSpec;
+use crate::koconfig::{self, KoConfig};
 use crate::oci::{Platform, json, tag};
 use crate::output::Outputs;
 use crate::sbom::Format;
@@ -28,16 +29,21 @@ pub struct BuildArgs {
     /// The Go toolchain for building from source (default: the first `go` on PATH).
     #[arg(long, value_name = "PATH")]
     pub go: Option<PathBuf>,
-    /// The base: `static` (embedded, the default), `scratch`, an OCI layout DIR[@sha256:…],
-    /// or a registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
+    /// The base: `static` (embedded), `scratch`, an OCI layout DIR[@sha256:…], or a
+    /// registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
     /// $XDG_CACHE_HOME/rko, so later builds need no network; a tag alone is resolved and
-    /// its digest printed).
-    #[arg(long, default_value = "static", env = "KO_DEFAULTBASEIMAGE")]
-    pub base: String,
-    /// The image platform (default: linux and the binary's own architecture). Building from
-    /// source, a comma-separated list (linux/amd64,linux/arm64) builds each in parallel and
-    /// makes an index of the images, as `ko build --platform` does.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]", value_parser = platform_list)]
+    /// its digest printed). Default, in ko's order: .ko.yaml's baseImageOverrides for the
+    /// import path, $KO_DEFAULTBASEIMAGE, .ko.yaml's defaultBaseImage, `static`.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// The image platform (default: .ko.yaml's defaultPlatforms when building from source,
+    /// else linux/amd64 from source, or linux and the binary's own architecture). Building
+    /// from source, a comma-separated list (linux/amd64,linux/arm64) builds each in parallel
+    /// and makes an index of the images, as `ko build --platform` does; `all` builds every
+    /// platform of the base's index (less Docker's unknown/unknown attestation entries), or
+    /// the one platform of a base that is a single image, as ko does (not with the built-in
+    /// static and scratch bases, which have no platform list: name the platforms).
+    #[arg(long, value_name = "all|OS/ARCH[/VARIANT][,…]", value_parser = platform_list)]
     pub platform: Option<PlatformList>,
     /// The kodata directory (default: none; the kodata layer is still written, as by ko).
     #[arg(long)]
@@ -140,11 +146,12 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
+    let ko = KoYaml::load()?;
     // Binaries built from source live here until the image is made.
     let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
     let mut reqs = Vec::new();
-    for source in sources(&a, scratch.path())? {
-        let (base, base_name) = base(&a, &source)?;
+    for source in sources(&a, &ko, scratch.path())? {
+        let (base, base_name) = base(&a, &ko, &source)?;
         reqs.push(Request {
             binary: source.binary.clone(),
             import_path: source.import_path.clone(),
@@ -206,14 +213,73 @@ pub fn run(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// The `.ko.yaml` in effect (found as ko finds it), or an empty one.
+struct KoYaml {
+    /// Where it was read from.
+    path: Option<PathBuf>,
+    config: KoConfig,
+}
+
+impl KoYaml {
+    /// Finds and reads the config; each unknown key is warned about, naming the file.
+    fn load() -> Result<KoYaml> {
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        let from_env = std::env::var_os("KO_CONFIG_PATH").map(PathBuf::from);
+        let Some(path) = koconfig::find(from_env.as_deref(), &cwd)? else {
+            return Ok(KoYaml {
+                path: None,
+                config: KoConfig::default(),
+            });
+        };
+        let (config, warnings) = koconfig::load(&path)?;
+        for w in warnings {
+            eprintln!(
+                "rko: warning: {}:{}: unknown key {:?} in the ko config, ignored (ko ignores \
+                 it too); expected one of defaultBaseImage, baseImageOverrides, \
+                 defaultPlatforms, defaultEnv, defaultFlags, defaultLdflags, builds (id, dir, \
+                 main, env, flags, ldflags, linux_capabilities)",
+                path.display(),
+                w.line,
+                w.key
+            );
+        }
+        Ok(KoYaml {
+            path: Some(path),
+            config,
+        })
+    }
+
+    fn display(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| ".ko.yaml".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// The base for `import_path`, as ko picks it: `--base`, else .ko.yaml's
+/// baseImageOverrides for the import path, else $KO_DEFAULTBASEIMAGE, else .ko.yaml's
+/// defaultBaseImage, else the built-in `static`.
+fn base_for(a: &BuildArgs, ko: &KoYaml, import_path: &str) -> String {
+    let env = std::env::var("KO_DEFAULTBASEIMAGE")
+        .ok()
+        .filter(|v| !v.is_empty());
+    a.base
+        .clone()
+        .or_else(|| ko.config.base_override(import_path).map(str::to_string))
+        .or(env)
+        .or_else(|| ko.config.default_base_image.clone())
+        .unwrap_or_else(|| "static".to_string())
+}
+
 /// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
 /// base cache (named, unless --base-name says otherwise, as written, for ko's base
 /// annotations).
-fn base(a: &BuildArgs, source: &Source) -> Result<(BaseSpec, Option<String>)> {
-    if !crate::registry::base_cache::is_registry_reference(&a.base) {
-        return Ok((BaseSpec::parse(&a.base)?, a.config.base_name.clone()));
+fn base(a: &BuildArgs, ko: &KoYaml, source: &Source) -> Result<(BaseSpec, Option<String>)> {
+    let base = base_for(a, ko, &source.import_path);
+    if !crate::registry::base_cache::is_registry_reference(&base) {
+        return Ok((BaseSpec::parse(&base)?, a.config.base_name.clone()));
     }
-    let r = crate::oci::Reference::parse(&a.base)?;
+    let r = crate::oci::Reference::parse(&base)?;
     let platform = match &source.platform {
         Some(p) => p.clone(),
         None => crate::layer::binary::platform_of(&source.binary)?,
@@ -224,7 +290,7 @@ fn base(a: &BuildArgs, source: &Source) -> Result<(BaseSpec, Option<String>)> {
         dir,
         digest: Some(digest),
     };
-    let name = a.config.base_name.clone().unwrap_or_else(|| a.base.clone());
+    let name = a.config.base_name.clone().unwrap_or(base);
     Ok((spec, Some(name)))
 }
 
@@ -237,40 +303,85 @@ struct Source {
     kodata: Option<PathBuf>,
 }
 
-/// `--platform`'s platforms, in order.
+/// `--platform`'s value (or .ko.yaml's defaultPlatforms): `all`, or platforms in order.
 #[derive(Clone, Debug)]
-pub struct PlatformList(Vec<Platform>);
+pub enum PlatformList {
+    /// Every platform of the base, as ko's `--platform=all`.
+    All,
+    List(Vec<Platform>),
+}
 
-/// `--platform`'s value: one platform or a comma-separated list of different ones (a bad
-/// one is a usage error, as for any flag).
+/// `--platform`'s value: `all`, or one platform or a comma-separated list of different
+/// ones (a bad one is a usage error, as for any flag).
 fn platform_list(list: &str) -> Result<PlatformList, String> {
+    platforms_of(&list.split(',').map(str::trim).collect::<Vec<_>>())
+}
+
+/// The platforms named, `all` alone.
+fn platforms_of(names: &[&str]) -> Result<PlatformList, String> {
+    if names.contains(&"all") {
+        return match names {
+            ["all"] => Ok(PlatformList::All),
+            _ => Err(format!(
+                "`all` is named with other platforms ({}); expected `all` alone (every \
+                 platform of the base) or a list of platforms",
+                names.join(",")
+            )),
+        };
+    }
     let mut out: Vec<Platform> = Vec::new();
-    for p in list.split(',').map(str::trim) {
+    for p in names {
         let platform: Platform = p.parse().map_err(|e| format!("{e}"))?;
         if out.contains(&platform) {
             return Err(format!("{p} is named twice; name each platform once"));
         }
         out.push(platform);
     }
-    Ok(PlatformList(out))
+    Ok(PlatformList::List(out))
 }
 
-/// `--platform`'s list (empty when not given).
-fn platforms(a: &BuildArgs) -> Result<Vec<Platform>> {
-    Ok(a.platform.clone().map(|l| l.0).unwrap_or_default())
+/// The platforms `all` means for the base `base` (as `--base` takes it), as ko takes them
+/// from its base: those of the base's index, or the one of a single-image base.
+fn all_platforms(a: &BuildArgs, base: &str) -> Result<Vec<Platform>> {
+    use crate::registry::base_cache;
+    if base_cache::is_registry_reference(base) {
+        let r = crate::oci::Reference::parse(base)?;
+        return base_cache::all_platforms(&a.registry.client()?, &r);
+    }
+    match BaseSpec::parse(base)? {
+        BaseSpec::Layout { dir, digest } => {
+            crate::image::base::layout::all_platforms(&dir, digest.as_ref())
+        }
+        BaseSpec::Static | BaseSpec::Scratch => anyhow::bail!(
+            "--platform all builds every platform of the base's index, but the base is the \
+             built-in {base}, which rko makes for any platform and which has no list of its \
+             own; name the platforms (--platform linux/amd64,linux/arm64), or a base by \
+             reference whose index lists them (--base, defaultBaseImage in .ko.yaml)"
+        ),
+    }
 }
 
 /// What the images are made of: the given binary (one platform), or the package built from
 /// source once per platform, the builds running in parallel.
-fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
+fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<Source>> {
     use crate::gobuild::{self, Target};
     let given_ip = a
         .import_path
         .as_deref()
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
-    let platforms = platforms(a)?;
     match Target::of(&a.binary) {
         Target::Binary(binary) => {
+            // A binary has one platform: .ko.yaml's defaultPlatforms are for building.
+            let platforms = match &a.platform {
+                None => Vec::new(),
+                Some(PlatformList::List(l)) => l.clone(),
+                Some(PlatformList::All) => anyhow::bail!(
+                    "--platform all builds every platform of the base from source, but {} \
+                     is one binary, for one platform; pass the package (./cmd/app) instead, \
+                     or the binary's platform",
+                    a.binary.display()
+                ),
+            };
             if platforms.len() > 1 {
                 anyhow::bail!(
                     "{} is one binary, for one platform, but --platform names {}; pass the \
@@ -303,10 +414,26 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
                      path is {ip}; drop --import-path when building from source"
                 );
             }
-            let platforms = match platforms.is_empty() {
-                true => vec![Platform::new("linux", "amd64")],
-                false => platforms,
+            let spec = match &a.platform {
+                Some(p) => p.clone(),
+                None => {
+                    let names: Vec<&str> = ko
+                        .config
+                        .default_platforms
+                        .iter()
+                        .flat_map(|p| p.split(','))
+                        .map(str::trim)
+                        .collect();
+                    platforms_of(&names)
+                        .map_err(|e| anyhow::anyhow!("{}: defaultPlatforms: {e}", ko.display()))?
+                }
             };
+            let platforms = match spec {
+                PlatformList::All => all_platforms(a, &base_for(a, ko, &ip))?,
+                PlatformList::List(l) if l.is_empty() => vec![Platform::new("linux", "amd64")],
+                PlatformList::List(l) => l,
+            };
+            let go_flags = GoSettings::for_package(ko, &go, &ip, a.config.created)?;
             let kodata = a
                 .kodata
                 .clone()
@@ -316,7 +443,13 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
             crate::pool::pool(indexed.len(), &indexed, |&(i, platform)| {
                 let binary = scratch.join(format!("{i}")).join(&name);
                 fs_err::create_dir_all(binary.parent().expect("a parent"))?;
-                gobuild::build(&go, &package, platform, &binary)?;
+                gobuild::build(
+                    &go,
+                    &package,
+                    platform,
+                    &binary,
+                    &go_flags.expand(platform)?,
+                )?;
                 Ok(Source {
                     binary,
                     import_path: ip.clone(),
@@ -325,5 +458,96 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
                 })
             })
         }
+    }
+}
+
+/// The `.ko.yaml` settings for building one package: its build entry (matched by the
+/// import path of the entry's `main`, as ko matches it; the last match wins, as in ko's
+/// map) or the defaults, ready to expand per platform.
+struct GoSettings {
+    settings: crate::koconfig::Settings,
+    /// `SOURCE_DATE_EPOCH` (--created), else now: ko's `.Date` and `.Timestamp`.
+    date: i64,
+    /// ko's `.Git`, found when a template first asks.
+    git: std::sync::OnceLock<crate::koconfig::git::GitInfo>,
+}
+
+impl GoSettings {
+    fn for_package(ko: &KoYaml, go: &Path, ip: &str, created: Option<u64>) -> Result<Self> {
+        let mut entry = None;
+        if let Some(path) = &ko.path {
+            let cwd = std::env::current_dir().context("reading the working directory")?;
+            for (i, b) in ko.config.builds.iter().enumerate() {
+                let dir = cwd.join(b.dir.as_deref().unwrap_or("."));
+                let main = b.main.as_deref().unwrap_or(".");
+                let found =
+                    crate::gobuild::entry_import_path(go, &dir, main).with_context(|| {
+                        format!("{}:{}: builds entry {}", path.display(), b.line, b.name(i))
+                    })?;
+                if found == ip {
+                    entry = Some(i);
+                }
+            }
+            if let Some(i) = entry {
+                let b = &ko.config.builds[i];
+                b.check_supported(path, i).map_err(anyhow::Error::msg)?;
+                eprintln!("rko: using build config {} for {ip}", b.name(i));
+            }
+        }
+        let date = match created {
+            Some(s) => i64::try_from(s).context("SOURCE_DATE_EPOCH is out of range")?,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        Ok(GoSettings {
+            settings: ko.config.settings(entry),
+            date,
+            git: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The flags, ldflags and env for `platform`, templates expanded as ko expands them.
+    fn expand(&self, platform: &Platform) -> Result<crate::gobuild::GoFlags> {
+        use crate::gobuild;
+        use crate::koconfig::template::{Data, expand};
+        let env = gobuild::env_pairs(&self.settings.env)?;
+        let template_env = gobuild::template_env(&gobuild::platform_env(platform, &env));
+        let git = || {
+            self.git
+                .get_or_init(|| {
+                    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                    let (info, why) = crate::koconfig::git::GitInfo::of(&cwd);
+                    if let Some(why) = why {
+                        eprintln!(
+                            "rko: warning: no git information for {{{{.Git.*}}}} ({why}); \
+                             the fields are empty, as in ko"
+                        );
+                    }
+                    info
+                })
+                .clone()
+        };
+        let data = Data {
+            env: &template_env,
+            git: &git,
+            date: self.date,
+        };
+        let each = |list: &[String], what: &str| -> Result<Vec<String>> {
+            list.iter()
+                .map(|t| {
+                    expand(t, &data).with_context(|| format!("expanding the {what} of .ko.yaml"))
+                })
+                .collect()
+        };
+        let flags = each(&self.settings.flags, "flags")?;
+        let ldflags = each(&self.settings.ldflags, "ldflags")?;
+        let g = gobuild::GoFlags {
+            flags,
+            ldflags: (!ldflags.is_empty()).then(|| ldflags.join(" ")),
+            env,
+        };
+        gobuild::check_no_toolexec(&g)?;
+        Ok(g)
     }
 }
