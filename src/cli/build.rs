@@ -19,7 +19,11 @@ pub struct BuildArgs {
     /// The Go binary (built with CGO_ENABLED=0 for the static and scratch bases), or a Go
     /// main package to build from source as `ko build` does: ./cmd/app, its import path, or
     /// ko://IMPORT/PATH (with `go build -trimpath`, CGO_ENABLED=0 unless set, GOOS/GOARCH
-    /// from --platform, default linux/amd64; its kodata/ directory is the kodata).
+    /// from --platform, default linux/amd64; its kodata/ directory is the kodata). Building
+    /// from source reads ko's .ko.yaml as `ko build` does ($KO_CONFIG_PATH, a file or a
+    /// directory holding .ko.yaml, else ./.ko.yaml): its build entry for the package (or
+    /// defaults) adds env, flags and ldflags, with ko's templates {{.Env.NAME}},
+    /// {{.Git.ShortCommit}} (and ko's other .Git fields), {{.Date}}, {{.Timestamp}}.
     #[arg(value_name = "BINARY|PACKAGE")]
     pub binary: PathBuf,
     /// The Go import path of the main package (ko://… accepted); found by `go list` when
