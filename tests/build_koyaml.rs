@@ -305,6 +305,12 @@ fn ko_config_path_and_precedence_of_flags_and_env() {
     assert!(info.contains("GOARCH=arm64"), "{info}");
     let (_, by_file) = build(&[], &[("KO_CONFIG_PATH", &file_s)]);
     assert_eq!(by_file, by_dir);
+    // `all` on a base that is one image (this arm64 image, as a layout) builds its one
+    // platform, as ko does: an image, not an index.
+    let single = format!("{}@{by_dir}", l.display());
+    let (l2, on_single) = build(&["--base", &single, "--platform", "all"], &[]);
+    assert_eq!(architecture(&l2, &on_single), "arm64");
+    assert_eq!(layers(&l2, &on_single)[..2], layers(&l, &by_dir)[..]);
 
     // Without KO_CONFIG_PATH the working directory has no .ko.yaml: static, linux/amd64.
     let (l, plain) = build(&[], &[]);
@@ -358,6 +364,17 @@ fn a_wrong_ko_yaml_says_where_and_what() {
     let build = |extra: &[&str]| {
         let mut args = vec!["build", "./cmd/app"];
         args.extend(extra);
+        rko(dir, &args, &[])
+    };
+    let build_bin = |bin: &Path, layout: &Path| {
+        let args = [
+            "build",
+            bin.to_str().unwrap(),
+            "--import-path",
+            "example.com/m/cmd/app",
+            "--layout",
+            layout.to_str().unwrap(),
+        ];
         rko(dir, &args, &[])
     };
 
@@ -416,6 +433,22 @@ fn a_wrong_ko_yaml_says_where_and_what() {
         build(&[]),
         &[&format!("{cfg_s}:2: builds entry gone"), "does not exist"],
     );
+
+    // A prebuilt binary takes only the base from the file; the rest is said to be unused,
+    // capabilities included, never dropped silently.
+    std::fs::write(
+        &cfg,
+        "defaultBaseImage: scratch\nbuilds:\n- main: ./cmd/app\n  linux_capabilities: [net_admin]\n",
+    )
+    .unwrap();
+    let bin = common::go_build(dir, "prebuilt", "package main\n\nfunc main() {}\n", "amd64");
+    let layout = dir.join("prebuilt-layout");
+    let (digest, err) = ok(build_bin(&bin, &layout));
+    assert!(
+        err.contains("do not apply to it (nor its linux_capabilities"),
+        "{err}"
+    );
+    assert_eq!(layers(&layout, &digest).len(), 2, "scratch, from the file");
 
     // --platform all needs a base with a platform list.
     std::fs::remove_file(&cfg).unwrap();

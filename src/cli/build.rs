@@ -253,6 +253,31 @@ impl KoYaml {
         })
     }
 
+    /// Says so when the file's build settings cannot apply: `binary` is built already.
+    fn warn_unused_for_binary(&self, binary: &Path) {
+        let c = &self.config;
+        let Some(path) = &self.path else { return };
+        let settings = !c.builds.is_empty()
+            || !c.default_env.is_empty()
+            || !c.default_flags.is_empty()
+            || !c.default_ldflags.is_empty()
+            || !c.default_platforms.is_empty();
+        if !settings {
+            return;
+        }
+        let caps = match c.builds.iter().any(|b| !b.linux_capabilities.is_empty()) {
+            true => " (nor its linux_capabilities, which rko does not support yet)",
+            false => "",
+        };
+        eprintln!(
+            "rko: warning: {} is a binary, built already, so {}'s builds, defaultEnv, \
+             defaultFlags, defaultLdflags and defaultPlatforms do not apply to it{caps}; only \
+             its base settings do. Pass the package (./cmd/app) to build it with them",
+            binary.display(),
+            path.display()
+        );
+    }
+
     fn display(&self) -> String {
         self.path
             .as_ref()
@@ -375,6 +400,7 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
     match Target::of(&a.binary) {
         Target::Binary(binary) => {
+            ko.warn_unused_for_binary(&binary);
             // A binary has one platform: .ko.yaml's defaultPlatforms are for building.
             let platforms = match &a.platform {
                 None => Vec::new(),

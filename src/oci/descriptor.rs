@@ -201,3 +201,54 @@ pub struct NoPlatform {
     /// The platforms the index has, for the message.
     pub found: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::media;
+
+    fn entry(mt: &str, platform: Option<&str>, n: u8) -> Descriptor {
+        let mut d = Descriptor::new(mt, Sha256Digest::of(&[n]), 1);
+        d.platform = platform.map(|p| match p {
+            "unknown/unknown" => Platform::new("unknown", "unknown"),
+            p => p.parse().unwrap(),
+        });
+        d
+    }
+
+    #[test]
+    fn buildable_platforms_are_kos_all() {
+        let idx = Index::new(
+            media::OCI_INDEX,
+            vec![
+                entry(media::OCI_MANIFEST, Some("linux/arm/v7"), 1),
+                entry(media::OCI_MANIFEST, Some("unknown/unknown"), 2),
+                entry(media::DOCKER_MANIFEST, Some("linux/amd64"), 3),
+                entry(media::OCI_MANIFEST, Some("linux/amd64"), 4),
+            ],
+        );
+        let got: Vec<String> = idx
+            .buildable_platforms()
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(got, ["linux/arm/v7", "linux/amd64"]);
+
+        let nested = Index::new(
+            media::OCI_INDEX,
+            vec![entry(media::OCI_INDEX, Some("linux/amd64"), 1)],
+        );
+        let e = nested.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("not an image manifest"), "{e}");
+        let bare = Index::new(media::OCI_INDEX, vec![entry(media::OCI_MANIFEST, None, 1)]);
+        let e = bare.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("has no platform"), "{e}");
+        let only_att = Index::new(
+            media::OCI_INDEX,
+            vec![entry(media::OCI_MANIFEST, Some("unknown/unknown"), 1)],
+        );
+        let e = only_att.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("no image with a platform rko can build"), "{e}");
+    }
+}
