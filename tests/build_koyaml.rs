@@ -149,7 +149,8 @@ fn extract_app(layout: &Path, digest: &str, out: &Path) -> PathBuf {
 
 /// Pushes the two-platform base, then an index of it with a third entry, an
 /// `unknown/unknown` attestation (as Docker writes them) pointing at the amd64 image;
-/// returns (the index with the attestation, the amd64 and arm64 base manifests' layers).
+/// returns (the index with the attestation, also written to `dir/att-index.json`, and the
+/// amd64 and arm64 base manifests' layers).
 fn base_with_attestation(reg: &Registry, dir: &Path) -> (String, Vec<String>, Vec<String>) {
     push_two_platform_base(reg, dir);
     let mut index = common::read_json(dir.join("index.json"));
@@ -158,6 +159,7 @@ fn base_with_attestation(reg: &Registry, dir: &Path) -> (String, Vec<String>, Ve
     att["annotations"] = serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"});
     index["manifests"].as_array_mut().unwrap().push(att);
     let bytes = serde_json::to_vec(&index).unwrap();
+    std::fs::write(dir.join("att-index.json"), &bytes).unwrap();
     let digest = format!("sha256:{}", common::sha256_hex(&bytes));
     let resp = http_request(
         &reg.host(),
@@ -261,6 +263,43 @@ fn ko_yaml_base_all_platforms_env_and_templated_ldflags_reach_the_build() {
         &env,
     ));
     assert_eq!(one, entries[1].1);
+
+    // By tag: resolved once (the digest to pin printed once), every platform's base taken
+    // from that one index.
+    let resp = http_request(
+        &reg.host(),
+        "PUT",
+        "/v2/base/manifests/att",
+        &[("Content-Type", "application/vnd.oci.image.index.v1+json")],
+        &std::fs::read(basedir.join("att-index.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 201);
+    let tagged = format!("{}/base:att", reg.host());
+    let by_tag = dir.join("by-tag");
+    let (d, err) = ok(rko(
+        dir,
+        &[
+            "build",
+            "./cmd/app",
+            "--base",
+            &tagged,
+            "--layout",
+            by_tag.to_str().unwrap(),
+        ],
+        &env,
+    ));
+    assert_eq!(
+        err.matches(&format!("resolved to {index}; pin it as"))
+            .count(),
+        1,
+        "{err}"
+    );
+    let plats: Vec<String> = index_entries(&by_tag, &d)
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64"]);
 
     // A missing .Env variable is ko's error too, named.
     fails(

@@ -10,7 +10,7 @@ use crate::build::{Outs, Push, Request, build_all};
 use crate::cli::args::{CapabilityArgs, CompressionArgs, ImageConfigArgs, RegistryArgs};
 use crate::image::base::spec::BaseSpec;
 use crate::koconfig::{self, KoConfig};
-use crate::oci::{Platform, json, tag};
+use crate::oci::{Platform, Sha256Digest, json, tag};
 use crate::output::Outputs;
 use crate::sbom::Format;
 
@@ -308,7 +308,10 @@ fn base(a: &BuildArgs, ko: &KoYaml, source: &Source) -> Result<(BaseSpec, Option
     if !crate::registry::base_cache::is_registry_reference(&base) {
         return Ok((BaseSpec::parse(&base)?, a.config.base_name.clone()));
     }
-    let r = crate::oci::Reference::parse(&base)?;
+    let mut r = crate::oci::Reference::parse(&base)?;
+    if let Some(d) = source.base_pin {
+        r.digest = Some(d);
+    }
     let platform = match &source.platform {
         Some(p) => p.clone(),
         None => crate::layer::binary::platform_of(&source.binary)?,
@@ -330,6 +333,9 @@ struct Source {
     import_path: String,
     platform: Option<Platform>,
     kodata: Option<PathBuf>,
+    /// The digest `--platform all` read the base's platforms from: the base by reference
+    /// is pulled at it, so a tag that moves meanwhile changes nothing.
+    base_pin: Option<Sha256Digest>,
 }
 
 /// `--platform`'s value (or .ko.yaml's defaultPlatforms): `all`, or platforms in order.
@@ -370,17 +376,20 @@ fn platforms_of(names: &[&str]) -> Result<PlatformList, String> {
 }
 
 /// The platforms `all` means for the base `base` (as `--base` takes it), as ko takes them
-/// from its base: those of the base's index, or the one of a single-image base.
-fn all_platforms(a: &BuildArgs, base: &str) -> Result<Vec<Platform>> {
+/// from its base: those of the base's index, or the one of a single-image base; for a
+/// base in a registry, also the digest read, for every platform's image to be made of.
+fn all_platforms(a: &BuildArgs, base: &str) -> Result<(Vec<Platform>, Option<Sha256Digest>)> {
     use crate::registry::base_cache;
     if base_cache::is_registry_reference(base) {
         let r = crate::oci::Reference::parse(base)?;
-        return base_cache::all_platforms(&a.registry.client()?, &r);
+        let (platforms, digest) = base_cache::all_platforms(&a.registry.client()?, &r)?;
+        return Ok((platforms, Some(digest)));
     }
     match BaseSpec::parse(base)? {
-        BaseSpec::Layout { dir, digest } => {
-            crate::image::base::layout::all_platforms(&dir, digest.as_ref())
-        }
+        BaseSpec::Layout { dir, digest } => Ok((
+            crate::image::base::layout::all_platforms(&dir, digest.as_ref())?,
+            None,
+        )),
         BaseSpec::Static | BaseSpec::Scratch => anyhow::bail!(
             "--platform all builds every platform of the base's index, but the base is the \
              built-in {base}, which rko makes for any platform and which has no list of its \
@@ -433,6 +442,7 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
                 })?,
                 platform: platforms.into_iter().next(),
                 kodata: a.kodata.clone(),
+                base_pin: None,
             }])
         }
         Target::Package(package) => {
@@ -458,10 +468,12 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
                         .map_err(|e| anyhow::anyhow!("{}: defaultPlatforms: {e}", ko.display()))?
                 }
             };
-            let platforms = match spec {
+            let (platforms, base_pin) = match spec {
                 PlatformList::All => all_platforms(a, &base_for(a, ko, &ip))?,
-                PlatformList::List(l) if l.is_empty() => vec![Platform::new("linux", "amd64")],
-                PlatformList::List(l) => l,
+                PlatformList::List(l) if l.is_empty() => {
+                    (vec![Platform::new("linux", "amd64")], None)
+                }
+                PlatformList::List(l) => (l, None),
             };
             let go_flags = GoSettings::for_package(ko, &go, &ip, a.config.created)?;
             let kodata = a
@@ -485,6 +497,7 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
                     import_path: ip.clone(),
                     platform: Some(platform.clone()),
                     kodata: kodata.clone(),
+                    base_pin,
                 })
             })
         }

@@ -115,8 +115,10 @@ pub fn cached_base(
 
 /// The platforms `--platform all` builds on the base `r`, as ko takes them: those of its
 /// index (less Docker's `unknown/unknown` attestations), or for a single image the one its
-/// config names. A pinned base already in the cache is read from there, with no network.
-pub fn all_platforms(client: &Client, r: &Reference) -> Result<Vec<Platform>> {
+/// config names; and the digest of the base read, so the images are made of that one
+/// even if a tag moves meanwhile (a tag is resolved once, and the digest to pin printed).
+/// A pinned base already in the cache is read from there, with no network.
+pub fn all_platforms(client: &Client, r: &Reference) -> Result<(Vec<Platform>, Sha256Digest)> {
     use crate::image::base::layout;
     if let Some(d) = &r.digest {
         let dir = cache_root()?
@@ -127,7 +129,7 @@ pub fn all_platforms(client: &Client, r: &Reference) -> Result<Vec<Platform>> {
             .map(|e| e.path())
             .find(|p| p.join("index.json").is_file())
         {
-            return layout::all_platforms(&entry, Some(d));
+            return Ok((layout::all_platforms(&entry, Some(d))?, *d));
         }
     }
     let sources = Mirrors::load(&[])?.sources(r)?;
@@ -135,7 +137,15 @@ pub fn all_platforms(client: &Client, r: &Reference) -> Result<Vec<Platform>> {
     let mut last = None;
     for s in &sources {
         match platforms_from(&puller, &s.reference) {
-            Ok(p) => return Ok(p),
+            Ok((p, digest)) => {
+                if r.digest.is_none() {
+                    eprintln!(
+                        "rko: the base {r} resolved to {digest}; pin it as {}@{digest}",
+                        r.name()
+                    );
+                }
+                return Ok((p, digest));
+            }
             Err(e) => last = Some(e),
         }
     }
@@ -146,14 +156,15 @@ pub fn all_platforms(client: &Client, r: &Reference) -> Result<Vec<Platform>> {
         )))
 }
 
-fn platforms_from(puller: &Puller<'_>, r: &Reference) -> Result<Vec<Platform>> {
+fn platforms_from(puller: &Puller<'_>, r: &Reference) -> Result<(Vec<Platform>, Sha256Digest)> {
     use crate::oci::{ConfigFile, Index, Manifest, media};
     let (bytes, mt, digest) = puller.top(r)?;
     if media::is_index(&mt) {
         let idx: Index = serde_json::from_slice(&bytes).context("parsing the base index")?;
-        return idx
+        let platforms = idx
             .buildable_platforms()
-            .with_context(|| format!("--platform all on the base index {r} ({digest})"));
+            .with_context(|| format!("--platform all on the base index {r} ({digest})"))?;
+        return Ok((platforms, digest));
     }
     let m: Manifest = serde_json::from_slice(&bytes).context("parsing the base manifest")?;
     if m.config.size > crate::oci::json::JSON_LIMIT {
@@ -166,7 +177,6 @@ fn platforms_from(puller: &Puller<'_>, r: &Reference) -> Result<Vec<Platform>> {
     let mut cfg = Vec::new();
     puller.blob(r, &m.config, &mut cfg)?;
     let config: ConfigFile = serde_json::from_slice(&cfg).context("parsing the base config")?;
-    Ok(vec![crate::image::base::layout::platform_of_single(
-        &config,
-    )])
+    let platform = crate::image::base::layout::platform_of_single(&config);
+    Ok((vec![platform], digest))
 }
