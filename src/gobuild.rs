@@ -1,7 +1,9 @@
 //! `rko build ./cmd/app`: building the Go binary from source as `ko build` does, with the
 //! Go toolchain on the machine: `go list` finds the package's import path (and that it is a
 //! `main` package in the current module), then `go build -trimpath` with `CGO_ENABLED=0`
-//! (unless the environment sets it) and GOOS/GOARCH/GOARM from the image platform.
+//! (unless the environment sets it) and GOOS/GOARCH/GOARM from the image platform, with
+//! what `.ko.yaml` adds ([`KoBuild`]: its build entry's or default env, flags and ldflags,
+//! templates expanded per platform, `-toolexec` refused, as ko does).
 //! The build system rules never use this: there the build system builds the binary.
 
 use std::path::{Path, PathBuf};
@@ -252,4 +254,98 @@ pub fn build(
         );
     }
     Ok(())
+}
+
+/// The `.ko.yaml` settings for building one package: its build entry (matched by the
+/// import path of the entry's `main`, as ko matches it; the last match wins, as in ko's
+/// map) or the defaults, ready to expand per platform.
+pub struct KoBuild {
+    settings: crate::koconfig::Settings,
+    /// `SOURCE_DATE_EPOCH` (--created), else now: ko's `.Date` and `.Timestamp`.
+    date: i64,
+    /// ko's `.Git`, found when a template first asks.
+    git: std::sync::OnceLock<crate::koconfig::git::GitInfo>,
+}
+
+impl KoBuild {
+    pub fn for_package(
+        ko: &crate::koconfig::Loaded,
+        go: &Path,
+        ip: &str,
+        created: Option<u64>,
+    ) -> Result<Self> {
+        let mut entry = None;
+        if let Some(path) = &ko.path {
+            let cwd = std::env::current_dir().context("reading the working directory")?;
+            for (i, b) in ko.config.builds.iter().enumerate() {
+                let dir = cwd.join(b.dir.as_deref().unwrap_or("."));
+                let main = b.main.as_deref().unwrap_or(".");
+                let found = entry_import_path(go, &dir, main).with_context(|| {
+                    format!("{}:{}: builds entry {}", path.display(), b.line, b.name(i))
+                })?;
+                if found == ip {
+                    entry = Some(i);
+                }
+            }
+            if let Some(i) = entry {
+                let b = &ko.config.builds[i];
+                b.check_supported(path, i).map_err(anyhow::Error::msg)?;
+                eprintln!("rko: using build config {} for {ip}", b.name(i));
+            }
+        }
+        let date = match created {
+            Some(s) => i64::try_from(s).context("SOURCE_DATE_EPOCH is out of range")?,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        Ok(KoBuild {
+            settings: ko.config.settings(entry),
+            date,
+            git: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The flags, ldflags and env for `platform`, templates expanded as ko expands them.
+    pub fn expand(&self, platform: &Platform) -> Result<GoFlags> {
+        use crate::koconfig::template::{Data, expand};
+        let env = env_pairs(&self.settings.env)?;
+        let template_env = template_env(&platform_env(platform, &env));
+        let git = || {
+            self.git
+                .get_or_init(|| {
+                    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                    let (info, why) = crate::koconfig::git::GitInfo::of(&cwd);
+                    if let Some(why) = why {
+                        eprintln!(
+                            "rko: warning: no git information for {{{{.Git.*}}}} ({why}); \
+                             the fields are empty, as in ko"
+                        );
+                    }
+                    info
+                })
+                .clone()
+        };
+        let data = Data {
+            env: &template_env,
+            git: &git,
+            date: self.date,
+        };
+        let each = |list: &[String], what: &str| -> Result<Vec<String>> {
+            list.iter()
+                .map(|t| {
+                    expand(t, &data).with_context(|| format!("expanding the {what} of .ko.yaml"))
+                })
+                .collect()
+        };
+        let flags = each(&self.settings.flags, "flags")?;
+        let ldflags = each(&self.settings.ldflags, "ldflags")?;
+        let g = GoFlags {
+            flags,
+            ldflags: (!ldflags.is_empty()).then(|| ldflags.join(" ")),
+            env,
+        };
+        check_no_toolexec(&g)?;
+        Ok(g)
+    }
 }

@@ -1,15 +1,16 @@
 //! `rko build`: the one-shot command for people, shaped like `ko build`: layers, image and
 //! the asked-for outputs in one process. It prints the image digest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::build::{Outs, Push, Request, build_all};
 use crate::cli::args::{CapabilityArgs, CompressionArgs, ImageConfigArgs, RegistryArgs};
+use crate::gobuild::KoBuild;
 use crate::image::base::spec::BaseSpec;
-use crate::koconfig::{self, KoConfig};
+use crate::koconfig::Loaded;
 use crate::oci::{Platform, Sha256Digest, json, tag};
 use crate::output::Outputs;
 use crate::sbom::Format;
@@ -150,7 +151,7 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
-    let ko = KoYaml::load()?;
+    let ko = Loaded::from_env()?;
     // Binaries built from source live here until the image is made.
     let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
     let mut reqs = Vec::new();
@@ -217,93 +218,15 @@ pub fn run(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `.ko.yaml` in effect (found as ko finds it), or an empty one.
-struct KoYaml {
-    /// Where it was read from.
-    path: Option<PathBuf>,
-    config: KoConfig,
-}
-
-impl KoYaml {
-    /// Finds and reads the config; each unknown key is warned about, naming the file.
-    fn load() -> Result<KoYaml> {
-        let cwd = std::env::current_dir().context("reading the working directory")?;
-        let from_env = std::env::var_os("KO_CONFIG_PATH").map(PathBuf::from);
-        let Some(path) = koconfig::find(from_env.as_deref(), &cwd)? else {
-            return Ok(KoYaml {
-                path: None,
-                config: KoConfig::default(),
-            });
-        };
-        let (config, warnings) = koconfig::load(&path)?;
-        for w in warnings {
-            eprintln!(
-                "rko: warning: {}:{}: unknown key {:?} in the ko config, ignored (ko ignores \
-                 it too); expected one of defaultBaseImage, baseImageOverrides, \
-                 defaultPlatforms, defaultEnv, defaultFlags, defaultLdflags, builds (id, dir, \
-                 main, env, flags, ldflags, linux_capabilities)",
-                path.display(),
-                w.line,
-                w.key
-            );
-        }
-        Ok(KoYaml {
-            path: Some(path),
-            config,
-        })
-    }
-
-    /// Says so when the file's build settings cannot apply: `binary` is built already.
-    fn warn_unused_for_binary(&self, binary: &Path) {
-        let c = &self.config;
-        let Some(path) = &self.path else { return };
-        let settings = !c.builds.is_empty()
-            || !c.default_env.is_empty()
-            || !c.default_flags.is_empty()
-            || !c.default_ldflags.is_empty()
-            || !c.default_platforms.is_empty();
-        if !settings {
-            return;
-        }
-        let caps = match c.builds.iter().any(|b| !b.linux_capabilities.is_empty()) {
-            true => " (nor its linux_capabilities, which rko does not support yet)",
-            false => "",
-        };
-        eprintln!(
-            "rko: warning: {} is a binary, built already, so {}'s builds, defaultEnv, \
-             defaultFlags, defaultLdflags and defaultPlatforms do not apply to it{caps}; only \
-             its base settings do. Pass the package (./cmd/app) to build it with them",
-            binary.display(),
-            path.display()
-        );
-    }
-
-    fn display(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| ".ko.yaml".to_string(), |p| p.display().to_string())
-    }
-}
-
-/// The base for `import_path`, as ko picks it: `--base`, else .ko.yaml's
-/// baseImageOverrides for the import path, else $KO_DEFAULTBASEIMAGE, else .ko.yaml's
-/// defaultBaseImage, else the built-in `static`.
-fn base_for(a: &BuildArgs, ko: &KoYaml, import_path: &str) -> String {
-    let env = std::env::var("KO_DEFAULTBASEIMAGE")
-        .ok()
-        .filter(|v| !v.is_empty());
-    a.base
-        .clone()
-        .or_else(|| ko.config.base_override(import_path).map(str::to_string))
-        .or(env)
-        .or_else(|| ko.config.default_base_image.clone())
-        .unwrap_or_else(|| "static".to_string())
+/// The base for `import_path`: `--base`, else as ko picks it ([`Loaded::base_for`]).
+fn base_for(a: &BuildArgs, ko: &Loaded, import_path: &str) -> String {
+    a.base.clone().unwrap_or_else(|| ko.base_for(import_path))
 }
 
 /// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
 /// base cache (named, unless --base-name says otherwise, as written, for ko's base
 /// annotations).
-fn base(a: &BuildArgs, ko: &KoYaml, source: &Source) -> Result<(BaseSpec, Option<String>)> {
+fn base(a: &BuildArgs, ko: &Loaded, source: &Source) -> Result<(BaseSpec, Option<String>)> {
     let base = base_for(a, ko, &source.import_path);
     if !crate::registry::base_cache::is_registry_reference(&base) {
         return Ok((BaseSpec::parse(&base)?, a.config.base_name.clone()));
@@ -401,7 +324,7 @@ fn all_platforms(a: &BuildArgs, base: &str) -> Result<(Vec<Platform>, Option<Sha
 
 /// What the images are made of: the given binary (one platform), or the package built from
 /// source once per platform, the builds running in parallel.
-fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<Source>> {
+fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<Source>> {
     use crate::gobuild::{self, Target};
     let given_ip = a
         .import_path
@@ -409,7 +332,9 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
     match Target::of(&a.binary) {
         Target::Binary(binary) => {
-            ko.warn_unused_for_binary(&binary);
+            if let Some(w) = ko.unused_for_binary(&binary) {
+                eprintln!("rko: warning: {w}");
+            }
             // A binary has one platform: .ko.yaml's defaultPlatforms are for building.
             let platforms = match &a.platform {
                 None => Vec::new(),
@@ -475,7 +400,7 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
                 }
                 PlatformList::List(l) => (l, None),
             };
-            let go_flags = GoSettings::for_package(ko, &go, &ip, a.config.created)?;
+            let go_flags = KoBuild::for_package(ko, &go, &ip, a.config.created)?;
             let kodata = a
                 .kodata
                 .clone()
@@ -501,96 +426,5 @@ fn sources(a: &BuildArgs, ko: &KoYaml, scratch: &std::path::Path) -> Result<Vec<
                 })
             })
         }
-    }
-}
-
-/// The `.ko.yaml` settings for building one package: its build entry (matched by the
-/// import path of the entry's `main`, as ko matches it; the last match wins, as in ko's
-/// map) or the defaults, ready to expand per platform.
-struct GoSettings {
-    settings: crate::koconfig::Settings,
-    /// `SOURCE_DATE_EPOCH` (--created), else now: ko's `.Date` and `.Timestamp`.
-    date: i64,
-    /// ko's `.Git`, found when a template first asks.
-    git: std::sync::OnceLock<crate::koconfig::git::GitInfo>,
-}
-
-impl GoSettings {
-    fn for_package(ko: &KoYaml, go: &Path, ip: &str, created: Option<u64>) -> Result<Self> {
-        let mut entry = None;
-        if let Some(path) = &ko.path {
-            let cwd = std::env::current_dir().context("reading the working directory")?;
-            for (i, b) in ko.config.builds.iter().enumerate() {
-                let dir = cwd.join(b.dir.as_deref().unwrap_or("."));
-                let main = b.main.as_deref().unwrap_or(".");
-                let found =
-                    crate::gobuild::entry_import_path(go, &dir, main).with_context(|| {
-                        format!("{}:{}: builds entry {}", path.display(), b.line, b.name(i))
-                    })?;
-                if found == ip {
-                    entry = Some(i);
-                }
-            }
-            if let Some(i) = entry {
-                let b = &ko.config.builds[i];
-                b.check_supported(path, i).map_err(anyhow::Error::msg)?;
-                eprintln!("rko: using build config {} for {ip}", b.name(i));
-            }
-        }
-        let date = match created {
-            Some(s) => i64::try_from(s).context("SOURCE_DATE_EPOCH is out of range")?,
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        };
-        Ok(GoSettings {
-            settings: ko.config.settings(entry),
-            date,
-            git: std::sync::OnceLock::new(),
-        })
-    }
-
-    /// The flags, ldflags and env for `platform`, templates expanded as ko expands them.
-    fn expand(&self, platform: &Platform) -> Result<crate::gobuild::GoFlags> {
-        use crate::gobuild;
-        use crate::koconfig::template::{Data, expand};
-        let env = gobuild::env_pairs(&self.settings.env)?;
-        let template_env = gobuild::template_env(&gobuild::platform_env(platform, &env));
-        let git = || {
-            self.git
-                .get_or_init(|| {
-                    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-                    let (info, why) = crate::koconfig::git::GitInfo::of(&cwd);
-                    if let Some(why) = why {
-                        eprintln!(
-                            "rko: warning: no git information for {{{{.Git.*}}}} ({why}); \
-                             the fields are empty, as in ko"
-                        );
-                    }
-                    info
-                })
-                .clone()
-        };
-        let data = Data {
-            env: &template_env,
-            git: &git,
-            date: self.date,
-        };
-        let each = |list: &[String], what: &str| -> Result<Vec<String>> {
-            list.iter()
-                .map(|t| {
-                    expand(t, &data).with_context(|| format!("expanding the {what} of .ko.yaml"))
-                })
-                .collect()
-        };
-        let flags = each(&self.settings.flags, "flags")?;
-        let ldflags = each(&self.settings.ldflags, "ldflags")?;
-        let g = gobuild::GoFlags {
-            flags,
-            ldflags: (!ldflags.is_empty()).then(|| ldflags.join(" ")),
-            env,
-        };
-        gobuild::check_no_toolexec(&g)?;
-        Ok(g)
     }
 }

@@ -5,9 +5,9 @@
 //! flag, as ko's `StringArray`). A key ko does not read is warned about, not ignored
 //! silently; malformed YAML and a value of the wrong shape are errors naming `FILE:LINE`.
 //!
-//! This module only reads the file. What a key means for a build (which base, which
-//! flags) is decided by `rko build`; the ldflags templates are evaluated by
-//! [`template`]. A leaf: it imports nothing of the crate but the platform noun.
+//! This module reads the file and picks the base as ko does ([`Loaded::base_for`]); what
+//! the build settings mean for `go build` is `gobuild::KoBuild`'s, with the templates
+//! evaluated by [`template`]. A leaf: it imports nothing else of the crate.
 
 pub mod git;
 pub mod template;
@@ -114,6 +114,91 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The `.ko.yaml` in effect (found as ko finds it), or an empty one.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Where it was read from.
+    pub path: Option<PathBuf>,
+    pub config: KoConfig,
+}
+
+impl Loaded {
+    /// Finds the config as ko does (`KO_CONFIG_PATH`, else the working directory) and reads
+    /// it; each unknown key is warned about on stderr, naming the file and line.
+    pub fn from_env() -> anyhow::Result<Loaded> {
+        use anyhow::Context;
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        let from_env = std::env::var_os("KO_CONFIG_PATH").map(PathBuf::from);
+        let Some(path) = find(from_env.as_deref(), &cwd)? else {
+            return Ok(Loaded::default());
+        };
+        let (config, warnings) = load(&path)?;
+        for w in warnings {
+            eprintln!(
+                "rko: warning: {}:{}: unknown key {:?} in the ko config, ignored (ko ignores \
+                 it too); expected one of defaultBaseImage, baseImageOverrides, \
+                 defaultPlatforms, defaultEnv, defaultFlags, defaultLdflags, builds (id, dir, \
+                 main, env, flags, ldflags, linux_capabilities)",
+                path.display(),
+                w.line,
+                w.key
+            );
+        }
+        Ok(Loaded {
+            path: Some(path),
+            config,
+        })
+    }
+
+    /// The base for `import_path` when no `--base` is given, as ko picks it: the file's
+    /// baseImageOverrides for the import path, else `$KO_DEFAULTBASEIMAGE` (viper's `KO_`
+    /// environment over the file), else defaultBaseImage, else rko's built-in `static`.
+    pub fn base_for(&self, import_path: &str) -> String {
+        let env = std::env::var("KO_DEFAULTBASEIMAGE")
+            .ok()
+            .filter(|v| !v.is_empty());
+        self.config
+            .base_override(import_path)
+            .map(str::to_string)
+            .or(env)
+            .or_else(|| self.config.default_base_image.clone())
+            .unwrap_or_else(|| "static".to_string())
+    }
+
+    /// What to warn when a prebuilt `binary` is given: the file's build settings (and any
+    /// linux_capabilities) cannot apply to it, only its base settings do.
+    pub fn unused_for_binary(&self, binary: &Path) -> Option<String> {
+        let c = &self.config;
+        let path = self.path.as_ref()?;
+        let settings = !c.builds.is_empty()
+            || !c.default_env.is_empty()
+            || !c.default_flags.is_empty()
+            || !c.default_ldflags.is_empty()
+            || !c.default_platforms.is_empty();
+        if !settings {
+            return None;
+        }
+        let caps = match c.builds.iter().any(|b| !b.linux_capabilities.is_empty()) {
+            true => " (nor its linux_capabilities, which rko does not support yet)",
+            false => "",
+        };
+        Some(format!(
+            "{} is a binary, built already, so {}'s builds, defaultEnv, defaultFlags, \
+             defaultLdflags and defaultPlatforms do not apply to it{caps}; only its base \
+             settings do. Pass the package (./cmd/app) to build it with them",
+            binary.display(),
+            path.display()
+        ))
+    }
+
+    /// The file's name for messages.
+    pub fn display(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| ".ko.yaml".to_string(), |p| p.display().to_string())
+    }
 }
 
 /// A key rko does not know, with where it is.
