@@ -468,8 +468,9 @@ impl KoConfig {
         }
         if !self.base_image_overrides.is_empty() {
             out.push_str("baseImageOverrides:\n");
+            // Explicit keys (`? k`): an implicit key is limited to 1024 characters.
             for (k, v) in &self.base_image_overrides {
-                out.push_str(&format!("  {}: {}\n", quote(k), quote(v)));
+                out.push_str(&format!("  ? {}\n  : {}\n", quote(k), quote(v)));
             }
         }
         for (key, v) in [
@@ -599,6 +600,10 @@ mod tests {
             "defaultBaseImage: \"a\\u0001\"\nbaseImageOverrides: {x: y}\n\
              defaultFlags: [-v]\nbuilds:\n- {id: i, main: '#x', ldflags: [], env: [A=B]}\n",
         );
+        let mut c = c;
+        // Longer than YAML's 1024-character implicit keys once escaped (found by fuzzing).
+        let long = format!("{}\u{10}", "k".repeat(1100));
+        c.base_image_overrides.push((long, "z".to_string()));
         let (back, w) = p(&c.to_yaml());
         assert!(w.is_empty());
         let strip = |mut c: KoConfig| {
