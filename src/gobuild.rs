@@ -3,7 +3,8 @@
 //! `main` package in the current module), then `go build -trimpath` with `CGO_ENABLED=0`
 //! (unless the environment sets it) and GOOS/GOARCH/GOARM from the image platform, with
 //! what `.ko.yaml` adds ([`KoBuild`]: its build entry's or default env, flags and ldflags,
-//! templates expanded per platform, `-toolexec` refused, as ko does).
+//! templates expanded per platform, `-toolexec` refused, as ko does; and the entry's
+//! `linux_capabilities` for the binary layer).
 //! The build system rules never use this: there the build system builds the binary.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::layer::caps::FileCaps;
 use crate::oci::Platform;
 
 /// What a positional `rko build` argument names.
@@ -261,6 +263,8 @@ pub fn build(
 /// map) or the defaults, ready to expand per platform.
 pub struct KoBuild {
     settings: crate::koconfig::Settings,
+    /// The build entry's `linux_capabilities`, checked.
+    pub capabilities: Option<FileCaps>,
     /// `SOURCE_DATE_EPOCH` (--created), else now: ko's `.Date` and `.Timestamp`.
     date: i64,
     /// ko's `.Git`, found when a template first asks.
@@ -275,6 +279,7 @@ impl KoBuild {
         created: Option<u64>,
     ) -> Result<Self> {
         let mut entry = None;
+        let mut capabilities = None;
         if let Some(path) = &ko.path {
             let cwd = std::env::current_dir().context("reading the working directory")?;
             for (i, b) in ko.config.builds.iter().enumerate() {
@@ -289,8 +294,15 @@ impl KoBuild {
             }
             if let Some(i) = entry {
                 let b = &ko.config.builds[i];
-                b.check_supported(path, i).map_err(anyhow::Error::msg)?;
                 eprintln!("rko: using build config {} for {ip}", b.name(i));
+                capabilities = FileCaps::parse(&b.linux_capabilities).with_context(|| {
+                    format!(
+                        "{}:{}: build {}: linux_capabilities",
+                        path.display(),
+                        b.line,
+                        b.name(i)
+                    )
+                })?;
             }
         }
         let date = match created {
@@ -301,6 +313,7 @@ impl KoBuild {
         };
         Ok(KoBuild {
             settings: ko.config.settings(entry),
+            capabilities,
             date,
             git: std::sync::OnceLock::new(),
         })

@@ -3,7 +3,8 @@
 //! binary is run and read back); KO_CONFIG_PATH finds the file elsewhere; --base and
 //! --platform win over the file, KO_DEFAULTBASEIMAGE over defaultBaseImage; `--platform
 //! all` builds each platform of a base index in a real registry (less its unknown/unknown
-//! attestation entry); a wrong file says where and what.
+//! attestation entry); a build entry's linux_capabilities give the bytes --linux-capability
+//! gives; a wrong file says where and what.
 
 mod common;
 
@@ -449,17 +450,15 @@ fn a_wrong_ko_yaml_says_where_and_what() {
         )],
     );
 
-    // linux_capabilities are refused, not ignored.
+    // A linux_capabilities term rko cannot read is named with the file and line.
     std::fs::write(
         &cfg,
-        "builds:\n- id: app\n  main: ./cmd/app\n  linux_capabilities: [net_bind_service]\n",
+        "builds:\n- id: app\n  main: ./cmd/app\n  linux_capabilities: [cap_nope]\n",
     )
     .unwrap();
     fails(
         build(&[]),
-        &[&format!(
-            "{cfg_s}:2: build app asks for linux_capabilities [net_bind_service], which rko does not support yet"
-        )],
+        &[&format!("{cfg_s}:2: build app: linux_capabilities")],
     );
 
     // An unknown template field is named.
@@ -510,4 +509,68 @@ fn a_wrong_ko_yaml_says_where_and_what() {
         ),
         &["/nonexistent/ko: KO_CONFIG_PATH"],
     );
+}
+
+/// The `security.capability` xattr of /ko-app/app in the image `digest`, if any.
+fn app_capability(layout: &Path, digest: &str) -> Option<Vec<u8>> {
+    let top = layers(layout, digest).pop().unwrap();
+    let f = std::fs::File::open(common::layout_blob(layout, &top)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().trim_start_matches('/') != "ko-app/app" {
+            continue;
+        }
+        let pax = e.pax_extensions().unwrap()?;
+        for x in pax {
+            let x = x.unwrap();
+            if x.key().unwrap() == "SCHILY.xattr.security.capability" {
+                return Some(x.value_bytes().to_vec());
+            }
+        }
+        return None;
+    }
+    panic!("no /ko-app/app in the top layer of {digest}");
+}
+
+#[test]
+fn ko_yaml_linux_capabilities_give_the_flags_bytes() {
+    common::require_tools!("go", "git");
+    let w = tempfile::tempdir().unwrap();
+    let dir = w.path();
+    module(dir);
+    let build = |name: &str, args: &[&str]| {
+        let layout = dir.join(name);
+        let mut all = vec!["build", "./cmd/app", "--layout", layout.to_str().unwrap()];
+        all.extend(args);
+        let (digest, err) = ok(rko(dir, &all, &[]));
+        (layout, digest, err)
+    };
+    let (l, none, _) = build("none", &[]);
+    assert_eq!(app_capability(&l, &none), None);
+    let (l, by_flag, _) = build("flag", &["--linux-capability", "net_bind_service"]);
+    let xattr = app_capability(&l, &by_flag).expect("a security.capability xattr");
+    assert_ne!(by_flag, none);
+
+    // The build entry's linux_capabilities: the same image as the flag gives.
+    std::fs::write(
+        dir.join(".ko.yaml"),
+        "builds:\n- id: app\n  main: ./cmd/app\n  linux_capabilities: net_bind_service\n",
+    )
+    .unwrap();
+    let (l, by_file, err) = build("file", &[]);
+    assert!(err.contains("using build config app"), "{err}");
+    assert_eq!(by_file, by_flag);
+    assert_eq!(app_capability(&l, &by_file).as_deref(), Some(&xattr[..]));
+
+    // --linux-capability wins over the file.
+    std::fs::write(
+        dir.join(".ko.yaml"),
+        "builds:\n- id: app\n  main: ./cmd/app\n  linux_capabilities: [net_admin]\n",
+    )
+    .unwrap();
+    let (_, file_other, _) = build("file-other", &[]);
+    assert_ne!(file_other, by_flag);
+    let (_, flag_wins, _) = build("flag-wins", &["--linux-capability", "net_bind_service"]);
+    assert_eq!(flag_wins, by_flag);
 }

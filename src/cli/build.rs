@@ -168,7 +168,11 @@ pub fn run(a: BuildArgs) -> Result<()> {
             layers: a.layers.clone(),
             name: a.name.clone(),
             allow_non_go: a.allow_non_go,
-            capabilities: a.capabilities.caps()?,
+            // --linux-capability over the .ko.yaml build entry's, as flags over the file.
+            capabilities: match a.capabilities.linux_capabilities.is_empty() {
+                true => source.capabilities,
+                false => a.capabilities.caps()?,
+            },
             compression: a.compression.compression()?,
             threads: a.compression.threads(),
             options: a.config.options()?,
@@ -259,6 +263,8 @@ struct Source {
     /// The digest `--platform all` read the base's platforms from: the base by reference
     /// is pulled at it, so a tag that moves meanwhile changes nothing.
     base_pin: Option<Sha256Digest>,
+    /// The `.ko.yaml` build entry's `linux_capabilities`.
+    capabilities: Option<crate::layer::caps::FileCaps>,
 }
 
 /// `--platform`'s value (or .ko.yaml's defaultPlatforms): `all`, or platforms in order.
@@ -368,6 +374,7 @@ fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<
                 platform: platforms.into_iter().next(),
                 kodata: a.kodata.clone(),
                 base_pin: None,
+                capabilities: None,
             }])
         }
         Target::Package(package) => {
@@ -423,6 +430,7 @@ fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<
                     platform: Some(platform.clone()),
                     kodata: kodata.clone(),
                     base_pin,
+                    capabilities: go_flags.capabilities,
                 })
             })
         }

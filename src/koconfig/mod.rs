@@ -56,22 +56,6 @@ pub struct Settings {
 }
 
 impl BuildConfig {
-    /// Refuses what rko cannot do yet for this entry: `linux_capabilities`.
-    pub fn check_supported(&self, path: &Path, index: usize) -> Result<(), String> {
-        if self.linux_capabilities.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "{}:{}: build {} asks for linux_capabilities [{}], which rko does not support \
-             yet (ko sets them as a file capability on /ko-app/<name>); remove them from the \
-             entry, or build this image with ko",
-            path.display(),
-            self.line,
-            self.name(index),
-            self.linux_capabilities.join(", ")
-        ))
-    }
-
     /// ko's name for the entry in messages: its id, else `#N` (its index).
     pub fn name(&self, index: usize) -> String {
         self.id.clone().unwrap_or_else(|| format!("#{index}"))
@@ -181,7 +165,7 @@ impl Loaded {
             return None;
         }
         let caps = match c.builds.iter().any(|b| !b.linux_capabilities.is_empty()) {
-            true => " (nor its linux_capabilities, which rko does not support yet)",
+            true => " (nor its linux_capabilities: give them with --linux-capability)",
             false => "",
         };
         Some(format!(
@@ -545,11 +529,6 @@ mod tests {
         assert_eq!(b.env, ["CGO_ENABLED=1"]);
         assert_eq!(b.linux_capabilities, ["cap_net_bind_service"]);
         assert_eq!(b.line, 8);
-        let e = b.check_supported(Path::new(".ko.yaml"), 0).unwrap_err();
-        assert!(
-            e.contains(".ko.yaml:8: build app asks for linux_capabilities"),
-            "{e}"
-        );
     }
 
     #[test]
