@@ -418,6 +418,77 @@ pub fn registries_conf(text: &str) {
     mirrors::fuzz_sources(text, &flags, refs);
 }
 
+/// A `.ko.yaml`: parsing never panics; an error names the file and a line of the text (or
+/// the one past its end); every warning's line is in the text; a parsed config printed
+/// canonically (`KoConfig::to_yaml`) reads back as the same config with no warnings; and
+/// every flag and ldflag of it, and each line of the input, expands as a template or
+/// fails with an error, without panicking.
+pub fn koyaml(text: &str) {
+    use crate::koconfig::template::{Data, expand};
+    use crate::koconfig::{self, ConfigError, git::GitInfo};
+    let path = Path::new("dir/.ko.yaml");
+    // The text's lines by YAML's line breaks (\r\n, \r, \n), and the one past its end,
+    // where the parser reports an error at the end of a text without a final break.
+    let lines = text.replace("\r\n", "\n").matches(['\r', '\n']).count() + 2;
+    let env: std::collections::BTreeMap<String, String> = [("A", "1"), ("LDFLAGS", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let git = || GitInfo {
+        branch: "main".into(),
+        tag: "v1".into(),
+        short_commit: "abc".into(),
+        full_commit: "abcdef".into(),
+        commit_date: 0,
+        dirty: false,
+    };
+    let data = Data {
+        env: &env,
+        git: &git,
+        date: 1_700_000_000,
+    };
+    for line in text.lines() {
+        let _ = expand(line, &data).map_err(|e| assert!(!e.to_string().is_empty()));
+    }
+    let (config, warnings) = match koconfig::parse(text, path) {
+        Ok(ok) => ok,
+        Err(e) => {
+            let m = e.to_string();
+            assert!(m.starts_with("dir/.ko.yaml:"), "{m}");
+            match e {
+                ConfigError::Yaml { line, .. }
+                | ConfigError::Shape { line, .. }
+                | ConfigError::Duplicate { line, .. } => {
+                    assert!((1..=lines).contains(&line), "line {line} of {lines}: {m}")
+                }
+                other => panic!("parsing text gave a file error: {other}"),
+            }
+            return;
+        }
+    };
+    for w in &warnings {
+        assert!((1..=lines).contains(&w.line), "{w:?} of {lines}");
+    }
+    let printed = config.to_yaml();
+    let (back, again) = koconfig::parse(&printed, path)
+        .unwrap_or_else(|e| panic!("the canonical print does not parse: {e}\n{printed}"));
+    assert!(again.is_empty(), "{again:?}\n{printed}");
+    let unlined = |mut c: koconfig::KoConfig| {
+        c.builds.iter_mut().for_each(|b| b.line = 0);
+        c
+    };
+    assert_eq!(unlined(back), unlined(config.clone()), "{printed}");
+    let builds = config.builds.iter();
+    let templates = config
+        .default_flags
+        .iter()
+        .chain(&config.default_ldflags)
+        .chain(builds.flat_map(|b| b.flags.iter().chain(&b.ldflags)));
+    for t in templates {
+        let _ = expand(t, &data);
+    }
+}
+
 /// YAML for `rko resolve` (files split at NUL bytes): see `resolve::fuzz`.
 pub fn resolve(data: &[u8]) {
     crate::resolve::fuzz(data);

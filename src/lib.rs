@@ -8,8 +8,10 @@
 //! build`'s one-process pipeline) ← `cli`; `sbom` (SPDX, CycloneDX, provenance) uses only
 //! `oci` and `buildinfo`; `resolve` (`ko://` references in YAML) uses only `archive`,
 //! beside `build`. `importpath`, `output` and `pool` (a bounded thread pool) are
-//! leaves any stage may use; `gobuild` (running `go list` and `go build` for `rko build ./cmd/app`) is a leaf only
-//! the CLI uses. Only [`main`] is public, so the compiler reports whatever is unused.
+//! leaves any stage may use; `koconfig` (ko's `.ko.yaml`, its ldflags templates) and
+//! `gobuild` over it (running `go list` and `go build` for `rko build ./cmd/app`) are
+//! used only by the CLI. Only [`main`] is public, so the compiler reports whatever is
+//! unused.
 
 mod archive;
 mod build;
@@ -18,6 +20,7 @@ mod cli;
 mod gobuild;
 mod image;
 mod importpath;
+mod koconfig;
 mod layer;
 mod oci;
 mod output;

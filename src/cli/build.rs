@@ -8,8 +8,10 @@ use clap::Args;
 
 use crate::build::{Outs, Push, Request, build_all};
 use crate::cli::args::{CapabilityArgs, CompressionArgs, ImageConfigArgs, RegistryArgs};
+use crate::gobuild::KoBuild;
 use crate::image::base::spec::BaseSpec;
-use crate::oci::{Platform, json, tag};
+use crate::koconfig::Loaded;
+use crate::oci::{Platform, Sha256Digest, json, tag};
 use crate::output::Outputs;
 use crate::sbom::Format;
 
@@ -18,7 +20,11 @@ pub struct BuildArgs {
     /// The Go binary (built with CGO_ENABLED=0 for the static and scratch bases), or a Go
     /// main package to build from source as `ko build` does: ./cmd/app, its import path, or
     /// ko://IMPORT/PATH (with `go build -trimpath`, CGO_ENABLED=0 unless set, GOOS/GOARCH
-    /// from --platform, default linux/amd64; its kodata/ directory is the kodata).
+    /// from --platform, default linux/amd64; its kodata/ directory is the kodata). Building
+    /// from source reads ko's .ko.yaml as `ko build` does ($KO_CONFIG_PATH, a file or a
+    /// directory holding .ko.yaml, else ./.ko.yaml): its build entry for the package (or
+    /// defaults) adds env, flags and ldflags, with ko's templates {{.Env.NAME}},
+    /// {{.Git.ShortCommit}} (and ko's other .Git fields), {{.Date}}, {{.Timestamp}}.
     #[arg(value_name = "BINARY|PACKAGE")]
     pub binary: PathBuf,
     /// The Go import path of the main package (ko://… accepted); found by `go list` when
@@ -28,16 +34,21 @@ pub struct BuildArgs {
     /// The Go toolchain for building from source (default: the first `go` on PATH).
     #[arg(long, value_name = "PATH")]
     pub go: Option<PathBuf>,
-    /// The base: `static` (embedded, the default), `scratch`, an OCI layout DIR[@sha256:…],
-    /// or a registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
+    /// The base: `static` (embedded), `scratch`, an OCI layout DIR[@sha256:…], or a
+    /// registry reference HOST/REPO[:TAG]@sha256:… (pulled shallow once into
     /// $XDG_CACHE_HOME/rko, so later builds need no network; a tag alone is resolved and
-    /// its digest printed).
-    #[arg(long, default_value = "static", env = "KO_DEFAULTBASEIMAGE")]
-    pub base: String,
-    /// The image platform (default: linux and the binary's own architecture). Building from
-    /// source, a comma-separated list (linux/amd64,linux/arm64) builds each in parallel and
-    /// makes an index of the images, as `ko build --platform` does.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT][,…]", value_parser = platform_list)]
+    /// its digest printed). Default, in ko's order: .ko.yaml's baseImageOverrides for the
+    /// import path, $KO_DEFAULTBASEIMAGE, .ko.yaml's defaultBaseImage, `static`.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// The image platform (default: .ko.yaml's defaultPlatforms when building from source,
+    /// else linux/amd64 from source, or linux and the binary's own architecture). Building
+    /// from source, a comma-separated list (linux/amd64,linux/arm64) builds each in parallel
+    /// and makes an index of the images, as `ko build --platform` does; `all` builds every
+    /// platform of the base's index (less Docker's unknown/unknown attestation entries), or
+    /// the one platform of a base that is a single image, as ko does (not with the built-in
+    /// static and scratch bases, which have no platform list: name the platforms).
+    #[arg(long, value_name = "all|OS/ARCH[/VARIANT][,…]", value_parser = platform_list)]
     pub platform: Option<PlatformList>,
     /// The kodata directory (default: none; the kodata layer is still written, as by ko).
     #[arg(long)]
@@ -140,11 +151,12 @@ impl SbomChoice {
 }
 
 pub fn run(a: BuildArgs) -> Result<()> {
+    let ko = Loaded::from_env()?;
     // Binaries built from source live here until the image is made.
     let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
     let mut reqs = Vec::new();
-    for source in sources(&a, scratch.path())? {
-        let (base, base_name) = base(&a, &source)?;
+    for source in sources(&a, &ko, scratch.path())? {
+        let (base, base_name) = base(&a, &ko, &source)?;
         reqs.push(Request {
             binary: source.binary.clone(),
             import_path: source.import_path.clone(),
@@ -156,7 +168,11 @@ pub fn run(a: BuildArgs) -> Result<()> {
             layers: a.layers.clone(),
             name: a.name.clone(),
             allow_non_go: a.allow_non_go,
-            capabilities: a.capabilities.caps()?,
+            // --linux-capability over the .ko.yaml build entry's, as flags over the file.
+            capabilities: match a.capabilities.linux_capabilities.is_empty() {
+                true => source.capabilities,
+                false => a.capabilities.caps()?,
+            },
             compression: a.compression.compression()?,
             threads: a.compression.threads(),
             options: a.config.options()?,
@@ -206,14 +222,23 @@ pub fn run(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// The base for `import_path`: `--base`, else as ko picks it ([`Loaded::base_for`]).
+fn base_for(a: &BuildArgs, ko: &Loaded, import_path: &str) -> String {
+    a.base.clone().unwrap_or_else(|| ko.base_for(import_path))
+}
+
 /// `--base`: a built-in base or a layout as given, or a registry reference pulled into the
 /// base cache (named, unless --base-name says otherwise, as written, for ko's base
 /// annotations).
-fn base(a: &BuildArgs, source: &Source) -> Result<(BaseSpec, Option<String>)> {
-    if !crate::registry::base_cache::is_registry_reference(&a.base) {
-        return Ok((BaseSpec::parse(&a.base)?, a.config.base_name.clone()));
+fn base(a: &BuildArgs, ko: &Loaded, source: &Source) -> Result<(BaseSpec, Option<String>)> {
+    let base = base_for(a, ko, &source.import_path);
+    if !crate::registry::base_cache::is_registry_reference(&base) {
+        return Ok((BaseSpec::parse(&base)?, a.config.base_name.clone()));
     }
-    let r = crate::oci::Reference::parse(&a.base)?;
+    let mut r = crate::oci::Reference::parse(&base)?;
+    if let Some(d) = source.base_pin {
+        r.digest = Some(d);
+    }
     let platform = match &source.platform {
         Some(p) => p.clone(),
         None => crate::layer::binary::platform_of(&source.binary)?,
@@ -224,7 +249,7 @@ fn base(a: &BuildArgs, source: &Source) -> Result<(BaseSpec, Option<String>)> {
         dir,
         digest: Some(digest),
     };
-    let name = a.config.base_name.clone().unwrap_or_else(|| a.base.clone());
+    let name = a.config.base_name.clone().unwrap_or(base);
     Ok((spec, Some(name)))
 }
 
@@ -235,42 +260,98 @@ struct Source {
     import_path: String,
     platform: Option<Platform>,
     kodata: Option<PathBuf>,
+    /// The digest `--platform all` read the base's platforms from: the base by reference
+    /// is pulled at it, so a tag that moves meanwhile changes nothing.
+    base_pin: Option<Sha256Digest>,
+    /// The `.ko.yaml` build entry's `linux_capabilities`.
+    capabilities: Option<crate::layer::caps::FileCaps>,
 }
 
-/// `--platform`'s platforms, in order.
+/// `--platform`'s value (or .ko.yaml's defaultPlatforms): `all`, or platforms in order.
 #[derive(Clone, Debug)]
-pub struct PlatformList(Vec<Platform>);
+pub enum PlatformList {
+    /// Every platform of the base, as ko's `--platform=all`.
+    All,
+    List(Vec<Platform>),
+}
 
-/// `--platform`'s value: one platform or a comma-separated list of different ones (a bad
-/// one is a usage error, as for any flag).
+/// `--platform`'s value: `all`, or one platform or a comma-separated list of different
+/// ones (a bad one is a usage error, as for any flag).
 fn platform_list(list: &str) -> Result<PlatformList, String> {
+    platforms_of(&list.split(',').map(str::trim).collect::<Vec<_>>())
+}
+
+/// The platforms named, `all` alone.
+fn platforms_of(names: &[&str]) -> Result<PlatformList, String> {
+    if names.contains(&"all") {
+        return match names {
+            ["all"] => Ok(PlatformList::All),
+            _ => Err(format!(
+                "`all` is named with other platforms ({}); expected `all` alone (every \
+                 platform of the base) or a list of platforms",
+                names.join(",")
+            )),
+        };
+    }
     let mut out: Vec<Platform> = Vec::new();
-    for p in list.split(',').map(str::trim) {
+    for p in names {
         let platform: Platform = p.parse().map_err(|e| format!("{e}"))?;
         if out.contains(&platform) {
             return Err(format!("{p} is named twice; name each platform once"));
         }
         out.push(platform);
     }
-    Ok(PlatformList(out))
+    Ok(PlatformList::List(out))
 }
 
-/// `--platform`'s list (empty when not given).
-fn platforms(a: &BuildArgs) -> Result<Vec<Platform>> {
-    Ok(a.platform.clone().map(|l| l.0).unwrap_or_default())
+/// The platforms `all` means for the base `base` (as `--base` takes it), as ko takes them
+/// from its base: those of the base's index, or the one of a single-image base; for a
+/// base in a registry, also the digest read, for every platform's image to be made of.
+fn all_platforms(a: &BuildArgs, base: &str) -> Result<(Vec<Platform>, Option<Sha256Digest>)> {
+    use crate::registry::base_cache;
+    if base_cache::is_registry_reference(base) {
+        let r = crate::oci::Reference::parse(base)?;
+        let (platforms, digest) = base_cache::all_platforms(&a.registry.client()?, &r)?;
+        return Ok((platforms, Some(digest)));
+    }
+    match BaseSpec::parse(base)? {
+        BaseSpec::Layout { dir, digest } => Ok((
+            crate::image::base::layout::all_platforms(&dir, digest.as_ref())?,
+            None,
+        )),
+        BaseSpec::Static | BaseSpec::Scratch => anyhow::bail!(
+            "--platform all builds every platform of the base's index, but the base is the \
+             built-in {base}, which rko makes for any platform and which has no list of its \
+             own; name the platforms (--platform linux/amd64,linux/arm64), or a base by \
+             reference whose index lists them (--base, defaultBaseImage in .ko.yaml)"
+        ),
+    }
 }
 
 /// What the images are made of: the given binary (one platform), or the package built from
 /// source once per platform, the builds running in parallel.
-fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
+fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<Source>> {
     use crate::gobuild::{self, Target};
     let given_ip = a
         .import_path
         .as_deref()
         .map(|ip| crate::importpath::strip_scheme(ip).to_string());
-    let platforms = platforms(a)?;
     match Target::of(&a.binary) {
         Target::Binary(binary) => {
+            if let Some(w) = ko.unused_for_binary(&binary) {
+                eprintln!("rko: warning: {w}");
+            }
+            // A binary has one platform: .ko.yaml's defaultPlatforms are for building.
+            let platforms = match &a.platform {
+                None => Vec::new(),
+                Some(PlatformList::List(l)) => l.clone(),
+                Some(PlatformList::All) => anyhow::bail!(
+                    "--platform all builds every platform of the base from source, but {} \
+                     is one binary, for one platform; pass the package (./cmd/app) instead, \
+                     or the binary's platform",
+                    a.binary.display()
+                ),
+            };
             if platforms.len() > 1 {
                 anyhow::bail!(
                     "{} is one binary, for one platform, but --platform names {}; pass the \
@@ -292,6 +373,8 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
                 })?,
                 platform: platforms.into_iter().next(),
                 kodata: a.kodata.clone(),
+                base_pin: None,
+                capabilities: None,
             }])
         }
         Target::Package(package) => {
@@ -303,10 +386,28 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
                      path is {ip}; drop --import-path when building from source"
                 );
             }
-            let platforms = match platforms.is_empty() {
-                true => vec![Platform::new("linux", "amd64")],
-                false => platforms,
+            let spec = match &a.platform {
+                Some(p) => p.clone(),
+                None => {
+                    let names: Vec<&str> = ko
+                        .config
+                        .default_platforms
+                        .iter()
+                        .flat_map(|p| p.split(','))
+                        .map(str::trim)
+                        .collect();
+                    platforms_of(&names)
+                        .map_err(|e| anyhow::anyhow!("{}: defaultPlatforms: {e}", ko.display()))?
+                }
             };
+            let (platforms, base_pin) = match spec {
+                PlatformList::All => all_platforms(a, &base_for(a, ko, &ip))?,
+                PlatformList::List(l) if l.is_empty() => {
+                    (vec![Platform::new("linux", "amd64")], None)
+                }
+                PlatformList::List(l) => (l, None),
+            };
+            let go_flags = KoBuild::for_package(ko, &go, &ip, a.config.created)?;
             let kodata = a
                 .kodata
                 .clone()
@@ -316,12 +417,20 @@ fn sources(a: &BuildArgs, scratch: &std::path::Path) -> Result<Vec<Source>> {
             crate::pool::pool(indexed.len(), &indexed, |&(i, platform)| {
                 let binary = scratch.join(format!("{i}")).join(&name);
                 fs_err::create_dir_all(binary.parent().expect("a parent"))?;
-                gobuild::build(&go, &package, platform, &binary)?;
+                gobuild::build(
+                    &go,
+                    &package,
+                    platform,
+                    &binary,
+                    &go_flags.expand(platform)?,
+                )?;
                 Ok(Source {
                     binary,
                     import_path: ip.clone(),
                     platform: Some(platform.clone()),
                     kodata: kodata.clone(),
+                    base_pin,
+                    capabilities: go_flags.capabilities,
                 })
             })
         }

@@ -130,6 +130,67 @@ impl Index {
                     .join(", "),
             })
     }
+    /// The platforms of the images this index lists, as `ko build --platform=all` takes
+    /// them: in index order, each once, leaving out the `unknown/unknown` entries Docker
+    /// uses for attestations. A nested index is refused, as ko refuses it; so is an image
+    /// without a platform (ko would read its config; rko asks for the platforms instead).
+    pub fn buildable_platforms(&self) -> Result<Vec<Platform>, AllPlatformsError> {
+        let mut out: Vec<Platform> = Vec::new();
+        for (i, m) in self.manifests.iter().enumerate() {
+            let image = [
+                crate::oci::media::OCI_MANIFEST,
+                crate::oci::media::DOCKER_MANIFEST,
+            ];
+            if !image.contains(&m.media_type.as_str()) {
+                return Err(AllPlatformsError::NotAnImage {
+                    entry: i,
+                    digest: m.digest,
+                    media_type: m.media_type.clone(),
+                });
+            }
+            let Some(p) = &m.platform else {
+                return Err(AllPlatformsError::NoPlatform {
+                    entry: i,
+                    digest: m.digest,
+                });
+            };
+            if p.os == "unknown" || p.architecture == "unknown" {
+                continue;
+            }
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        if out.is_empty() {
+            return Err(AllPlatformsError::None);
+        }
+        Ok(out)
+    }
+}
+
+/// Why an index gives no platforms for `--platform all`.
+#[derive(Debug, thiserror::Error)]
+pub enum AllPlatformsError {
+    #[error(
+        "entry {entry} ({digest}) is a {media_type:?}, not an image manifest; expected an \
+         index of images (a nested index is refused, as by ko); name the platforms with \
+         --platform os/arch,…"
+    )]
+    NotAnImage {
+        entry: usize,
+        digest: Sha256Digest,
+        media_type: String,
+    },
+    #[error(
+        "entry {entry} ({digest}) has no platform, so rko cannot tell what to build for it; \
+         name the platforms with --platform os/arch,…"
+    )]
+    NoPlatform { entry: usize, digest: Sha256Digest },
+    #[error(
+        "it lists no image with a platform rko can build (only unknown/unknown \
+         attestations, or nothing); name the platforms with --platform os/arch,…"
+    )]
+    None,
 }
 
 /// An index without an image for the platform asked for.
@@ -139,4 +200,55 @@ pub struct NoPlatform {
     pub wanted: String,
     /// The platforms the index has, for the message.
     pub found: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::media;
+
+    fn entry(mt: &str, platform: Option<&str>, n: u8) -> Descriptor {
+        let mut d = Descriptor::new(mt, Sha256Digest::of(&[n]), 1);
+        d.platform = platform.map(|p| match p {
+            "unknown/unknown" => Platform::new("unknown", "unknown"),
+            p => p.parse().unwrap(),
+        });
+        d
+    }
+
+    #[test]
+    fn buildable_platforms_are_kos_all() {
+        let idx = Index::new(
+            media::OCI_INDEX,
+            vec![
+                entry(media::OCI_MANIFEST, Some("linux/arm/v7"), 1),
+                entry(media::OCI_MANIFEST, Some("unknown/unknown"), 2),
+                entry(media::DOCKER_MANIFEST, Some("linux/amd64"), 3),
+                entry(media::OCI_MANIFEST, Some("linux/amd64"), 4),
+            ],
+        );
+        let got: Vec<String> = idx
+            .buildable_platforms()
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(got, ["linux/arm/v7", "linux/amd64"]);
+
+        let nested = Index::new(
+            media::OCI_INDEX,
+            vec![entry(media::OCI_INDEX, Some("linux/amd64"), 1)],
+        );
+        let e = nested.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("not an image manifest"), "{e}");
+        let bare = Index::new(media::OCI_INDEX, vec![entry(media::OCI_MANIFEST, None, 1)]);
+        let e = bare.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("has no platform"), "{e}");
+        let only_att = Index::new(
+            media::OCI_INDEX,
+            vec![entry(media::OCI_MANIFEST, Some("unknown/unknown"), 1)],
+        );
+        let e = only_att.buildable_platforms().unwrap_err().to_string();
+        assert!(e.contains("no image with a platform rko can build"), "{e}");
+    }
 }

@@ -112,3 +112,71 @@ pub fn cached_base(
     }
     Ok((dir, pulled.digest))
 }
+
+/// The platforms `--platform all` builds on the base `r`, as ko takes them: those of its
+/// index (less Docker's `unknown/unknown` attestations), or for a single image the one its
+/// config names; and the digest of the base read, so the images are made of that one
+/// even if a tag moves meanwhile (a tag is resolved once, and the digest to pin printed).
+/// A pinned base already in the cache is read from there, with no network.
+pub fn all_platforms(client: &Client, r: &Reference) -> Result<(Vec<Platform>, Sha256Digest)> {
+    use crate::image::base::layout;
+    if let Some(d) = &r.digest {
+        let dir = cache_root()?
+            .join("bases")
+            .join(d.to_string().replace(':', "-"));
+        let cached = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        if let Some(entry) = cached
+            .map(|e| e.path())
+            .find(|p| p.join("index.json").is_file())
+        {
+            return Ok((layout::all_platforms(&entry, Some(d))?, *d));
+        }
+    }
+    let sources = Mirrors::load(&[])?.sources(r)?;
+    let puller = Puller { client };
+    let mut last = None;
+    for s in &sources {
+        match platforms_from(&puller, &s.reference) {
+            Ok((p, digest)) => {
+                if r.digest.is_none() {
+                    eprintln!(
+                        "rko: the base {r} resolved to {digest}; pin it as {}@{digest}",
+                        r.name()
+                    );
+                }
+                return Ok((p, digest));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no source to read the base from"))
+        .context(format!(
+            "reading the platforms of the base {r} for --platform all"
+        )))
+}
+
+fn platforms_from(puller: &Puller<'_>, r: &Reference) -> Result<(Vec<Platform>, Sha256Digest)> {
+    use crate::oci::{ConfigFile, Index, Manifest, media};
+    let (bytes, mt, digest) = puller.top(r)?;
+    if media::is_index(&mt) {
+        let idx: Index = serde_json::from_slice(&bytes).context("parsing the base index")?;
+        let platforms = idx
+            .buildable_platforms()
+            .with_context(|| format!("--platform all on the base index {r} ({digest})"))?;
+        return Ok((platforms, digest));
+    }
+    let m: Manifest = serde_json::from_slice(&bytes).context("parsing the base manifest")?;
+    if m.config.size > crate::oci::json::JSON_LIMIT {
+        bail!(
+            "the config of {r} is {} bytes by its manifest, more than rko reads of an image \
+             config: refusing it (a broken or hostile manifest)",
+            m.config.size
+        );
+    }
+    let mut cfg = Vec::new();
+    puller.blob(r, &m.config, &mut cfg)?;
+    let config: ConfigFile = serde_json::from_slice(&cfg).context("parsing the base config")?;
+    let platform = crate::image::base::layout::platform_of_single(&config);
+    Ok((vec![platform], digest))
+}

@@ -99,6 +99,12 @@ impl Puller<'_> {
         Ok((bytes, mt, found))
     }
 
+    /// The manifest or index `r` names (checked against its digest when pinned), its media
+    /// type and its digest.
+    pub fn top(&self, r: &Reference) -> Result<(Vec<u8>, String, Sha256Digest)> {
+        self.manifest(r, &r.target(), r.digest.as_ref())
+    }
+
     /// Streams a blob into `out`, checking digest and size; returns the bytes read.
     pub fn blob(&self, r: &Reference, d: &Descriptor, out: &mut impl Write) -> Result<u64> {
         let mut resp = self.get(r, &format!("/v2/{}/blobs/{}", r.repository, d.digest), None)?;

@@ -274,6 +274,47 @@ pub fn read_base(
     }
 }
 
+/// The platforms `--platform all` builds on a layout base, as ko takes them from a base:
+/// those of its index ([`Index::buildable_platforms`]), or for a single image the one its
+/// config names.
+pub fn all_platforms(dir: &Path, pin: Option<&Sha256Digest>) -> Result<Vec<Platform>> {
+    let desc = root_of(dir, pin)?;
+    let bytes = read_verified(dir, &desc)?;
+    let path = blob_path(dir, &desc.digest);
+    match media_type_of(&desc, &bytes).as_str() {
+        media::OCI_INDEX | media::DOCKER_MANIFEST_LIST => {
+            let idx: Index = parse(&bytes, &path, "image index")?;
+            idx.buildable_platforms()
+                .with_context(|| format!("--platform all on the base index {}", desc.digest))
+        }
+        media::OCI_MANIFEST | media::DOCKER_MANIFEST => {
+            let m: Manifest = parse(&bytes, &path, "image manifest")?;
+            let cfg_bytes = read_verified(dir, &m.config)?;
+            let cfg_path = blob_path(dir, &m.config.digest);
+            let config: ConfigFile = parse(&cfg_bytes, &cfg_path, "image config")?;
+            Ok(vec![platform_of_single(&config)])
+        }
+        other => Err(LayoutError::UnknownMediaType {
+            digest: desc.digest,
+            media_type: other.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// The platform ko builds on a base that is one image: its config's, linux/amd64 where
+/// the config leaves os or architecture out.
+pub fn platform_of_single(config: &ConfigFile) -> Platform {
+    let mut p = Platform::of_config(config);
+    if p.os.is_empty() {
+        p.os = "linux".to_string();
+    }
+    if p.architecture.is_empty() {
+        p.architecture = "amd64".to_string();
+    }
+    p
+}
+
 /// The layout's image or index: the one pinned (listed in index.json, or only among its
 /// blobs), else the only one it lists.
 fn root_of(dir: &Path, pin: Option<&Sha256Digest>) -> Result<Descriptor> {
