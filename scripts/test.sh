@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 . scripts/lib/packages.sh
 . scripts/lib/pyvenv.sh
-ensure_packages test.sh golang-go skopeo umoci podman runc buildah docker-registry apache2-utils openssl ca-certificates bazel-bootstrap bazel-rules-java bazel-skylib nginx-light tinyproxy python3-yaml
+ensure_packages test.sh golang-go skopeo umoci podman runc buildah docker-registry apache2-utils openssl ca-certificates bazel-bootstrap bazel-rules-java bazel-skylib nginx-light tinyproxy python3-yaml delve
 ensure_pyvenv test.sh
 if ! docker info >/dev/null 2>&1; then
   echo "test.sh: the Docker Engine is not reachable (docker info failed); the docker tests need it" >&2

@@ -42,6 +42,8 @@ pub struct Request {
     pub allow_non_go: bool,
     /// ko's `linux_capabilities` on the binary.
     pub capabilities: Option<crate::layer::caps::FileCaps>,
+    /// ko's debug image: this Delve binary at /ko-app/dlv (on the platforms Delve debugs).
+    pub delve: Option<PathBuf>,
     pub compression: Compression,
     pub threads: usize,
     pub options: ImageOptions,
@@ -139,6 +141,21 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         let kodata = write_kodata(req, &files("kodata.layer"))?;
         let binary = write_binary(req, &platform, &files("binary.layer"))?;
         layers.extend([kodata.clone(), binary.clone()]);
+        let delve = match &req.delve {
+            Some(dlv) if crate::layer::binary::debuggable(&platform) => {
+                let d = write_delve(req, dlv, &platform, &files("delve.layer"))?;
+                layers.push(d.clone());
+                Some(d)
+            }
+            Some(_) => {
+                eprintln!(
+                    "rko: warning: --debug: Delve debugs linux/amd64 and linux/arm64 only; the \
+                     {platform} image is built without it, as ko builds it"
+                );
+                None
+            }
+            None => None,
+        };
         let image = crate::image::assemble(&base, &layers, &req.options)?;
         documents.extend(self::documents(req, outs, &platform, &base, &image)?);
         fs_err::write(files("manifest.json"), &image.manifest)?;
@@ -150,6 +167,9 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         }
         store.add_file(kodata.digest, files("kodata.layer"));
         store.add_file(binary.digest, files("binary.layer"));
+        if let Some(d) = &delve {
+            store.add_file(d.digest, files("delve.layer"));
+        }
         if let Some(d) = &base.blob_dir {
             store.add_dir(d.clone())?;
         }
@@ -341,6 +361,29 @@ fn write_binary(
         threads: req.threads,
     };
     layer.write(std::io::BufWriter::new(fs_err::File::create(blob)?))
+}
+
+/// ko's Delve layer: the debugger at /ko-app/dlv, shaped and capable as the binary's.
+fn write_delve(
+    req: &Request,
+    dlv: &std::path::Path,
+    platform: &Platform,
+    blob: &std::path::Path,
+) -> Result<LayerDescriptor> {
+    let layer = BinaryLayer {
+        binary: dlv,
+        import_path: &req.import_path,
+        name: None,
+        platform,
+        allow_non_go: true,
+        capabilities: req.capabilities,
+        delve: true,
+        compression: &req.compression,
+        threads: req.threads,
+    };
+    layer
+        .write(std::io::BufWriter::new(fs_err::File::create(blob)?))
+        .with_context(|| format!("--debug: the Delve layer from {}", dlv.display()))
 }
 
 /// The tarball and layout (into `outputs`), and the push, with the documents (written to

@@ -1163,25 +1163,9 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     // The debug image runs the app under Delve, as ko's does.
     ws.ok(&["build", "//cmd/bar:image_debug"]);
     let config = read_json(ws.bin("cmd/bar/image_debug.config.json"));
-    let entrypoint: Vec<&str> = config["config"]["Entrypoint"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
     assert_eq!(
-        entrypoint,
-        [
-            "/ko-app/dlv",
-            "exec",
-            "--listen=:40000",
-            "--headless",
-            "--log",
-            "--accept-multiclient",
-            "--api-version=2",
-            "--",
-            "/ko-app/bar"
-        ]
+        config["config"]["Entrypoint"],
+        common::delve_entrypoint("/ko-app/bar")
     );
     let manifest = read_json(ws.bin("cmd/bar/image_debug.manifest.json"));
     let layers = manifest["layers"].as_array().unwrap();

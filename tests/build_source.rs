@@ -279,3 +279,137 @@ fn build_from_source_errors_say_what_to_do() {
         &["is one binary, for one platform, but --platform names 2"],
     );
 }
+
+/// (path, bytes) of each regular file of a layer.
+type LayerFiles = Vec<(String, Vec<u8>)>;
+
+/// The one image of an OCI layout: its config, and each layer's regular files.
+fn layout_image(layout: &Path) -> (serde_json::Value, Vec<LayerFiles>) {
+    let index = common::read_json(layout.join("index.json"));
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = common::read_json(common::layout_blob(layout, digest));
+    let config = common::read_json(common::layout_blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    let layers = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let blob =
+                std::fs::File::open(common::layout_blob(layout, l["digest"].as_str().unwrap()))
+                    .unwrap();
+            let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(blob));
+            let mut files = Vec::new();
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                if e.header().entry_type().is_file() {
+                    let path = e.path().unwrap().display().to_string();
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+                    files.push((path, bytes));
+                }
+            }
+            files
+        })
+        .collect();
+    (config, layers)
+}
+
+#[test]
+fn build_debug_puts_delve_on_top_and_builds_without_optimizations() {
+    common::require_tools!("go", "dlv");
+    let t = tempfile::tempdir().unwrap();
+    module(t.path());
+    let layout = t.path().join("layout");
+    let layout_arg = layout.to_str().unwrap();
+    ok(rko(
+        t.path(),
+        &[
+            "build",
+            "./cmd/app",
+            "--debug",
+            "--layout",
+            layout_arg,
+            "--sbom",
+            "none",
+        ],
+        &[],
+    ));
+    let (config, layers) = layout_image(&layout);
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        common::delve_entrypoint("/ko-app/app")
+    );
+    // Base, kodata, the app, then Delve: the dlv found on PATH, byte for byte.
+    let dlv_path = common::run_ok(Command::new("sh").args(["-c", "command -v dlv"]));
+    let dlv = std::fs::read(dlv_path.trim()).unwrap();
+    let top = layers.last().unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].0, "/ko-app/dlv");
+    assert!(top[0].1 == dlv, "the Delve layer holds another file");
+    // The app was built as ko builds for debugging: -gcflags=all=-N -l.
+    let app = &layers[layers.len() - 2];
+    assert_eq!(app[0].0, "/ko-app/app");
+    let bin = t.path().join("app.bin");
+    std::fs::write(&bin, &app[0].1).unwrap();
+    let info = common::rko_ok(["buildinfo", bin.to_str().unwrap()]);
+    assert!(info.contains("build\t-gcflags=\"all=-N -l\""), "{info}");
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(
+        history.last().unwrap()["comment"],
+        "Delve debugger, at /ko-app/dlv"
+    );
+
+    // A platform Delve does not debug: built without it, with a warning, as ko.
+    let s390x = t.path().join("s390x");
+    let o = rko(
+        t.path(),
+        &[
+            "build",
+            "./cmd/app",
+            "--debug",
+            "--platform",
+            "linux/s390x",
+            "--layout",
+            s390x.to_str().unwrap(),
+            "--sbom",
+            "none",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok(o);
+    assert!(
+        err.contains("Delve debugs linux/amd64 and linux/arm64 only"),
+        "{err}"
+    );
+    let (config, layers) = layout_image(&s390x);
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/ko-app/app"])
+    );
+    assert_eq!(layers.last().unwrap()[0].0, "/ko-app/app");
+
+    // No Delve anywhere: a clear error, nothing written.
+    let go = common::run_ok(Command::new("sh").args(["-c", "command -v go"]));
+    let none = t.path().join("none");
+    fails(
+        rko(
+            t.path(),
+            &[
+                "build",
+                "./cmd/app",
+                "--debug",
+                "--go",
+                go.trim(),
+                "--layout",
+                none.to_str().unwrap(),
+            ],
+            &[("PATH", "/nonexistent")],
+        ),
+        &["--debug needs Delve", "--dlv"],
+    );
+    assert!(!none.exists());
+}

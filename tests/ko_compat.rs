@@ -314,9 +314,10 @@ fn debug_image_has_kos_delve_layer_and_entrypoint() {
         (Some("delve"), Some("/ko-app/dlv"))
     );
 
-    let config = t.path().join("config.json");
-    run(Command::new(RKO)
-        .args([
+    // rko image of the app's layer, then these; the config to `out`.
+    let image = |more: &[&Path], out: &Path| {
+        let mut cmd = Command::new(RKO);
+        cmd.args([
             "image",
             "--base",
             "static",
@@ -324,25 +325,23 @@ fn debug_image_has_kos_delve_layer_and_entrypoint() {
             "linux/amd64",
             "--layer",
         ])
-        .arg(&app_desc)
-        .arg("--layer")
-        .arg(&dlv_desc)
-        .arg("--config-out")
-        .arg(&config));
+        .arg(&app_desc);
+        for d in more {
+            cmd.arg("--layer").arg(d);
+        }
+        cmd.arg("--config-out").arg(out).output().unwrap()
+    };
+    let config = t.path().join("config.json");
+    let out = image(&[&dlv_desc], &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg = common::read_json(&config);
     assert_eq!(
         cfg["config"]["Entrypoint"],
-        serde_json::json!([
-            "/ko-app/dlv",
-            "exec",
-            "--listen=:40000",
-            "--headless",
-            "--log",
-            "--accept-multiclient",
-            "--api-version=2",
-            "--",
-            "/ko-app/app"
-        ])
+        common::delve_entrypoint("/ko-app/app")
     );
     let history = cfg["history"].as_array().unwrap();
     let last = &history[history.len() - 1];
@@ -357,24 +356,7 @@ fn debug_image_has_kos_delve_layer_and_entrypoint() {
     );
 
     // Two Delve layers: refused, saying what is allowed.
-    let out = Command::new(RKO)
-        .args([
-            "image",
-            "--base",
-            "static",
-            "--platform",
-            "linux/amd64",
-            "--layer",
-        ])
-        .arg(&app_desc)
-        .arg("--layer")
-        .arg(&dlv_desc)
-        .arg("--layer")
-        .arg(&dlv_desc)
-        .arg("--config-out")
-        .arg(t.path().join("two.json"))
-        .output()
-        .unwrap();
+    let out = image(&[&dlv_desc, &dlv_desc], &t.path().join("two.json"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("2 Delve layers given"),

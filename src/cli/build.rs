@@ -65,6 +65,16 @@ pub struct BuildArgs {
     pub allow_non_go: bool,
     #[command(flatten)]
     pub capabilities: CapabilityArgs,
+    /// ko's debug image (`ko build --debug`): Delve at /ko-app/dlv, and the app started
+    /// under `dlv exec --listen=:40000 --headless --log --accept-multiclient
+    /// --api-version=2 --`; a package is built with `-gcflags=all=-N -l`. For linux/amd64
+    /// and linux/arm64 (other platforms are built without Delve, as by ko).
+    #[arg(long)]
+    pub debug: bool,
+    /// The Delve binary for --debug (default: `dlv` on PATH). It must run on the image's
+    /// base and platform: a static one (CGO_ENABLED=0) for the static and scratch bases.
+    #[arg(long, value_name = "PATH", requires = "debug")]
+    pub dlv: Option<PathBuf>,
     /// Tag for the tarball and layout, NAME[:TAG]. Repeatable.
     #[arg(long = "tag", short = 't', value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
@@ -150,8 +160,37 @@ impl SbomChoice {
     }
 }
 
+/// `--dlv`, else `dlv` on PATH; a clear error without one.
+fn delve(a: &BuildArgs) -> Result<Option<PathBuf>> {
+    if !a.debug {
+        return Ok(None);
+    }
+    if let Some(p) = &a.dlv {
+        anyhow::ensure!(
+            p.is_file(),
+            "--dlv {}: expected the Delve binary (a file), found nothing there",
+            p.display()
+        );
+        return Ok(Some(p.clone()));
+    }
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("dlv"))
+        .find(|p| p.is_file());
+    match on_path {
+        Some(p) => Ok(Some(p)),
+        None => anyhow::bail!(
+            "--debug needs Delve: expected `dlv` on PATH or --dlv PATH, found neither; install \
+             a static one for the image's platform (CGO_ENABLED=0 go install \
+             github.com/go-delve/delve/cmd/dlv@latest) and pass --dlv"
+        ),
+    }
+}
+
 pub fn run(a: BuildArgs) -> Result<()> {
     let ko = Loaded::from_env()?;
+    let dlv = delve(&a)?;
     // Binaries built from source live here until the image is made.
     let scratch = tempfile::Builder::new().prefix("rko-go-").tempdir()?;
     let mut reqs = Vec::new();
@@ -179,6 +218,7 @@ pub fn run(a: BuildArgs) -> Result<()> {
             sbom: a.sbom.unwrap_or(SbomChoice::Spdx).formats(),
             sbom_by_default: a.sbom.is_none() && a.sbom_dir.is_none(),
             builder_id: a.builder_id.clone(),
+            delve: dlv.clone(),
         });
     }
     let tags = tag::parse_tags(&a.tags)?;
@@ -417,13 +457,14 @@ fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<
             crate::pool::pool(indexed.len(), &indexed, |&(i, platform)| {
                 let binary = scratch.join(format!("{i}")).join(&name);
                 fs_err::create_dir_all(binary.parent().expect("a parent"))?;
-                gobuild::build(
-                    &go,
-                    &package,
-                    platform,
-                    &binary,
-                    &go_flags.expand(platform)?,
-                )?;
+                let mut flags = go_flags.expand(platform)?;
+                if a.debug {
+                    // ko's debug build: no optimizations, no inlining, for Delve.
+                    flags
+                        .flags
+                        .extend(["-gcflags".to_string(), "all=-N -l".to_string()]);
+                }
+                gobuild::build(&go, &package, platform, &binary, &flags)?;
                 Ok(Source {
                     binary,
                     import_path: ip.clone(),

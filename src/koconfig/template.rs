@@ -113,7 +113,7 @@ fn field(t: &str, action: &str, data: &Data<'_>) -> Result<String, TemplateError
         return Err(unsupported());
     }
     match parts.as_slice() {
-        ["Date"] => Ok(crate::koconfig::git::rfc3339(data.date)),
+        ["Date"] => Ok(crate::oci::config::rfc3339_signed(data.date)),
         ["Timestamp"] => Ok(data.date.to_string()),
         ["Env", name] => data
             .env

@@ -18,6 +18,12 @@ pub const APP_DIR: &str = "/ko-app";
 /// Delve's file name in ko's debug image.
 pub const DELVE_NAME: &str = "dlv";
 
+/// Whether ko's debug image takes Delve on `platform` (ko: Delve's linux/amd64 and
+/// linux/arm64; other platforms are built without it).
+pub fn debuggable(platform: &Platform) -> bool {
+    platform.os == "linux" && matches!(platform.architecture.as_str(), "amd64" | "arm64")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
     #[error(

@@ -242,19 +242,23 @@ impl Config {
 
 /// RFC 3339 UTC time for seconds since the epoch (what Go's `time.RFC3339` prints).
 pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+    rfc3339_signed(secs as i64)
+}
+
+/// `secs` as RFC 3339 in UTC (`2006-01-02T15:04:05Z`), years 1 to 9999 as Go prints them.
+pub fn rfc3339_signed(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
+    let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -272,6 +276,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        // Before 1970 too (git's dates; Go's zero time is year 1).
+        assert_eq!(rfc3339_signed(-62_135_596_800), "0001-01-01T00:00:00Z");
+        assert_eq!(rfc3339_signed(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

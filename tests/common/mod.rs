@@ -421,3 +421,18 @@ pub fn index_platforms(index: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// The entrypoint of ko's debug image for the app at `app`: `dlv exec` with ko's flags.
+pub fn delve_entrypoint(app: &str) -> serde_json::Value {
+    serde_json::json!([
+        "/ko-app/dlv",
+        "exec",
+        "--listen=:40000",
+        "--headless",
+        "--log",
+        "--accept-multiclient",
+        "--api-version=2",
+        "--",
+        app
+    ])
+}

@@ -83,6 +83,7 @@ pub fn install_hint(tool: &str) -> Option<&'static str> {
         "curl" => "apt install curl",
         "cargo" => "install Rust with rustup",
         "python3-yaml" => "apt install python3-yaml",
+        "dlv" => "apt install delve",
         _ => return None,
     })
 }
