@@ -143,6 +143,21 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         layers.extend([kodata.clone(), binary.clone()]);
         let delve = match &req.delve {
             Some(dlv) if crate::layer::binary::debuggable(&platform) => {
+                let bare = matches!(req.base, BaseSpec::Static | BaseSpec::Scratch);
+                if let Some(interp) = crate::layer::binary::elf_interpreter(dlv).filter(|_| bare) {
+                    eprintln!(
+                        "rko: warning: --debug: {} is dynamically linked (it needs {interp}), \
+                         which the {} base does not have, so Delve will not start there; use a \
+                         static dlv (CGO_ENABLED=0 go install \
+                         github.com/go-delve/delve/cmd/dlv@latest) or a base with a C library",
+                        dlv.display(),
+                        if matches!(req.base, BaseSpec::Static) {
+                            "static"
+                        } else {
+                            "scratch"
+                        }
+                    );
+                }
                 let d = write_delve(req, dlv, &platform, &files("delve.layer"))?;
                 layers.push(d.clone());
                 Some(d)

@@ -324,7 +324,7 @@ fn build_debug_puts_delve_on_top_and_builds_without_optimizations() {
     module(t.path());
     let layout = t.path().join("layout");
     let layout_arg = layout.to_str().unwrap();
-    ok(rko(
+    let o = rko(
         t.path(),
         &[
             "build",
@@ -336,7 +336,9 @@ fn build_debug_puts_delve_on_top_and_builds_without_optimizations() {
             "none",
         ],
         &[],
-    ));
+    );
+    let warnings = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok(o);
     let (config, layers) = layout_image(&layout);
     assert_eq!(
         config["config"]["Entrypoint"],
@@ -345,6 +347,13 @@ fn build_debug_puts_delve_on_top_and_builds_without_optimizations() {
     // Base, kodata, the app, then Delve: the dlv found on PATH, byte for byte.
     let dlv_path = common::run_ok(Command::new("sh").args(["-c", "command -v dlv"]));
     let dlv = std::fs::read(dlv_path.trim()).unwrap();
+    // A dynamically linked dlv (Debian's is) will not start on the static base: warned.
+    let dynamic = dlv.windows(8).any(|w| w == b"ld-linux");
+    assert_eq!(
+        warnings.contains("is dynamically linked (it needs /lib"),
+        dynamic,
+        "{warnings}"
+    );
     let top = layers.last().unwrap();
     assert_eq!(top.len(), 1);
     assert_eq!(top[0].0, "/ko-app/dlv");
