@@ -144,7 +144,7 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         let delve = match &req.delve {
             Some(dlv) if crate::layer::binary::debuggable(&platform) => {
                 let bare = matches!(req.base, BaseSpec::Static | BaseSpec::Scratch);
-                if let Some(interp) = crate::layer::binary::elf_interpreter(dlv).filter(|_| bare) {
+                if let Some(interp) = crate::buildinfo::exe::elf_interpreter(dlv).filter(|_| bare) {
                     eprintln!(
                         "rko: warning: --debug: {} is dynamically linked (it needs {interp}), \
                          which the {} base does not have, so Delve will not start there; use a \

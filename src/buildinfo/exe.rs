@@ -463,7 +463,29 @@ const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const SHT_NOBITS: u32 = 8;
 
-fn elf<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
+/// An ELF file's header fields rko reads, and its program headers.
+struct ElfHead {
+    wide: bool,
+    o: Order,
+    shoff: u64,
+    shentsize: u64,
+    shnum: u64,
+    shstrndx: u64,
+    phdrs: Vec<Phdr>,
+}
+
+/// One ELF program header.
+struct Phdr {
+    p_type: u32,
+    flags: u32,
+    off: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+/// Reads the ELF identification, header and program header table (bounded).
+fn elf_head<F: ReadAt + ?Sized>(src: &Src<F>) -> R<ElfHead> {
     let ident = src.bytes(0, 16.min(src.len), "the ELF identification")?;
     if ident.len() < 16 {
         return bad(format!(
@@ -497,15 +519,9 @@ fn elf<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
     };
     let phentsize = u64::from(o.u16(&h, at));
     let phnum = u64::from(o.u16(&h, at + 2));
-    let shentsize = u64::from(o.u16(&h, at + 4));
-    let mut shnum = u64::from(o.u16(&h, at + 6));
-    let mut shstrndx = u64::from(o.u16(&h, at + 8));
-
-    // Program headers: the address space.
-    let (ph_min, sh_min) = if wide { (56, 64) } else { (32, 40) };
-    let mut maps = Vec::new();
-    let mut writable = None;
+    let mut phdrs = Vec::new();
     if phnum > 0 {
+        let ph_min = if wide { 56 } else { 32 };
         if phentsize < ph_min {
             return bad(format!(
                 "the ELF program header size is {phentsize}; expected at least {ph_min}"
@@ -526,16 +542,78 @@ fn elf<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
                 let w = |at| u64::from(o.u32(e, at));
                 (o.u32(e, 24), w(4), w(8), w(16), w(20))
             };
-            maps.push(Mapping {
-                addr: vaddr,
+            phdrs.push(Phdr {
+                p_type,
+                flags,
                 off,
-                size: filesz,
+                vaddr,
+                filesz,
+                memsz,
             });
-            if writable.is_none() && p_type == PT_LOAD && flags & (PF_X | PF_W) == PF_W {
-                writable = Some((vaddr, memsz));
-            }
         }
     }
+    Ok(ElfHead {
+        wide,
+        o,
+        shoff,
+        shentsize: u64::from(o.u16(&h, at + 4)),
+        shnum: u64::from(o.u16(&h, at + 6)),
+        shstrndx: u64::from(o.u16(&h, at + 8)),
+        phdrs,
+    })
+}
+
+/// The program interpreter an ELF executable names (`PT_INTERP`, e.g.
+/// `/lib64/ld-linux-x86-64.so.2`): it is dynamically linked, and will not start on a base
+/// without that loader (the static and scratch bases). None for a static ELF, for a file
+/// that is not ELF, and for one whose headers do not read.
+pub fn elf_interpreter(path: &Path) -> Option<String> {
+    const PT_INTERP: u32 = 3;
+    let file = std::fs::File::open(path).ok()?;
+    let src = Src {
+        f: &file,
+        base: 0,
+        len: file.metadata().ok()?.len(),
+    };
+    if !src
+        .bytes(0, 4.min(src.len), "")
+        .ok()?
+        .starts_with(b"\x7fELF")
+    {
+        return None;
+    }
+    let head = elf_head(&src).ok()?;
+    let p = head.phdrs.iter().find(|p| p.p_type == PT_INTERP)?;
+    let name = src.bytes(p.off, p.filesz.min(4096), "").ok()?;
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+fn elf<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
+    let ElfHead {
+        wide,
+        o,
+        shoff,
+        shentsize,
+        mut shnum,
+        mut shstrndx,
+        phdrs,
+    } = elf_head(src)?;
+
+    // Program headers: the address space.
+    let sh_min = if wide { 64 } else { 40 };
+    let mut maps: Vec<Mapping> = phdrs
+        .iter()
+        .map(|p| Mapping {
+            addr: p.vaddr,
+            off: p.off,
+            size: p.filesz,
+        })
+        .collect();
+    let writable = phdrs
+        .iter()
+        .find(|p| p.p_type == PT_LOAD && p.flags & (PF_X | PF_W) == PF_W)
+        .map(|p| (p.vaddr, p.memsz));
 
     // Section headers: find .go.buildinfo.
     let mut section = None;
@@ -804,6 +882,45 @@ fn pe<F: ReadAt + ?Sized>(src: &Src<F>) -> R<Option<Data>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal ELF64 little-endian file with one program header (`p_type`) whose
+    /// segment is `seg`.
+    fn elf_with_phdr(p_type: u32, seg: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 64 + 56];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2; // 64-bit
+        f[5] = 1; // little-endian
+        f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        let off = f.len() as u64;
+        f[64..68].copy_from_slice(&p_type.to_le_bytes());
+        f[64 + 8..64 + 16].copy_from_slice(&off.to_le_bytes()); // p_offset
+        f[64 + 32..64 + 40].copy_from_slice(&(seg.len() as u64).to_le_bytes()); // p_filesz
+        f.extend_from_slice(seg);
+        f
+    }
+
+    #[test]
+    fn elf_interpreter_names_a_dynamic_programs_loader() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("dynamic");
+        std::fs::write(&dynamic, elf_with_phdr(3, b"/lib64/ld-linux-x86-64.so.2\0")).unwrap();
+        assert_eq!(
+            elf_interpreter(&dynamic).as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        // PT_LOAD only: static. Not ELF, or cut short: none.
+        let stat = dir.path().join("static");
+        std::fs::write(&stat, elf_with_phdr(1, b"x")).unwrap();
+        assert_eq!(elf_interpreter(&stat), None);
+        let text = dir.path().join("text");
+        std::fs::write(&text, "#!/bin/sh\n").unwrap();
+        assert_eq!(elf_interpreter(&text), None);
+        let cut = dir.path().join("cut");
+        std::fs::write(&cut, &elf_with_phdr(3, b"/lib/ld.so\0")[..80]).unwrap();
+        assert_eq!(elf_interpreter(&cut), None);
+    }
 
     /// A 64-bit little-endian ELF with one PT_LOAD and a `.go.buildinfo` section holding
     /// `block`, at file offset 0x200 and address 0x10200.

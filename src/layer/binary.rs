@@ -18,74 +18,6 @@ pub const APP_DIR: &str = "/ko-app";
 /// Delve's file name in ko's debug image.
 pub const DELVE_NAME: &str = "dlv";
 
-/// The program interpreter an ELF executable names (`PT_INTERP`, e.g.
-/// `/lib64/ld-linux-x86-64.so.2`): a dynamically linked program, which will not start on a
-/// base without that loader (the static and scratch bases). None for a static ELF, for
-/// anything that is not ELF, and for headers that do not parse.
-pub fn elf_interpreter(path: &Path) -> Option<String> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = [0u8; 64];
-    f.read_exact(&mut h).ok()?;
-    if &h[..4] != b"\x7fELF" {
-        return None;
-    }
-    let (wide, le) = (h[4] == 2, h[5] == 1);
-    let u16_at = |b: &[u8], at: usize| {
-        let v = [b[at], b[at + 1]];
-        u64::from(if le {
-            u16::from_le_bytes(v)
-        } else {
-            u16::from_be_bytes(v)
-        })
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        u64::from(if le {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        })
-    };
-    let u64_at = |b: &[u8], at: usize| {
-        let v: [u8; 8] = b[at..at + 8].try_into().expect("8 bytes");
-        if le {
-            u64::from_le_bytes(v)
-        } else {
-            u64::from_be_bytes(v)
-        }
-    };
-    let (phoff, phentsize, phnum) = if wide {
-        (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38))
-    } else {
-        (u32_at(&h, 0x1c), u16_at(&h, 0x2a), u16_at(&h, 0x2c))
-    };
-    let min = if wide { 56 } else { 32 };
-    if phentsize < min || phnum > 4096 {
-        return None;
-    }
-    let mut table = vec![0u8; (phentsize * phnum) as usize];
-    f.seek(SeekFrom::Start(phoff)).ok()?;
-    f.read_exact(&mut table).ok()?;
-    const PT_INTERP: u64 = 3;
-    let e = table
-        .chunks_exact(phentsize as usize)
-        .find(|e| u32_at(e, 0) == PT_INTERP)?;
-    let (off, size) = if wide {
-        (u64_at(e, 8), u64_at(e, 32))
-    } else {
-        (u32_at(e, 4), u32_at(e, 16))
-    };
-    if size == 0 || size > 4096 {
-        return None;
-    }
-    let mut name = vec![0u8; size as usize];
-    f.seek(SeekFrom::Start(off)).ok()?;
-    f.read_exact(&mut name).ok()?;
-    let name = name.split(|&b| b == 0).next().unwrap_or_default();
-    Some(String::from_utf8_lossy(name).into_owned())
-}
-
 /// Whether ko's debug image takes Delve on `platform` (ko: Delve's linux/amd64 and
 /// linux/arm64; other platforms are built without it).
 pub fn debuggable(platform: &Platform) -> bool {
@@ -385,45 +317,6 @@ fn describe(head: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A minimal ELF64 little-endian file with one program header (`p_type`) whose
-    /// segment is `seg`.
-    fn elf_with_phdr(p_type: u32, seg: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 64 + 56];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2; // 64-bit
-        f[5] = 1; // little-endian
-        f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
-        f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-        f[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
-        let off = f.len() as u64;
-        f[64..68].copy_from_slice(&p_type.to_le_bytes());
-        f[64 + 8..64 + 16].copy_from_slice(&off.to_le_bytes()); // p_offset
-        f[64 + 32..64 + 40].copy_from_slice(&(seg.len() as u64).to_le_bytes()); // p_filesz
-        f.extend_from_slice(seg);
-        f
-    }
-
-    #[test]
-    fn elf_interpreter_names_a_dynamic_programs_loader() {
-        let dir = tempfile::tempdir().unwrap();
-        let dynamic = dir.path().join("dynamic");
-        std::fs::write(&dynamic, elf_with_phdr(3, b"/lib64/ld-linux-x86-64.so.2\0")).unwrap();
-        assert_eq!(
-            elf_interpreter(&dynamic).as_deref(),
-            Some("/lib64/ld-linux-x86-64.so.2")
-        );
-        // PT_LOAD only: static. Not ELF, or cut short: none.
-        let stat = dir.path().join("static");
-        std::fs::write(&stat, elf_with_phdr(1, b"x")).unwrap();
-        assert_eq!(elf_interpreter(&stat), None);
-        let text = dir.path().join("text");
-        std::fs::write(&text, "#!/bin/sh\n").unwrap();
-        assert_eq!(elf_interpreter(&text), None);
-        let cut = dir.path().join("cut");
-        std::fs::write(&cut, &elf_with_phdr(3, b"/lib/ld.so\0")[..80]).unwrap();
-        assert_eq!(elf_interpreter(&cut), None);
-    }
 
     #[test]
     fn app_filename_as_ko() {
