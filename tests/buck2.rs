@@ -48,11 +48,7 @@ fn analysis_error(p: &TestProject, target: &str) -> String {
 /// A scratch project whose root cell holds `files`.
 fn scratch(files: &[(&str, &str)]) -> TestProject {
     let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let p = dir.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
+    common::write_tree(dir.path(), files);
     TestProject::new(dir.path(), Path::new(RKO))
 }
 

@@ -31,15 +31,15 @@ const UNTAGGED: &str = "package main\n\nvar tagged = \"untagged\"\n";
 /// A module example.com/m with cmd/app, committed to a fresh git repository; returns the
 /// short commit.
 fn module(dir: &Path) -> String {
-    let w = |p: &str, text: &str| {
-        let p = dir.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    w("go.mod", "module example.com/m\n\ngo 1.19\n");
-    w("cmd/app/main.go", MAIN);
-    w("cmd/app/tagged.go", TAGGED);
-    w("cmd/app/untagged.go", UNTAGGED);
+    common::write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/m\n\ngo 1.19\n"),
+            ("cmd/app/main.go", MAIN),
+            ("cmd/app/tagged.go", TAGGED),
+            ("cmd/app/untagged.go", UNTAGGED),
+        ],
+    );
     let git = |args: &[&str]| {
         common::run_ok(
             Command::new("git")

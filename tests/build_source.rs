@@ -31,21 +31,21 @@ func main() {
 
 /// A module example.com/src with a command (cmd/app, with kodata) and a library (lib).
 fn module(dir: &Path) {
-    let w = |p: &str, text: &str| {
-        let p = dir.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    w("go.mod", "module example.com/src\n\ngo 1.19\n");
-    w("cmd/app/main.go", MAIN);
-    w("cmd/app/kodata/hello.txt", "hello from source");
-    w(
-        "lib/lib.go",
-        "package lib\n\nfunc Name() string { return \"app\" }\n",
-    );
-    w(
-        "broken/main.go",
-        "package main\n\nfunc main() { undefined() }\n",
+    common::write_tree(
+        dir,
+        &[
+            ("go.mod", "module example.com/src\n\ngo 1.19\n"),
+            ("cmd/app/main.go", MAIN),
+            ("cmd/app/kodata/hello.txt", "hello from source"),
+            (
+                "lib/lib.go",
+                "package lib\n\nfunc Name() string { return \"app\" }\n",
+            ),
+            (
+                "broken/main.go",
+                "package main\n\nfunc main() { undefined() }\n",
+            ),
+        ],
     );
 }
 

@@ -436,3 +436,12 @@ pub fn delve_entrypoint(app: &str) -> serde_json::Value {
         app
     ])
 }
+
+/// Writes `files` (path relative to `root`, contents) below `root`, making directories.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
