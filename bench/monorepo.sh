@@ -471,6 +471,16 @@ shared_go 1
 timed shared "the shared package changed (imported by ${#SHARING[@]} of $N services)" "${SHARING[*]}" "${TARGETS[@]}"
 
 # ---------------------------------------------------------------- push-all
+# runner_layers: what the runner holds: layer blobs (rules_ko's *.tar.gz / *.tar.zst)
+# anywhere in the output base (runfiles included; symlinks not followed); sets layers_n
+# and layers_on_disk (bytes).
+runner_layers() {
+  local ob
+  ob=$(bz info output_base 2>/dev/null)
+  layers_on_disk=$(find "$ob" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  layers_n=$(find "$ob" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null | wc -l)
+}
+
 # pushrun ID LABEL: `bazel run //deploy:push_all` (builds what changed, then one `rko push`
 # of every image), timed, with the registry's requests and rko's own summary.
 pushrun() {
@@ -673,11 +683,7 @@ EOF
   t1=$(now_ms)
   read -r req wr up dist by < <(reg_count "$l0")
   sent=$(grep -o "rko: pushed $N images: .*" "$b.err" | sed "s/^rko: pushed $N images: //" | tail -1)
-  # What the runner holds: layer blobs (rules_ko's *.tar.gz / *.tar.zst) anywhere in the
-  # output base (runfiles included; symlinks not followed), and the output base's size.
-  OB=$(bz info output_base 2>/dev/null)
-  layers_on_disk=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
-  layers_n=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null | wc -l)
+  runner_layers
   from_cache=$(tail -n +"$((a0 + 1))" "$NG/logs/access.log" | awk '$6 == "\"GET" {s += $10} END {print s+0}')
   hits=$(grep -o '[0-9]* remote cache hit' "$b.err" | tail -1 | cut -d' ' -f1)
   "${AN[@]}" plain lazy "lazy push-all: \`bazel run --remote_download_toplevel //lazy:push_all -- --remote-cache URL\` after \`bazel clean\`, into an empty registry" $((t1 - t0)) \
@@ -758,9 +764,7 @@ YAML
   t1=$(now_ms)
   read -r req wr up dist by < <(reg_count "$l0")
   sent=$(grep -o "rko: pushed $N images: .*" "$b.err" | sed "s/^rko: pushed $N images: //" | tail -1)
-  OB=$(bz info output_base 2>/dev/null)
-  layers_on_disk=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
-  layers_n=$(find "$OB" -type f \( -name '*.tar.gz' -o -name '*.tar.zst' \) 2>/dev/null | wc -l)
+  runner_layers
   hits=$(grep -o '[0-9]* remote cache hit' "$b.err" | tail -1 | cut -d' ' -f1)
   "${AN[@]}" plain lazy_grpc "lazy push-all from BuildGrid: \`bazel run --remote_cache=grpc://… --remote_download_toplevel //lazy:push_all -- --remote-cache grpc://…\` after \`bazel clean\`, into an empty registry" $((t1 - t0)) \
     "${hits:-0} remote cache hits; **layer blobs on the runner: $layers_n files, $(mib "$layers_on_disk")**; registry: $req requests, $wr writes, $up blob uploads ($(mib "$by")); rko: ${sent:-?}"
