@@ -629,6 +629,33 @@ fn bazel_persistent_workers_make_the_bytes_sandboxed_actions_make() {
         .find(|(p, _)| p.starts_with("KoLayer kodata //analysis:subject"))
         .expect("the kodata layer re-ran");
     assert_eq!(kodata.1.0, "worker");
+
+    // An argument starting with '@' (a user's cmd): Bazel would take it for a parameter
+    // file in a worker's, so that action runs sandboxed, its arguments still in a parameter
+    // file (where rko takes the line as it is); the value reaches the config intact.
+    std::fs::create_dir_all(a.dir.join("at")).unwrap();
+    a.write(
+        "at/BUILD.bazel",
+        "load(\"@rules_ko//rules/bazel:defs.bzl\", \"ko_image\")\n\
+         ko_image(name = \"image\", binary = \"//cmd/bar\", \
+         importpath = \"example.com/e2e/cmd/bar\", cmd = [\"@literal\"])\n",
+    );
+    let log = logs.path().join("at.json");
+    let flag = format!("--execution_log_json_file={}", log.display());
+    a.ok(&["build", &flag, "//at:image"]);
+    let spawns = spawn_argvs(&log);
+    let runs = ko_runs(&bazel::read_execution_log(&log));
+    for (progress, (runner, _)) in runs.iter().filter(|(p, _)| p.contains("//at:image")) {
+        let image = progress.starts_with("KoImage");
+        assert_eq!(runner == "worker", !image, "{progress}: {runner}");
+    }
+    let (_, _, argv) = spawns
+        .iter()
+        .find(|(m, p, _)| m == "KoImage" && p.contains("//at:image"))
+        .expect("a KoImage spawn");
+    assert!(argv.len() == 2 && argv[1].starts_with('@'), "{argv:?}");
+    let config = read_json(a.bin("at/image.config.json"));
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["@literal"]));
 }
 
 #[test]

@@ -53,42 +53,41 @@ def _add_each(args, item):
     # Args keeps values until execution, so they must be immutable: pairs become tuples.
     args.add_all([tuple(p) for p in item.ko_each], before_each = item.ko_flag, map_each = joiner)
 
-def _value_ok_in_param_file(v):
-    # A line of a parameter file is one argument: no newline in one. And Bazel reads a
-    # worker's parameter file itself, taking any line that starts with '@' for another file.
-    s = _path(v)
-    return "\n" not in s and not s.startswith("@")
-
-def param_file_safe(items):
-    """Whether every argument can be one line of a worker's parameter file."""
+def _argument_values(items):
+    """Every argument string of ko.bzl's items (paths for files), in order."""
+    values = []
     for item in items:
         if is_out(item):
-            values = [item.ko_out]
+            values.append(_path(item.ko_out))
         elif is_join(item):
-            values = [item.ko_sep.join([_path(p) for p in item.ko_join])]
+            values.append(item.ko_sep.join([_path(p) for p in item.ko_join]))
         elif is_each(item):
-            values = [item.ko_flag] + [
-                _pair_eq(v) if type(v) in ("list", "tuple") else v
+            values.append(item.ko_flag)
+            values.extend([
+                _pair_eq(v) if type(v) in ("list", "tuple") else _path(v)
                 for v in item.ko_each
-            ]
+            ])
         else:
-            values = [item]
-        for v in values:
-            if not _value_ok_in_param_file(v):
-                return False
-    return True
+            values.append(_path(item))
+    return values
 
 def rko_action(ctx, rko, items, network = False, **kwargs):
     """ctx.actions.run of rko with ko.bzl's items as its arguments.
 
-    Offline, it runs as a persistent worker when every argument fits a parameter file line
-    (always, in practice: Bazel's own paths never start with '@' or hold a newline; a user's
-    string might), with ACTION_ENV as its whole environment. network: the action reads a
-    registry (a shallow base's layers): `requires-network`, and the default shell
-    environment, so --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...) reaches rko;
-    never a worker, which would keep one action's environment for the next.
+    The arguments go in a parameter file (one per line; rko takes its lines verbatim, so an
+    argument starting with '@' stays an argument there, where on the command line rko would
+    read it as a file), unless one holds a newline. Offline, the action runs as a persistent
+    worker with ACTION_ENV as its whole environment, unless an argument starts with '@'
+    (Bazel itself reads a worker's parameter file, and takes such a line for another file)
+    or the parameter file is out. Bazel's own paths and labels never do either; a user's
+    string (env, cmd, ...) might. network: the action reads a registry (a shallow base's
+    layers): `requires-network`, and the default shell environment, so
+    --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...) reaches rko; never a worker,
+    which would keep one action's environment for the next.
     """
-    worker = not network and param_file_safe(items)
+    values = _argument_values(items)
+    param_file = not [v for v in values if "\n" in v]
+    worker = not network and param_file and not [v for v in values if v.startswith("@")]
     if network:
         requirements = {"requires-network": "1"}
     elif worker:
@@ -98,7 +97,7 @@ def rko_action(ctx, rko, items, network = False, **kwargs):
     kwargs.update(TOOLCHAIN_KWARGS)
     ctx.actions.run(
         executable = rko,
-        arguments = [render(ctx, items, param_file_always = worker)],
+        arguments = [render(ctx, items, param_file_always = param_file)],
         execution_requirements = requirements,
         env = {} if network else ACTION_ENV,
         use_default_shell_env = network,
@@ -107,7 +106,7 @@ def rko_action(ctx, rko, items, network = False, **kwargs):
 
 def render(ctx, items, param_file_always = False):
     """An Args object for ctx.actions.run(arguments = [...]) from ko.bzl's items.
-    param_file_always: every argument in the parameter file, as a worker needs."""
+    param_file_always: every argument in the parameter file (a worker needs one)."""
     args = ctx.actions.args()
     args.use_param_file("@%s", use_always = param_file_always)
     args.set_param_file_format("multiline")
