@@ -138,7 +138,7 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
             layers.push(write_extra(req, tar, &files(&format!("extra-{j}.layer")))?);
         }
         let extras = layers.len();
-        let kodata = write_kodata(req, &files("kodata.layer"))?;
+        let kodata = write_kodata(req, &platform, &files("kodata.layer"))?;
         let binary = write_binary(req, &platform, &files("binary.layer"))?;
         layers.extend([kodata.clone(), binary.clone()]);
         let delve = match &req.delve {
@@ -341,8 +341,13 @@ fn write_documents(outs: &Outs<'_>, docs: &[Document], outputs: &mut Outputs) ->
     Ok(())
 }
 
-fn write_kodata(req: &Request, blob: &std::path::Path) -> Result<LayerDescriptor> {
-    let tree = Tree::from_inputs(req.kodata.as_deref(), &[], None)?;
+fn write_kodata(
+    req: &Request,
+    platform: &Platform,
+    blob: &std::path::Path,
+) -> Result<LayerDescriptor> {
+    let windows = crate::layer::binary::is_windows(platform);
+    let tree = Tree::from_inputs(req.kodata.as_deref(), &[], None, windows)?;
     let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
     let (ip, created) = (&req.import_path, req.kodata_created);
     tree.write_layer(f, ip, created, &req.compression, req.threads)

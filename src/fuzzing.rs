@@ -165,7 +165,7 @@ pub fn kodata_tar(files: &[(String, Vec<u8>)], mtime: u64) -> Option<Vec<u8>> {
         }
         std::fs::write(&path, content).ok()?;
     }
-    let tree = Tree::from_dir(&dir, None).expect("a plain directory tree reads");
+    let tree = Tree::from_dir(&dir, None, false).expect("a plain directory tree reads");
     let mut out = Vec::new();
     tree.write_tar(&mut out, mtime).expect("writing to memory");
     Some(out)

@@ -169,11 +169,12 @@ fn binary_for_another_architecture() {
     );
 }
 
-/// rko makes Linux images only until ko's Windows layer is implemented: a windows platform
-/// is refused (it would get a Linux layout), and so is a PE or Mach-O binary in a Linux
-/// image, by `rko layer binary` and by `rko build` (which takes the platform from the file).
+/// A binary must be for the image's OS: a PE or Mach-O file in a Linux image, an ELF file in
+/// a Windows image, and any OS but linux and windows (as ko) are refused, by `rko layer
+/// binary` and by `rko build` (which takes the platform from the file); Delve goes into
+/// Linux images only; a Windows image needs a Windows base, not the Linux `static` one.
 #[test]
-fn windows_and_darwin_are_refused_until_kos_windows_layer_exists() {
+fn binaries_for_another_os_and_unsupported_oses_are_refused() {
     common::require_tools!("go");
     let f = Fixture::new();
     let build = |goos: &str| {
@@ -199,27 +200,52 @@ fn windows_and_darwin_are_refused_until_kos_windows_layer_exists() {
     };
     let windows = build("windows");
     let darwin = build("darwin");
-    let mut args = layer_binary(&windows, &[]);
-    let at = args.iter().position(|a| a == "linux/amd64").unwrap();
-    args[at] = "windows/amd64".into();
-    f.fails(
-        &strs(&args),
-        &[
-            "image platform is windows/amd64",
-            "Linux images only",
-            "GOOS=linux",
-        ],
-    );
-    for (bin, os) in [(&windows, "windows"), (&darwin, "darwin")] {
+    let linux = build("linux");
+    let with_platform = |bin: &str, platform: &str, extra: &[&str]| {
+        let mut args = layer_binary(bin, extra);
+        let at = args.iter().position(|a| a == "linux/amd64").unwrap();
+        args[at] = platform.into();
+        args
+    };
+    for (bin, os, format) in [
+        (&windows, "windows", "a PE"),
+        (&darwin, "darwin", "a Mach-O"),
+    ] {
         f.fails(
             &strs(&layer_binary(bin, &[])),
             &[
-                &format!("(for {os}), but the image platform is linux/amd64"),
-                "GOOS=linux",
+                &format!(
+                    "is {format} executable (for {os}), but the image platform is linux/amd64"
+                ),
+                "GOOS=linux (an ELF file)",
             ],
         );
     }
-    // rko build takes the platform from the PE file: windows, refused before any output.
+    f.fails(
+        &strs(&with_platform(&linux, "windows/amd64", &[])),
+        &[
+            "is an ELF executable (for linux), but the image platform is windows/amd64",
+            "GOOS=windows (a PE (.exe) file)",
+        ],
+    );
+    f.fails(
+        &strs(&with_platform(&darwin, "darwin/amd64", &[])),
+        &[
+            "the image platform is darwin/amd64",
+            "makes linux and windows images only",
+        ],
+    );
+    f.fails(
+        &strs(&with_platform(&windows, "windows/amd64", &["--delve"])),
+        &[
+            "--delve",
+            "linux/amd64 and linux/arm64 only",
+            "windows/amd64",
+        ],
+    );
+    assert!(!f.path("out").exists() || std::fs::read_dir(f.path("out")).unwrap().next().is_none());
+    // rko build takes the platform from the PE file: windows, which the Linux `static`
+    // base cannot carry; refused before any output.
     f.fails(
         &[
             "build",
@@ -229,7 +255,11 @@ fn windows_and_darwin_are_refused_until_kos_windows_layer_exists() {
             "--tarball",
             "out/w.tar",
         ],
-        &["image platform is windows/amd64", "Linux images only"],
+        &[
+            "the built-in `static` base is a Linux base",
+            "the image platform is windows/amd64",
+            "--base scratch",
+        ],
     );
     assert!(!f.path("out/w.tar").exists());
 }

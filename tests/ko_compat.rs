@@ -499,3 +499,248 @@ fn pairs_as_a_build_system_passes_them_give_the_same_bytes_as_the_directory() {
         .env_remove("KO_DATA_DATE_EPOCH"));
     assert_eq!(std::fs::read(&oracle).unwrap(), dir_tar);
 }
+
+/// A PE binary for windows/`goarch`.
+fn windows_binary(t: &Path, goarch: &str) -> PathBuf {
+    common::go_build_for(
+        t,
+        &format!("app-{goarch}.exe"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"windows\") }\n",
+        "windows",
+        goarch,
+    )
+}
+
+/// ko's Windows binary layer: `Hives`, `Files`, `Files/ko-app`, then the binary at
+/// `Files/ko-app/<name>` (no .exe) with the `MSWINDOWS.rawsd` record. Linux capabilities
+/// are ko's `linux` case only: asked for on windows, they change nothing.
+#[test]
+fn windows_binary_layer_is_byte_identical_to_kos() {
+    common::require_tools!("go");
+    let t = tempfile::tempdir().unwrap();
+    for goarch in ["amd64", "arm64"] {
+        let bin = windows_binary(t.path(), goarch);
+        let oracle = t.path().join("ko.tar");
+        run(Command::new(kotar())
+            .arg("binary-windows")
+            .arg(&bin)
+            .arg("/ko-app/app")
+            .arg(&oracle));
+        for caps in [&[][..], &["--linux-capability", "net_bind_service"][..]] {
+            let (blob, desc) = (t.path().join("l.tar.gz"), t.path().join("l.json"));
+            run(Command::new(RKO)
+                .args(["layer", "binary", "--binary"])
+                .arg(&bin)
+                .args(["--import-path", "example.com/compat/cmd/app", "--platform"])
+                .arg(format!("windows/{goarch}"))
+                .args(caps)
+                .arg("-o")
+                .arg(&blob)
+                .arg("--descriptor")
+                .arg(&desc));
+            assert_same_tar(&blob, &desc, &oracle);
+            let d = descriptor(&desc);
+            assert_eq!(d["content"]["path"], "/ko-app/app");
+            assert_eq!(d["content"]["windows"], true);
+        }
+        // What the record is: base64 of a self-relative security descriptor.
+        let tar = std::fs::read(&oracle).unwrap();
+        let rec = b"MSWINDOWS.rawsd=AQAAgBQAAAAkAAAAAAAAAAAAAAABAgAAAAAABSAAAAAhAgAAAQIAAAAAAAUgAAAAIQIAAA==\n";
+        assert!(tar.windows(rec.len()).any(|w| w == rec));
+    }
+}
+
+/// ko's Windows kodata layer: `Hives`, `Files`, `Files/var`, `Files/var/run`,
+/// `Files/var/run/ko`, the tree below with `MSWINDOWS.rawsd` on every file, and symlinks
+/// skipped (with a warning naming each), for ko's zero time and for KO_DATA_DATE_EPOCH; a
+/// missing directory; and the same bytes from a build system's pairs.
+#[test]
+fn windows_kodata_layer_is_byte_identical_to_kos() {
+    common::require_tools!("go");
+    let t = tempfile::tempdir().unwrap();
+    let kd = t.path().join("kodata");
+    kodata_tree(&kd);
+    let windows = ["--platform", "windows/amd64", "--dir", kd.to_str().unwrap()];
+    for mtime in [None, Some("1700000000")] {
+        let oracle = t.path().join("ko.tar");
+        let mut ko = Command::new(kotar());
+        ko.arg("kodata-windows")
+            .arg(&kd)
+            .arg(&oracle)
+            .env_remove("KO_DATA_PATH_ALLOWED_ROOT");
+        match mtime {
+            Some(m) => ko.env("KO_DATA_DATE_EPOCH", m),
+            None => ko.env_remove("KO_DATA_DATE_EPOCH"),
+        };
+        run(&mut ko);
+        let (blob, desc) = rko_kodata(t.path(), &windows, mtime);
+        assert_same_tar(&blob, &desc, &oracle);
+        assert_eq!(descriptor(&desc)["content"]["windows"], true);
+        // The links are not in the layer (ko skips them), the files they point at are.
+        let listing = String::from_utf8_lossy(&std::fs::read(&oracle).unwrap()).into_owned();
+        assert!(!listing.contains("file-link.txt") && !listing.contains("dir-link"));
+        assert!(listing.contains("Files/var/run/ko/a/b/c.txt"));
+    }
+    let o = Command::new(RKO)
+        .args(["layer", "kodata", "--import-path", "example.com/x"])
+        .args(windows)
+        .arg("-o")
+        .arg(t.path().join("w.tgz"))
+        .arg("--descriptor")
+        .arg(t.path().join("w.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for link in ["links/dir-link", "links/file-link.txt"] {
+        assert!(
+            err.contains(&format!("skipping the symlink {}", kd.join(link).display())),
+            "{err}"
+        );
+    }
+
+    // A missing directory: ko's five directories.
+    let missing = t.path().join("no-such-kodata");
+    let oracle = t.path().join("ko.tar");
+    run(Command::new(kotar())
+        .arg("kodata-windows")
+        .arg(&missing)
+        .arg(&oracle)
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    let args = [
+        "--platform",
+        "windows/arm64",
+        "--dir",
+        missing.to_str().unwrap(),
+    ];
+    let (blob, desc) = rko_kodata(t.path(), &args, None);
+    assert_same_tar(&blob, &desc, &oracle);
+    assert_eq!(std::fs::read(&oracle).unwrap().len(), 7 * 512);
+
+    // Pairs (a build system's inputs, themselves symlinks) are read, not skipped.
+    let plain = t.path().join("plain");
+    std::fs::create_dir_all(plain.join("static")).unwrap();
+    std::fs::write(plain.join("static/index.html"), "<h1>hi</h1>\n").unwrap();
+    std::fs::write(plain.join("config.yaml"), "a: 1\n").unwrap();
+    let sandbox = t.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    let mut args = vec!["--platform".to_string(), "windows/amd64".to_string()];
+    for (i, rel) in ["static/index.html", "config.yaml"].iter().enumerate() {
+        let link = sandbox.join(format!("input{i}"));
+        std::os::unix::fs::symlink(plain.join(rel), &link).unwrap();
+        args.extend(["--file".to_string(), format!("{rel}={}", link.display())]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (blob, _) = rko_kodata(t.path(), &args, None);
+    run(Command::new(kotar())
+        .arg("kodata-windows")
+        .arg(&plain)
+        .arg(&oracle)
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    assert_eq!(gunzip(&blob), std::fs::read(&oracle).unwrap());
+}
+
+/// A windows/amd64 image as ko makes it: its two layers equal the oracle's (so the config's
+/// diff_ids are ko's), the entrypoint is `C:\ko-app\<name>`, PATH and KO_DATA_PATH are
+/// ko's Windows values; skopeo and umoci read it (umoci's runtime bundle is Linux-only, so
+/// its raw unpack gives the files), and the image-spec schemas accept the layout.
+#[test]
+fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
+    common::require_tools!("go", "skopeo", "umoci", "python3");
+    let t = tempfile::tempdir().unwrap();
+    let bin = windows_binary(t.path(), "amd64");
+    let kd = t.path().join("kodata");
+    std::fs::create_dir_all(kd.join("static")).unwrap();
+    std::fs::write(kd.join("static/index.html"), "<h1>windows</h1>\n").unwrap();
+    let layout = t.path().join("layout");
+    let digest = run(Command::new(RKO)
+        .arg("build")
+        .arg(&bin)
+        .args([
+            "--import-path",
+            "example.com/compat/cmd/app",
+            "--base",
+            "scratch",
+        ])
+        .arg("--kodata")
+        .arg(&kd)
+        .arg("--layout")
+        .arg(&layout)
+        .args(["--sbom", "none"])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    let digest = digest.trim();
+    let (ko_bin, ko_kodata) = (t.path().join("bin.tar"), t.path().join("kodata.tar"));
+    run(Command::new(kotar())
+        .arg("binary-windows")
+        .arg(&bin)
+        .arg("/ko-app/app")
+        .arg(&ko_bin));
+    run(Command::new(kotar())
+        .arg("kodata-windows")
+        .arg(&kd)
+        .arg(&ko_kodata)
+        .env_remove("KO_DATA_DATE_EPOCH"));
+    let manifest = common::read_json(common::layout_blob(&layout, digest));
+    let config = common::read_json(common::layout_blob(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    assert_eq!(config["os"], "windows");
+    assert_eq!(config["architecture"], "amd64");
+    let want_diff_ids: Vec<String> = [&ko_kodata, &ko_bin]
+        .iter()
+        .map(|p| sha256(&std::fs::read(p).unwrap()))
+        .collect();
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        serde_json::json!(want_diff_ids)
+    );
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!([r"C:\ko-app\app"])
+    );
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!([r"PATH=C:\ko-app", r"KO_DATA_PATH=C:\var\run\ko"])
+    );
+
+    let inspect = common::parse_json(&run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}", layout.display()))));
+    assert_eq!(inspect["config"]["digest"], manifest["config"]["digest"]);
+    let inspect = common::parse_json(&run(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}", layout.display()))));
+    assert_eq!(inspect["Os"], "windows");
+    assert_eq!(inspect["Digest"], digest);
+
+    let tagged = t.path().join("tagged");
+    run(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}", layout.display()),
+        &format!("oci:{}:img", tagged.display()),
+    ]));
+    let stat = run(Command::new("umoci")
+        .args(["stat", "--image"])
+        .arg(format!("{}:img", tagged.display())));
+    assert!(stat.contains("go build output, at /ko-app/app"), "{stat}");
+    assert!(stat.contains("kodata contents, at $KO_DATA_PATH"), "{stat}");
+    let rootfs = t.path().join("rootfs");
+    run(Command::new("umoci")
+        .args(["raw", "unpack", "--rootless", "--image"])
+        .arg(format!("{}:img", tagged.display()))
+        .arg(&rootfs));
+    assert!(
+        std::fs::read(rootfs.join("Files/ko-app/app")).unwrap() == std::fs::read(&bin).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("Files/var/run/ko/static/index.html")).unwrap(),
+        "<h1>windows</h1>\n"
+    );
+    assert!(rootfs.join("Hives").is_dir());
+    let out = run(Command::new("python3")
+        .arg("/work/shared/oci-schema/validate.py")
+        .arg(&layout));
+    assert!(out.contains(", 0 errors"), "{out}");
+}

@@ -96,6 +96,10 @@ pub struct KodataArgs {
     /// Where symlinks under --dir may point (default: the git work tree around it, else --dir).
     #[arg(long, env = "KO_DATA_PATH_ALLOWED_ROOT")]
     pub allowed_root: Option<PathBuf>,
+    /// The image platform, os/arch[/variant]. Only its OS matters: a windows/* image gets
+    /// ko's Windows layer (under Files/, symlinks in --dir skipped); any other, Linux's.
+    #[arg(long)]
+    pub platform: Option<Platform>,
     #[command(flatten)]
     pub compression: CompressionArgs,
     #[command(flatten)]
@@ -123,7 +127,16 @@ pub fn run(cmd: LayerCommand) -> Result<()> {
         LayerCommand::Kodata(a) => {
             let import_path = crate::importpath::strip_scheme(&a.import_path);
             let compression = a.compression.compression()?;
-            let tree = Tree::from_inputs(a.dir.as_deref(), &a.file, a.allowed_root.as_deref())?;
+            let windows = a
+                .platform
+                .as_ref()
+                .is_some_and(crate::layer::binary::is_windows);
+            let tree = Tree::from_inputs(
+                a.dir.as_deref(),
+                &a.file,
+                a.allowed_root.as_deref(),
+                windows,
+            )?;
             let mtime = a.mtime;
             let threads = a.compression.threads();
             write(&a.outs, |out| {

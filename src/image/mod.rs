@@ -71,7 +71,55 @@ pub enum ImageError {
         "{count} Delve layers given (rko layer binary --delve): expected at most one, for a debug image"
     )]
     ManyDelves { count: usize },
+    #[error(
+        "the {what} layer is laid out for {layer_os} (ko's {layout}), but the base is a {base_os} \
+         image; make the layer with `--platform` of the base's OS ({base_os}/...), or use a \
+         {layer_os} base"
+    )]
+    OsMismatch {
+        what: &'static str,
+        layer_os: &'static str,
+        layout: &'static str,
+        base_os: String,
+    },
 }
+
+fn os_name(windows: bool) -> &'static str {
+    match windows {
+        true => "windows",
+        false => "linux",
+    }
+}
+
+/// Each of ko's layers must be laid out for the base's OS: Windows layers hold their files
+/// under `Files/`, Linux layers at the root.
+fn check_layer_os(base_windows: bool, base_os: &str, layers: &[LayerDescriptor]) -> Result<()> {
+    for l in layers {
+        let what = match &l.content {
+            LayerContent::Binary { .. } => "binary",
+            LayerContent::Kodata { .. } => "kodata",
+            LayerContent::Delve { .. } => "Delve",
+            LayerContent::Tar { .. } => continue,
+        };
+        let windows = l.content.windows();
+        if windows != base_windows {
+            bail!(ImageError::OsMismatch {
+                what,
+                layer_os: os_name(windows),
+                layout: match windows {
+                    true => "Files/ and Hives/ layout",
+                    false => "layout at the root",
+                },
+                base_os: base_os.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where ko puts the app on Windows, and its kodata there.
+const WINDOWS_APP_DIR: &str = r"C:\ko-app";
+const WINDOWS_KODATA: &str = r"C:\var\run\ko";
 
 /// Builds the config and manifest of an image: the base plus `layers` (in order).
 pub fn assemble(
@@ -81,6 +129,8 @@ pub fn assemble(
 ) -> Result<BuiltImage> {
     let docker = media::is_docker(&base.media_type);
     let (import_path, app_path) = the_binary(layers)?;
+    let windows = base.config.os == "windows";
+    check_layer_os(windows, &base.config.os, layers)?;
     let mut cfg = base.config.clone();
     let mut manifest_layers = base.layers.clone();
     for l in layers {
@@ -96,17 +146,26 @@ pub fn assemble(
         cfg.history.push(ko_history(l, import_path, opts.created));
     }
     let c = &mut cfg.config;
-    c.entrypoint = Some(match the_delve(layers)? {
-        Some(dlv) => std::iter::once(dlv)
-            .chain(DELVE_ARGS.iter().copied())
-            .chain([app_path])
-            .map(String::from)
-            .collect(),
-        None => vec![app_path.to_string()],
-    });
-    c.cmd = None;
-    c.append_path("/ko-app");
-    c.env.push(format!("KO_DATA_PATH={KODATA_ROOT}"));
+    if windows {
+        // ko: `C:\ko-app\<name>` (no .exe), PATH extended with ':' as on Linux.
+        let name = app_path.rsplit('/').next().unwrap_or(app_path);
+        c.entrypoint = Some(vec![format!(r"{WINDOWS_APP_DIR}\{name}")]);
+        c.cmd = None;
+        c.append_path(WINDOWS_APP_DIR);
+        c.env.push(format!("KO_DATA_PATH={WINDOWS_KODATA}"));
+    } else {
+        c.entrypoint = Some(match the_delve(layers)? {
+            Some(dlv) => std::iter::once(dlv)
+                .chain(DELVE_ARGS.iter().copied())
+                .chain([app_path])
+                .map(String::from)
+                .collect(),
+            None => vec![app_path.to_string()],
+        });
+        c.cmd = None;
+        c.append_path("/ko-app");
+        c.env.push(format!("KO_DATA_PATH={KODATA_ROOT}"));
+    }
     cfg.author = "github.com/ko-build/ko".to_string();
     apply_options(&mut cfg.config, opts)?;
     if let Some(t) = opts.created {
@@ -120,9 +179,9 @@ fn the_binary(layers: &[LayerDescriptor]) -> Result<(&str, &str)> {
     let binaries: Vec<(&str, &str)> = layers
         .iter()
         .filter_map(|l| match &l.content {
-            LayerContent::Binary { import_path, path } => {
-                Some((import_path.as_str(), path.as_str()))
-            }
+            LayerContent::Binary {
+                import_path, path, ..
+            } => Some((import_path.as_str(), path.as_str())),
             _ => None,
         })
         .collect();
@@ -276,4 +335,115 @@ fn normalize_port(p: &str) -> Result<String> {
         });
     }
     Ok(format!("{num}/{proto}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(content: serde_json::Value, n: u8) -> LayerDescriptor {
+        let digest = format!("sha256:{}", format!("{n:02x}").repeat(32));
+        serde_json::from_value(serde_json::json!({
+            "mediaType": media::OCI_LAYER_GZIP,
+            "digest": digest,
+            "size": 1,
+            "diffID": digest,
+            "uncompressedSize": 1024,
+            "compression": {"algorithm": "gzip", "level": 1, "chunkSize": 1048576,
+                            "implementation": "libdeflate"},
+            "content": content,
+        }))
+        .unwrap()
+    }
+
+    fn layers(windows: bool) -> Vec<LayerDescriptor> {
+        vec![
+            layer(
+                serde_json::json!({"kind": "kodata", "importPath": "example.com/w/cmd/app",
+                                   "windows": windows}),
+                1,
+            ),
+            layer(
+                serde_json::json!({"kind": "binary", "importPath": "example.com/w/cmd/app",
+                                   "path": "/ko-app/app", "windows": windows}),
+                2,
+            ),
+        ]
+    }
+
+    fn config(img: &BuiltImage) -> serde_json::Value {
+        serde_json::from_slice(&img.config).unwrap()
+    }
+
+    #[test]
+    fn windows_image_gets_kos_windows_entrypoint_path_and_kodata_path() {
+        let mut base = base::scratch(&Platform::new("windows", "amd64"));
+        base.config.config.env = vec![r"PATH=C:\Windows\system32;C:\Windows".to_string()];
+        let img = assemble(&base, &layers(true), &ImageOptions::default()).unwrap();
+        let c = config(&img);
+        assert_eq!(c["os"], "windows");
+        assert_eq!(
+            c["config"]["Entrypoint"],
+            serde_json::json!([r"C:\ko-app\app"])
+        );
+        // ko appends with ':' whatever the OS, and names kodata's Windows path.
+        assert_eq!(
+            c["config"]["Env"],
+            serde_json::json!([
+                r"PATH=C:\Windows\system32;C:\Windows:C:\ko-app",
+                r"KO_DATA_PATH=C:\var\run\ko"
+            ])
+        );
+        assert_eq!(
+            c["history"][1]["comment"],
+            "go build output, at /ko-app/app"
+        );
+        // Linux is unchanged.
+        let linux = base::scratch(&Platform::new("linux", "amd64"));
+        let c = config(&assemble(&linux, &layers(false), &ImageOptions::default()).unwrap());
+        assert_eq!(
+            c["config"]["Entrypoint"],
+            serde_json::json!(["/ko-app/app"])
+        );
+        assert_eq!(
+            c["config"]["Env"],
+            serde_json::json!(["PATH=/ko-app", "KO_DATA_PATH=/var/run/ko"])
+        );
+    }
+
+    #[test]
+    fn layers_laid_out_for_another_os_than_the_base_are_refused() {
+        let windows = base::scratch(&Platform::new("windows", "amd64"));
+        let linux = base::scratch(&Platform::new("linux", "amd64"));
+        let opts = ImageOptions::default();
+        let e = assemble(&linux, &layers(true), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the kodata layer is laid out for windows"),
+            "{e}"
+        );
+        assert!(e.contains("the base is a linux image"), "{e}");
+        let e = assemble(&windows, &layers(false), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("laid out for linux"), "{e}");
+        assert!(
+            e.contains("`--platform` of the base's OS (windows/...)"),
+            "{e}"
+        );
+        // One layer of each: still refused, naming the odd one.
+        let mut mixed = layers(true);
+        mixed[1] = layers(false).remove(1);
+        let e = assemble(&windows, &mixed, &opts).unwrap_err().to_string();
+        assert!(e.contains("the binary layer is laid out for linux"), "{e}");
+        // Delve exists only for Linux images.
+        let mut debug = layers(true);
+        debug.push(layer(
+            serde_json::json!({"kind": "delve", "path": "/ko-app/dlv"}),
+            3,
+        ));
+        let e = assemble(&windows, &debug, &opts).unwrap_err().to_string();
+        assert!(e.contains("the Delve layer is laid out for linux"), "{e}");
+    }
 }

@@ -1,5 +1,7 @@
 //! The binary layer: `ko-app/` then `/ko-app/<name>`, both mode 0555, exactly as ko's
-//! `tarBinary` writes them, streamed from the file in one pass.
+//! `tarBinary` writes them, streamed from the file in one pass. For a windows/* platform,
+//! ko's Windows layer instead: `Hives`, `Files`, `Files/ko-app`, then
+//! `Files/ko-app/<name>` with the `MSWINDOWS.rawsd` record.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,21 @@ pub const APP_DIR: &str = "/ko-app";
 
 /// Delve's file name in ko's debug image.
 pub const DELVE_NAME: &str = "dlv";
+
+/// The PAX record ko gives every file of a Windows layer: a self-relative security
+/// descriptor, base64, whose owner and group are BUILTIN\\Users (SDDL `O:BUG:BU`), without
+/// which Windows will not run the file.
+pub const WINDOWS_SD_KEY: &str = "MSWINDOWS.rawsd";
+pub const WINDOWS_SD: &str =
+    "AQAAgBQAAAAkAAAAAAAAAAAAAAABAgAAAAAABSAAAAAhAgAAAQIAAAAAAAUgAAAAIQIAAA==";
+/// Where a Windows layer's files go: the container's `C:\` is this directory of the layer,
+/// beside an empty `Hives` (registry hives).
+pub const WINDOWS_FILES: &str = "Files";
+
+/// ko's layers differ for a windows/* platform; for every other OS they are Linux's.
+pub fn is_windows(platform: &Platform) -> bool {
+    platform.os == "windows"
+}
 
 /// Whether ko's debug image takes Delve on `platform` (ko: Delve's linux/amd64 and
 /// linux/arm64; other platforms are built without it).
@@ -40,7 +57,7 @@ pub enum BinaryError {
     )]
     NotExecutable { path: PathBuf, found: String },
     #[error(
-        "{path} is an executable ({format:?}) for {found}, but the image platform is {platform}; build the binary for {expected} (GOARCH={expected}) or change --platform"
+        "{path} is an executable ({format}) for {found}, but the image platform is {platform}; build the binary for {expected} (GOARCH={expected}) or change --platform"
     )]
     WrongArch {
         path: PathBuf,
@@ -50,15 +67,18 @@ pub enum BinaryError {
         platform: String,
     },
     #[error(
-        "the image platform is {platform}, but rko makes Linux images only: ko's layer for \
-         Windows (Files/ and Hives/ entries, MSWINDOWS.rawsd records, another entrypoint) is not \
-         implemented yet, so a {os} image would not run; build for linux (GOOS=linux) and use \
-         a linux/... platform"
+        "the image platform is {platform}, but rko makes linux and windows images only (as ko \
+         does); build for linux or windows (GOOS) and use a linux/... or windows/... platform"
     )]
-    UnsupportedOs { platform: String, os: String },
+    UnsupportedOs { platform: String },
     #[error(
-        "{path} is a {format:?} executable (for {os}), but the image platform is {platform}; \
-         build the binary with GOOS={wanted} (an ELF file)"
+        "--delve: ko's debug image carries Delve on linux/amd64 and linux/arm64 only, and the \
+         platform is {platform}; build this platform's image without the Delve layer"
+    )]
+    DelvePlatform { platform: String },
+    #[error(
+        "{path} is a{n} {format} executable (for {os}), but the image platform is {platform}; \
+         build the binary with GOOS={wanted} (a{wanted_format} file)"
     )]
     WrongOs {
         path: PathBuf,
@@ -66,6 +86,9 @@ pub enum BinaryError {
         os: &'static str,
         platform: String,
         wanted: String,
+        wanted_format: &'static str,
+        /// "n" before a format whose name starts with a vowel sound.
+        n: &'static str,
     },
     #[error(
         "{path} has no Go build info: it does not look like a Go binary (built by `go build`); pass --allow-non-go to put it in the image anyway"
@@ -129,13 +152,27 @@ impl BinaryLayer<'_> {
         let (mut file, size, mut buf, filled) = self.open_checked()?;
         let mut sink =
             LayerSink::new(out, self.compression, self.threads).map_err(BinaryError::Write)?;
-        let dir = Entry::new("ko-app", EntryKind::Dir, 0o555, 0, 0);
-        tar::write_header(&mut sink, &dir).map_err(BinaryError::Write)?;
-        let xattr = self.capabilities.map(|c| c.xattr());
-        let pax: Vec<(&str, &[u8])> = xattr.iter().map(|x| (caps::PAX_KEY, &x[..])).collect();
+        let windows = is_windows(self.platform);
+        let (dirs, entry_path): (&[&str], String) = match windows {
+            false => (&["ko-app"], app_path.clone()),
+            true => (
+                &["Hives", WINDOWS_FILES, "Files/ko-app"],
+                format!("{WINDOWS_FILES}{app_path}"),
+            ),
+        };
+        for d in dirs {
+            let dir = Entry::new(d, EntryKind::Dir, 0o555, 0, 0);
+            tar::write_header(&mut sink, &dir).map_err(BinaryError::Write)?;
+        }
+        // ko sets capabilities on Linux only; a Windows file gets its security descriptor.
+        let xattr = self.capabilities.filter(|_| !windows).map(|c| c.xattr());
+        let mut pax: Vec<(&str, &[u8])> = xattr.iter().map(|x| (caps::PAX_KEY, &x[..])).collect();
+        if windows {
+            pax.push((WINDOWS_SD_KEY, WINDOWS_SD.as_bytes()));
+        }
         let file_entry = Entry {
             pax: &pax,
-            ..Entry::new(&app_path, EntryKind::File, 0o555, size, 0)
+            ..Entry::new(&entry_path, EntryKind::File, 0o555, size, 0)
         };
         tar::write_header(&mut sink, &file_entry).map_err(BinaryError::Write)?;
         self.copy_content(&mut file, size, &mut buf, filled, &mut sink)?;
@@ -150,6 +187,7 @@ impl BinaryLayer<'_> {
                 false => LayerContent::Binary {
                     import_path: self.import_path.to_string(),
                     path: app_path,
+                    windows,
                 },
             },
         ))
@@ -160,12 +198,20 @@ impl BinaryLayer<'_> {
     /// and how much of it is filled.
     fn open_checked(&self) -> Result<(std::fs::File, u64, Vec<u8>, usize), BinaryError> {
         let path = self.binary;
-        if self.platform.os != "linux" {
-            return Err(BinaryError::UnsupportedOs {
+        if self.delve && !debuggable(self.platform) {
+            return Err(BinaryError::DelvePlatform {
                 platform: self.platform.to_string(),
-                os: self.platform.os.clone(),
             });
         }
+        let wanted_format = match self.platform.os.as_str() {
+            "linux" => buildinfo::Format::Elf,
+            "windows" => buildinfo::Format::Pe,
+            _ => {
+                return Err(BinaryError::UnsupportedOs {
+                    platform: self.platform.to_string(),
+                });
+            }
+        };
         let unreadable = |source| BinaryError::Unreadable {
             path: path.to_path_buf(),
             source,
@@ -185,13 +231,21 @@ impl BinaryLayer<'_> {
                 found: describe(&buf[..filled]),
             });
         };
-        if kind.format != buildinfo::Format::Elf {
+        if kind.format != wanted_format {
             return Err(BinaryError::WrongOs {
                 path: path.to_path_buf(),
                 format: kind.format,
                 os: kind.format.os_hint(),
                 platform: self.platform.to_string(),
                 wanted: self.platform.os.clone(),
+                wanted_format: match wanted_format {
+                    buildinfo::Format::Pe => " PE (.exe)",
+                    _ => "n ELF",
+                },
+                n: match kind.format {
+                    buildinfo::Format::Elf => "n",
+                    _ => "",
+                },
             });
         }
         if let Some(found) = kind.arch

@@ -10,6 +10,16 @@ pub enum Format {
     Pe,
 }
 
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Elf => "ELF",
+            Format::MachO => "Mach-O",
+            Format::Pe => "PE",
+        })
+    }
+}
+
 impl Format {
     pub fn os_hint(self) -> &'static str {
         match self {

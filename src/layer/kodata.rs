@@ -5,11 +5,18 @@
 //! The tree comes from a directory, or from `image-path=file` pairs as a build system
 //! passes its inputs (often symlinks into the source tree). Both are turned into the same
 //! in-memory tree first, so both give the same bytes for the same files.
+//!
+//! For a windows/* image, ko's Windows layer: `Hives`, `Files`, `Files/var`,
+//! `Files/var/run`, `Files/var/run/ko`, the tree under `Files/var/run/ko`, every file with
+//! the `MSWINDOWS.rawsd` record; symlinks in a kodata directory are skipped, as ko skips
+//! them there (explicit `image-path=file` pairs are the build system's inputs and are
+//! always read).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::layer::binary::{WINDOWS_FILES, WINDOWS_SD, WINDOWS_SD_KEY};
 use crate::layer::compress::{Compression, LayerSink};
 use crate::layer::tar::{self, Entry, EntryKind};
 use crate::layer::{LayerContent, LayerDescriptor};
@@ -17,6 +24,13 @@ use crate::layer::{LayerContent, LayerDescriptor};
 /// Where ko puts kodata in the image.
 pub const KODATA_ROOT: &str = "/var/run/ko";
 const PARENTS: [&str; 3] = ["/var", "/var/run", "/var/run/ko"];
+const WINDOWS_PARENTS: [&str; 5] = [
+    "Hives",
+    "Files",
+    "Files/var",
+    "Files/var/run",
+    "Files/var/run/ko",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KodataError {
@@ -63,6 +77,9 @@ pub enum KodataError {
     Write(#[source] std::io::Error),
 }
 
+/// The PAX records of every kodata file (none on Linux).
+type PaxRecords<'a> = &'a [(&'a str, &'a [u8])];
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + '_ {
     move |source| KodataError::Io {
         path: path.to_path_buf(),
@@ -74,6 +91,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + '_ {
 #[derive(Debug, Default)]
 pub struct Tree {
     root: BTreeMap<String, Node>,
+    /// Laid out for a windows/* image.
+    windows: bool,
 }
 
 #[derive(Debug)]
@@ -85,9 +104,17 @@ enum Node {
 impl Tree {
     /// Walks a kodata directory as ko does. A missing directory is an empty tree (ko too
     /// always writes the kodata layer). `allowed_root` widens where symlinks may point.
-    pub fn from_dir(dir: &Path, allowed_root: Option<&Path>) -> Result<Tree, KodataError> {
+    /// `windows`: the layer of a windows/* image, whose walk skips symlinks (as ko's).
+    pub fn from_dir(
+        dir: &Path,
+        allowed_root: Option<&Path>,
+        windows: bool,
+    ) -> Result<Tree, KodataError> {
         if !dir.exists() {
-            return Ok(Tree::default());
+            return Ok(Tree {
+                windows,
+                ..Tree::default()
+            });
         }
         let real = fs_err::canonicalize(dir).map_err(io_err(dir))?;
         let mut root = real.clone();
@@ -98,32 +125,38 @@ impl Tree {
             root = w;
         }
         Ok(Tree {
-            root: walk(dir, &root)?,
+            root: walk(dir, &root, windows)?,
+            windows,
         })
     }
 
     /// The tree of a kodata directory (with ko's allowed root for symlinks, from
     /// `allowed_root` or else the git work tree around it), or else of `IMAGE_PATH=FILE`
-    /// pairs.
+    /// pairs; `windows` as [`Tree::from_dir`].
     pub fn from_inputs(
         dir: Option<&Path>,
         pairs: &[String],
         allowed_root: Option<&Path>,
+        windows: bool,
     ) -> Result<Tree, KodataError> {
         match dir {
             Some(d) => {
                 let env = allowed_root.map(|p| p.to_string_lossy().into_owned());
                 let root = ko_allowed_root(d, env.as_deref());
-                Tree::from_dir(d, root.as_deref())
+                Tree::from_dir(d, root.as_deref(), windows)
             }
-            None => Tree::from_pairs(pairs),
+            None => Tree::from_pairs(pairs, windows),
         }
     }
 
     /// Builds the tree from `image-path=file` pairs. A file that is a directory adds its
-    /// whole tree at that path.
-    pub fn from_pairs<S: AsRef<str>>(pairs: &[S]) -> Result<Tree, KodataError> {
-        let mut tree = Tree::default();
+    /// whole tree at that path. `windows`: laid out for a windows/* image (the pairs are
+    /// read as given: no symlink is skipped).
+    pub fn from_pairs<S: AsRef<str>>(pairs: &[S], windows: bool) -> Result<Tree, KodataError> {
+        let mut tree = Tree {
+            windows,
+            ..Tree::default()
+        };
         for pair in pairs {
             let pair = pair.as_ref();
             let bad = |why: &str| KodataError::BadPair {
@@ -151,7 +184,7 @@ impl Tree {
             let meta = fs_err::metadata(&source).map_err(io_err(&source))?;
             let node = if meta.is_dir() {
                 let real = fs_err::canonicalize(&source).map_err(io_err(&source))?;
-                Node::Dir(walk(&source, &real)?)
+                Node::Dir(walk(&source, &real, false)?)
             } else if meta.is_file() {
                 Node::File {
                     source,
@@ -167,11 +200,19 @@ impl Tree {
 
     /// Writes the layer tar into `sink`, mtime `mtime` on every entry.
     pub fn write_tar(&self, sink: &mut impl Write, mtime: u64) -> Result<(), KodataError> {
-        for dir in PARENTS {
+        let (parents, root, pax): (&[&str], String, PaxRecords) = match self.windows {
+            false => (&PARENTS, KODATA_ROOT.to_string(), &[]),
+            true => (
+                &WINDOWS_PARENTS,
+                format!("{WINDOWS_FILES}{KODATA_ROOT}"),
+                &[(WINDOWS_SD_KEY, WINDOWS_SD.as_bytes())],
+            ),
+        };
+        for dir in parents {
             let e = Entry::new(dir, EntryKind::Dir, 0o555, 0, mtime);
             tar::write_header(sink, &e).map_err(KodataError::Write)?;
         }
-        write_nodes(sink, KODATA_ROOT, &self.root, mtime)?;
+        write_nodes(sink, &root, &self.root, mtime, pax)?;
         sink.write_all(&tar::TRAILER).map_err(KodataError::Write)
     }
 
@@ -194,6 +235,7 @@ impl Tree {
             LayerContent::Kodata {
                 import_path: import_path.to_string(),
                 mtime,
+                windows: self.windows,
             },
         ))
     }
@@ -226,13 +268,30 @@ fn insert(
 }
 
 /// Walks `dir` as ko's `filepath.Walk` does after resolving links: symlinks followed (each
-/// must resolve inside `allowed`), loops refused, names sorted.
-fn walk(dir: &Path, allowed: &Path) -> Result<BTreeMap<String, Node>, KodataError> {
+/// must resolve inside `allowed`), loops refused, names sorted. `skip_links`: symlinks are
+/// left out instead (ko's walk for windows), each with a warning.
+fn walk(
+    dir: &Path,
+    allowed: &Path,
+    skip_links: bool,
+) -> Result<BTreeMap<String, Node>, KodataError> {
     let mut out = BTreeMap::new();
     let entries = walkdir::WalkDir::new(dir)
-        .follow_links(true)
+        .follow_links(!skip_links)
         .min_depth(1)
-        .sort_by_file_name();
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let skip = skip_links && e.path_is_symlink();
+            if skip {
+                eprintln!(
+                    "rko: warning: kodata: skipping the symlink {} in a windows image, as ko \
+                     does (Windows layers cannot hold links); copy the file in to keep it",
+                    e.path().display()
+                );
+            }
+            !skip
+        });
     for entry in entries {
         let entry = entry.map_err(|e| walk_error(dir, e))?;
         let path = entry.path();
@@ -298,6 +357,7 @@ fn write_nodes(
     parent: &str,
     nodes: &BTreeMap<String, Node>,
     mtime: u64,
+    pax: &[(&str, &[u8])],
 ) -> Result<(), KodataError> {
     // BTreeMap<String> iterates in bytewise order, which is Go's sort.Strings order.
     for (name, node) in nodes {
@@ -306,10 +366,13 @@ fn write_nodes(
             Node::Dir(children) => {
                 let e = Entry::new(&path, EntryKind::Dir, 0o555, 0, mtime);
                 tar::write_header(sink, &e).map_err(KodataError::Write)?;
-                write_nodes(sink, &path, children, mtime)?;
+                write_nodes(sink, &path, children, mtime, pax)?;
             }
             Node::File { source, size } => {
-                let e = Entry::new(&path, EntryKind::File, 0o555, *size, mtime);
+                let e = Entry {
+                    pax,
+                    ..Entry::new(&path, EntryKind::File, 0o555, *size, mtime)
+                };
                 tar::write_header(sink, &e).map_err(KodataError::Write)?;
                 let f = fs_err::File::open(source).map_err(io_err(source))?;
                 let copied = std::io::copy(&mut f.take(*size + 1), sink).map_err(io_err(source))?;
@@ -368,7 +431,7 @@ mod tests {
         std::fs::write(kd.join("a.txt"), "a").unwrap();
         symlink("b", kd.join("link-dir")).unwrap();
         symlink("a.txt", kd.join("link-file")).unwrap();
-        let tree = Tree::from_dir(&kd, None).unwrap();
+        let tree = Tree::from_dir(&kd, None, false).unwrap();
         let mut got = Vec::new();
         names(&tree.root, "", &mut got);
         let want = [
@@ -384,15 +447,23 @@ mod tests {
         assert_eq!(got, want);
 
         symlink("..", kd.join("b/up")).unwrap();
-        let e = Tree::from_dir(&kd, None).unwrap_err();
+        let e = Tree::from_dir(&kd, None, false).unwrap_err();
         assert!(matches!(e, KodataError::Loop { .. }), "{e}");
         std::fs::remove_file(kd.join("b/up")).unwrap();
 
         std::fs::write(dir.path().join("secret"), "s").unwrap();
         symlink("../secret", kd.join("leak")).unwrap();
-        let e = Tree::from_dir(&kd, None).unwrap_err().to_string();
+        let e = Tree::from_dir(&kd, None, false).unwrap_err().to_string();
         assert!(e.contains("outside the allowed root"), "{e}");
         // A wider allowed root admits it.
-        assert!(Tree::from_dir(&kd, Some(dir.path())).is_ok());
+        assert!(Tree::from_dir(&kd, Some(dir.path()), false).is_ok());
+
+        // For windows, ko skips every symlink: the loop and the leak are no error, and the
+        // links are left out.
+        symlink("..", kd.join("b/up")).unwrap();
+        let tree = Tree::from_dir(&kd, None, true).unwrap();
+        let mut got = Vec::new();
+        names(&tree.root, "", &mut got);
+        assert_eq!(got, ["a.txt", "b", "b/empty", "b/z.txt"]);
     }
 }

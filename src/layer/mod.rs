@@ -23,19 +23,25 @@ pub use compress::{Algorithm, Compression};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum LayerContent {
-    /// The Go binary; `path` is where it sits in the image (`/ko-app/<name>`).
+    /// The Go binary; `path` is where it sits in the image (`/ko-app/<name>`, as ko names
+    /// it also on Windows). `windows`: ko's Windows layer (under `Files/`), for a windows/*
+    /// image only.
     Binary {
         #[serde(rename = "importPath")]
         import_path: String,
         path: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        windows: bool,
     },
     /// The kodata tree at `/var/run/ko`; `mtime` is ko's `KO_DATA_DATE_EPOCH`, which is
-    /// also the layer's history time.
+    /// also the layer's history time. `windows`: ko's Windows layer, under `Files/`.
     Kodata {
         #[serde(rename = "importPath")]
         import_path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtime: Option<u64>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        windows: bool,
     },
     /// Delve, the Go debugger, for ko's debug image (`rko layer binary --delve`); `path` is
     /// `/ko-app/dlv`. An image with one starts the binary under it.
@@ -47,6 +53,20 @@ pub enum LayerContent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mtime: Option<u64>,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+impl LayerContent {
+    /// Whether the layer is laid out for a windows/* image (ko's `Files/` and `Hives/`).
+    pub fn windows(&self) -> bool {
+        match self {
+            LayerContent::Binary { windows, .. } | LayerContent::Kodata { windows, .. } => *windows,
+            LayerContent::Delve { .. } | LayerContent::Tar { .. } => false,
+        }
+    }
 }
 
 /// The descriptor file `rko layer` writes and `rko image` reads: all the image action needs

@@ -101,6 +101,11 @@ pub fn go_cache() -> PathBuf {
 /// Builds the single-file Go program `main_go` (module `example.com/x`, standard library
 /// only) as a static binary for linux/`goarch`, at `dir/name`. Returns the binary's path.
 pub fn go_build(dir: &Path, name: &str, main_go: &str, goarch: &str) -> PathBuf {
+    go_build_for(dir, name, main_go, "linux", goarch)
+}
+
+/// [`go_build`] for `goos`/`goarch` (windows: a PE file).
+pub fn go_build_for(dir: &Path, name: &str, main_go: &str, goos: &str, goarch: &str) -> PathBuf {
     let src = dir.join(format!("{name}-src"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("go.mod"), "module example.com/x\n\ngo 1.19\n").unwrap();
@@ -113,7 +118,7 @@ pub fn go_build(dir: &Path, name: &str, main_go: &str, goarch: &str) -> PathBuf 
             .arg(".")
             .current_dir(&src)
             .env("CGO_ENABLED", "0")
-            .env("GOOS", "linux")
+            .env("GOOS", goos)
             .env("GOARCH", goarch)
             .env("GOCACHE", go_cache())
             .env("GO111MODULE", "on")

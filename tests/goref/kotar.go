@@ -1,12 +1,18 @@
 // kotar is a test oracle that writes layer tarballs the way ko
-// (github.com/ko-build/ko, pkg/build/gobuild.go) does for linux images,
-// using Go's archive/tar, so that a reimplementation can be compared with
-// it byte for byte.
+// (github.com/ko-build/ko, pkg/build/gobuild.go) does for linux and windows
+// images, using Go's archive/tar, so that a reimplementation can be compared
+// with it byte for byte.
 //
 // Usage:
 //
 //	kotar binary BINARY APPPATH OUT.tar [PERMITTED INHERITABLE EFFECTIVE]
 //	kotar kodata DIR OUT.tar
+//	kotar binary-windows BINARY APPPATH OUT.tar
+//	kotar kodata-windows DIR OUT.tar
+//
+// The -windows forms write ko's layers for a windows/* platform: the
+// filesystem under Files/ beside an empty Hives/, every file carrying the
+// MSWINDOWS.rawsd PAX record, and symlinks in kodata skipped.
 //
 // With PERMITTED and INHERITABLE (capability bit masks, decimal) and EFFECTIVE (0 or 1),
 // the binary carries Linux file capabilities as ko writes them: the kernel's
@@ -44,6 +50,13 @@ const kodataMount = "/var/run/ko"
 // All entries written by ko carry this fixed mode.
 const fixedMode = 0555
 
+// userOwnerAndGroupSID: ko's security descriptor (owner and group BUILTIN\Users)
+// that Windows needs to run a file from a layer.
+const userOwnerAndGroupSID = "AQAAgBQAAAAkAAAAAAAAAAAAAAABAgAAAAAABSAAAAAhAgAAAQIAAAAAAAUgAAAAIQIAAA=="
+
+// windows: the layers are for a windows/* platform.
+var windows bool
+
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "kotar:", err)
@@ -52,12 +65,19 @@ func main() {
 }
 
 func usage() error {
-	return fmt.Errorf("usage:\n  kotar binary BINARY APPPATH OUT.tar [PERMITTED INHERITABLE EFFECTIVE]\n  kotar kodata DIR OUT.tar")
+	return fmt.Errorf("usage:\n  kotar binary BINARY APPPATH OUT.tar [PERMITTED INHERITABLE EFFECTIVE]\n  kotar kodata DIR OUT.tar\n  kotar binary-windows BINARY APPPATH OUT.tar\n  kotar kodata-windows DIR OUT.tar")
 }
 
 func run(args []string) error {
 	if len(args) == 0 {
 		return usage()
+	}
+	if strings.HasSuffix(args[0], "-windows") {
+		windows = true
+		args[0] = strings.TrimSuffix(args[0], "-windows")
+		if args[0] == "binary" && len(args) != 4 {
+			return usage()
+		}
 	}
 	switch args[0] {
 	case "binary":
@@ -158,13 +178,20 @@ func capsXattr(permitted, inheritable, effective string) ([]byte, error) {
 // binaryLayer corresponds to ko's tarBinary (linux); xattr, when not nil, is the binary's
 // security.capability.
 func binaryLayer(tw *tar.Writer, binary, appPath string, xattr []byte) error {
-	dir := &tar.Header{
-		Name:     "ko-app",
-		Typeflag: tar.TypeDir,
-		Mode:     fixedMode,
+	dirs := []string{"ko-app"}
+	if windows {
+		dirs = []string{"Hives", "Files", "Files/ko-app"}
+		appPath = "Files" + appPath
 	}
-	if err := tw.WriteHeader(dir); err != nil {
-		return fmt.Errorf("writing dir %q: %w", dir.Name, err)
+	for _, d := range dirs {
+		dir := &tar.Header{
+			Name:     d,
+			Typeflag: tar.TypeDir,
+			Mode:     fixedMode,
+		}
+		if err := tw.WriteHeader(dir); err != nil {
+			return fmt.Errorf("writing dir %q: %w", dir.Name, err)
+		}
 	}
 
 	f, err := os.Open(binary)
@@ -183,7 +210,9 @@ func binaryLayer(tw *tar.Writer, binary, appPath string, xattr []byte) error {
 		Mode:       fixedMode,
 		PAXRecords: map[string]string{}, // empty but non-nil, as ko
 	}
-	if xattr != nil {
+	if windows {
+		hdr.PAXRecords["MSWINDOWS.rawsd"] = userOwnerAndGroupSID
+	} else if xattr != nil {
 		hdr.PAXRecords["SCHILY.xattr.security.capability"] = string(xattr)
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
@@ -200,7 +229,13 @@ func kodataLayer(tw *tar.Writer, dir string, mtime time.Time) error {
 	// ko always hands a filepath.Join-ed (hence clean) path to the walk.
 	root := filepath.Clean(dir)
 
-	for _, d := range []string{"/var", "/var/run", kodataMount} {
+	mount := kodataMount
+	dirs := []string{"/var", "/var/run", kodataMount}
+	if windows {
+		mount = "Files" + kodataMount
+		dirs = []string{"Hives", "Files", "Files/var", "Files/var/run", "Files/var/run/ko"}
+	}
+	for _, d := range dirs {
 		if err := dirEntry(tw, d, mtime); err != nil {
 			return fmt.Errorf("writing dir %q: %w", d, err)
 		}
@@ -220,7 +255,7 @@ func kodataLayer(tw *tar.Writer, dir string, mtime time.Time) error {
 		}
 		boundary = widenBoundary(abs)
 	}
-	return walk(tw, root, kodataMount, boundary, mtime)
+	return walk(tw, root, mount, boundary, mtime)
 }
 
 // widenBoundary returns KO_DATA_PATH_ALLOWED_ROOT (absolute, symlinks
@@ -273,6 +308,9 @@ func walk(tw *tar.Writer, root, mount, boundary string, mtime time.Time) error {
 			}
 			return nil // Walk descends by itself
 		}
+		if windows && fi.Mode()&os.ModeSymlink != 0 {
+			return nil // ko does not follow symlinks for windows
+		}
 
 		target, err := filepath.EvalSymlinks(p)
 		if err != nil {
@@ -315,13 +353,17 @@ func fileEntry(tw *tar.Writer, name, src string, size int64, mtime time.Time) er
 		return fmt.Errorf("opening %q: %w", src, err)
 	}
 	defer f.Close()
-	if err := tw.WriteHeader(&tar.Header{
+	hdr := &tar.Header{
 		Name:     name,
 		Typeflag: tar.TypeReg,
 		Size:     size,
 		Mode:     fixedMode,
 		ModTime:  mtime,
-	}); err != nil {
+	}
+	if windows {
+		hdr.PAXRecords = map[string]string{"MSWINDOWS.rawsd": userOwnerAndGroupSID}
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("writing header %q: %w", name, err)
 	}
 	if _, err := io.Copy(tw, f); err != nil {

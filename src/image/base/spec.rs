@@ -39,6 +39,12 @@ impl BaseSpec {
     /// Resolves the base for one platform.
     pub fn resolve(&self, platform: &Platform, name: Option<&str>) -> anyhow::Result<Base> {
         match self {
+            BaseSpec::Static if platform.os == "windows" => anyhow::bail!(
+                "the built-in `static` base is a Linux base (/etc/passwd, CA roots in /etc/ssl), \
+                 and the image platform is {platform}; a Windows image needs a Windows base: \
+                 pass --base with one pinned by digest (such as \
+                 mcr.microsoft.com/windows/nanoserver:ltsc2022@sha256:…), or --base scratch"
+            ),
             BaseSpec::Static => Ok(static_base::base(platform)),
             BaseSpec::Scratch => Ok(scratch(platform)),
             BaseSpec::Layout { dir, digest } => {
