@@ -134,8 +134,21 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         let files = |name: &str| scratch.path().join(format!("{i}-{name}"));
         // Extra layers first (base, extras, kodata, binary: ko's two stay on top).
         let mut layers = Vec::new();
+        // A dynamically linked Delve needs its ELF interpreter in the image: from the base,
+        // or from an extra layer.
+        let delve_interp = req
+            .delve
+            .as_deref()
+            .and_then(crate::buildinfo::exe::elf_interpreter);
+        let mut interp_in_layers = false;
         for (j, tar) in req.layers.iter().enumerate() {
-            layers.push(write_extra(req, tar, &files(&format!("extra-{j}.layer")))?);
+            let extra = ExtraTar::open(tar)?;
+            interp_in_layers |= delve_interp.as_deref().is_some_and(|i| extra.has_path(i));
+            layers.push(write_extra(
+                req,
+                extra,
+                &files(&format!("extra-{j}.layer")),
+            )?);
         }
         let extras = layers.len();
         let kodata = write_kodata(req, &platform, &files("kodata.layer"))?;
@@ -144,12 +157,13 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
         let delve = match &req.delve {
             Some(dlv) if crate::layer::binary::debuggable(&platform) => {
                 let bare = matches!(req.base, BaseSpec::Static | BaseSpec::Scratch);
-                if let Some(interp) = crate::buildinfo::exe::elf_interpreter(dlv).filter(|_| bare) {
+                if let Some(interp) = delve_interp.as_ref().filter(|_| bare && !interp_in_layers) {
                     eprintln!(
                         "rko: warning: --debug: {} is dynamically linked (it needs {interp}), \
-                         which the {} base does not have, so Delve will not start there; use a \
-                         static dlv (CGO_ENABLED=0 go install \
-                         github.com/go-delve/delve/cmd/dlv@latest) or a base with a C library",
+                         which the {} base does not have (nor does any --layer), so Delve will \
+                         not start there; use a static dlv (CGO_ENABLED=0 go install \
+                         github.com/go-delve/delve/cmd/dlv@latest), a base with a C library, \
+                         or a --layer holding it and the libraries `ldd dlv` lists",
                         dlv.display(),
                         if matches!(req.base, BaseSpec::Static) {
                             "static"
@@ -354,12 +368,7 @@ fn write_kodata(
 }
 
 /// An extra layer from a tar, its entries dated as the image (`SOURCE_DATE_EPOCH`, else 0).
-fn write_extra(
-    req: &Request,
-    tar: &std::path::Path,
-    blob: &std::path::Path,
-) -> Result<LayerDescriptor> {
-    let extra = ExtraTar::open(tar)?;
+fn write_extra(req: &Request, extra: ExtraTar, blob: &std::path::Path) -> Result<LayerDescriptor> {
     let f = std::io::BufWriter::new(fs_err::File::create(blob)?);
     extra.write_layer(f, req.options.created, &req.compression, req.threads)
 }

@@ -353,7 +353,7 @@ fn debug_image_stops_at_main_main_under_dlv_connect_in_docker() {
         library_layer(&libraries, &layer);
         args.extend(["--layer".to_string(), layer.display().to_string()]);
     }
-    common::run_ok(
+    let built = common::run(
         Command::new(RKO)
             .args(&args)
             .current_dir(dir)
@@ -362,6 +362,10 @@ fn debug_image_stops_at_main_main_under_dlv_connect_in_docker() {
             .env("GOFLAGS", "")
             .env("GO111MODULE", "on"),
     );
+    let warnings = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "rko build failed: {warnings}");
+    // The layer holds Delve's interpreter: no warning that it will not start.
+    assert!(!warnings.contains("dynamically linked"), "{warnings}");
 
     // Dropped in reverse order: the container goes before its image.
     let image = DockerImage::load(&tarball, &name);

@@ -114,6 +114,16 @@ impl ExtraTar {
         Ok(ExtraTar::read(f, &path.display().to_string(), name)?)
     }
 
+    /// Whether the tar has an entry (of any kind) at `path`, absolute or relative.
+    pub fn has_path(&self, path: &str) -> bool {
+        let key: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect();
+        self.items.contains_key(&key)
+    }
+
     /// Reads a tar from `input`; `shown` names it in errors, `name` in the history.
     pub fn read(input: impl Read, shown: &str, name: String) -> Result<ExtraTar, ExtraError> {
         let malformed = |why: String| ExtraError::Malformed {
