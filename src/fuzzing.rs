@@ -442,9 +442,11 @@ pub fn koyaml(text: &str) {
         commit_date: 0,
         dirty: false,
     };
+    let go_env = || Ok(env.clone());
     let data = Data {
         env: &env,
         git: &git,
+        go_env: &go_env,
         date: 1_700_000_000,
     };
     for line in text.lines() {

@@ -269,6 +269,32 @@ pub struct KoBuild {
     date: i64,
     /// ko's `.Git`, found when a template first asks.
     git: std::sync::OnceLock<crate::koconfig::git::GitInfo>,
+    /// The Go toolchain, for ko's `.GoEnv` (`go env`, run when a template first asks).
+    go: PathBuf,
+    go_env: std::sync::OnceLock<Result<std::collections::BTreeMap<String, String>, String>>,
+}
+
+/// `go env`, as ko's `.GoEnv` reads it (ko parses `go env`'s lines; `-json` gives the same
+/// values without shell quoting).
+fn go_env(go: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let out = std::process::Command::new(go)
+        .args(["env", "-json"])
+        .output()
+        .map_err(|e| format!("cannot run {} env: {e}", go.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} env -json exited with {}: {}",
+            go.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{} env -json printed no JSON object of strings: {e}",
+            go.display()
+        )
+    })
 }
 
 impl KoBuild {
@@ -316,6 +342,8 @@ impl KoBuild {
             capabilities,
             date,
             git: std::sync::OnceLock::new(),
+            go: go.to_path_buf(),
+            go_env: std::sync::OnceLock::new(),
         })
     }
 
@@ -339,9 +367,21 @@ impl KoBuild {
                 })
                 .clone()
         };
+        // ko: `go env`, each key the build's environment also sets taking that value (so
+        // GOOS and GOARCH are the platform's).
+        let go_env = || {
+            let mut env = self.go_env.get_or_init(|| go_env(&self.go)).clone()?;
+            for (k, v) in env.iter_mut() {
+                if let Some(over) = template_env.get(k) {
+                    v.clone_from(over);
+                }
+            }
+            Ok(env)
+        };
         let data = Data {
             env: &template_env,
             git: &git,
+            go_env: &go_env,
             date: self.date,
         };
         let each = |list: &[String], what: &str| -> Result<Vec<String>> {

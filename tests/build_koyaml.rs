@@ -19,9 +19,9 @@ const MAIN: &str = r#"package main
 
 import "fmt"
 
-var version, commit, date, fromEnv string
+var version, commit, date, fromEnv, goEnv string
 
-func main() { fmt.Printf("%s|%s|%s|%s|%s", version, commit, date, fromEnv, tagged) }
+func main() { fmt.Printf("%s|%s|%s|%s|%s|%s", version, commit, date, fromEnv, tagged, goEnv) }
 "#;
 
 /// Compiled only with `-tags koyaml`: proves GOFLAGS from .ko.yaml's env reached go build.
@@ -205,7 +205,8 @@ fn ko_yaml_base_all_platforms_env_and_templated_ldflags_reach_the_build() {
                env: [GOFLAGS=-tags=koyaml, FROM_FILE=file-value]\n  \
                ldflags:\n  \
                - -X main.version={{{{.Env.VERSION}}}} -X main.commit={{{{.Git.ShortCommit}}}}\n  \
-               - -X main.date={{{{.Date}}}} -X main.fromEnv={{{{.Env.FROM_FILE}}}}\n"
+               - -X main.date={{{{.Date}}}} -X main.fromEnv={{{{.Env.FROM_FILE}}}}\n  \
+               - -X main.goEnv=goenv:{{{{.GoEnv.GOOS}}}}/{{{{.GoEnv.GOARCH}}}}/{{{{.GoEnv.GOFLAGS}}}}/{{{{.GoEnv.GOVERSION}}}}\n"
         ),
     )
     .unwrap();
@@ -236,9 +237,14 @@ fn ko_yaml_base_all_platforms_env_and_templated_ldflags_reach_the_build() {
     // date), and the build's env replaced defaultEnv and reached go build (-tags koyaml).
     let app = extract_app(&layout, &entries[0].1, &dir.join("app-amd64"));
     let out = common::run_ok(&mut Command::new(&app));
+    // {{.GoEnv.*}}: `go env`, with the build's own GOOS, GOARCH and GOFLAGS over it, as ko.
+    let go_version = common::run_ok(Command::new("go").args(["env", "GOVERSION"]));
+    let go_version = go_version.trim();
     assert_eq!(
         out,
-        format!("1.2.3|{short}|2023-11-14T22:13:20Z|file-value|tagged")
+        format!(
+            "1.2.3|{short}|2023-11-14T22:13:20Z|file-value|tagged|goenv:linux/amd64/-tags=koyaml/{go_version}"
+        )
     );
     // The arm64 binary is arm64 and carries the same values.
     let arm = extract_app(&layout, &entries[1].1, &dir.join("app-arm64"));
@@ -248,6 +254,7 @@ fn ko_yaml_base_all_platforms_env_and_templated_ldflags_reach_the_build() {
     let bytes = std::fs::read(&arm).unwrap();
     let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
     assert!(has("2023-11-14T22:13:20Z") && has("file-value") && has(&short));
+    assert!(has(&format!("goenv:linux/arm64/-tags=koyaml/{go_version}")));
 
     // --platform on the command line wins over defaultPlatforms: one image, arm64, still
     // on the file's base.

@@ -24,7 +24,8 @@ pub struct BuildArgs {
     /// from source reads ko's .ko.yaml as `ko build` does ($KO_CONFIG_PATH, a file or a
     /// directory holding .ko.yaml, else ./.ko.yaml): its build entry for the package (or
     /// defaults) adds env, flags and ldflags, with ko's templates {{.Env.NAME}},
-    /// {{.Git.ShortCommit}} (and ko's other .Git fields), {{.Date}}, {{.Timestamp}}.
+    /// {{.GoEnv.NAME}}, {{.Git.ShortCommit}} (and ko's other .Git fields), {{.Date}},
+    /// {{.Timestamp}}.
     #[arg(value_name = "BINARY|PACKAGE")]
     pub binary: PathBuf,
     /// The Go import path of the main package (ko://… accepted); found by `go list` when

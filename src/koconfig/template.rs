@@ -1,9 +1,9 @@
-//! ko's templates in `.ko.yaml` flags and ldflags: `{{.Env.NAME}}`, `{{.Git.FIELD}}`,
-//! `{{.Date}}` and `{{.Timestamp}}`, with Go's `{{-`/`-}}` trimming. Hand-written because
-//! only these field forms are needed, and an evaluator of exactly them can say what is
-//! wrong: a field that does not exist, an environment variable that is not set (ko runs
+//! ko's templates in `.ko.yaml` flags and ldflags: `{{.Env.NAME}}`, `{{.GoEnv.NAME}}`,
+//! `{{.Git.FIELD}}`, `{{.Date}}` and `{{.Timestamp}}`, with Go's `{{-`/`-}}` trimming.
+//! Hand-written because only these field forms are needed, and an evaluator of exactly them
+//! can say what is wrong: a field that does not exist, a variable that is not set (ko runs
 //! Go's text/template with `missingkey=error`), or an action rko does not evaluate
-//! (pipelines, functions, `.GoEnv`) — each an error naming it, never a guess.
+//! (pipelines, functions) — each an error naming it, never a guess.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,9 @@ pub struct Data<'a> {
     /// empty unless set).
     pub env: &'a BTreeMap<String, String>,
     pub git: &'a dyn Fn() -> GitInfo,
+    /// ko's `.GoEnv`: `go env`, its keys overridden by the build's environment; asked for
+    /// only when a template names `.GoEnv`. An error says why `go env` failed.
+    pub go_env: &'a dyn Fn() -> Result<BTreeMap<String, String>, String>,
     /// Seconds since the epoch: `SOURCE_DATE_EPOCH`, else now (as ko).
     pub date: i64,
 }
@@ -35,15 +38,15 @@ pub struct Data<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error(
-        "{template:?}: {{{{ without a closing }}}}; expected {{{{.Env.NAME}}}}, {{{{.Git.FIELD}}}}, {{{{.Date}}}} or {{{{.Timestamp}}}}"
+        "{template:?}: {{{{ without a closing }}}}; expected {{{{.Env.NAME}}}}, {{{{.GoEnv.NAME}}}}, {{{{.Git.FIELD}}}}, {{{{.Date}}}} or {{{{.Timestamp}}}}"
     )]
     Unclosed { template: String },
     #[error(
-        "{template:?}: rko evaluates only the fields {{{{.Env.NAME}}}}, {{{{.Git.FIELD}}}}, {{{{.Date}}}} and {{{{.Timestamp}}}}, found {{{{{action}}}}}; write the value out, or pass it through the environment as {{{{.Env.NAME}}}}"
+        "{template:?}: rko evaluates only the fields {{{{.Env.NAME}}}}, {{{{.GoEnv.NAME}}}}, {{{{.Git.FIELD}}}}, {{{{.Date}}}} and {{{{.Timestamp}}}}, found {{{{{action}}}}}; write the value out, or pass it through the environment as {{{{.Env.NAME}}}}"
     )]
     Unsupported { template: String, action: String },
     #[error(
-        "{template:?}: unknown template field {field}; expected .Env.NAME, .Git.FIELD ({}), .Date or .Timestamp",
+        "{template:?}: unknown template field {field}; expected .Env.NAME, .GoEnv.NAME, .Git.FIELD ({}), .Date or .Timestamp",
         GIT_FIELDS.join(", ")
     )]
     UnknownField { template: String, field: String },
@@ -51,6 +54,16 @@ pub enum TemplateError {
         "{template:?}: {{{{.Env.{name}}}}} names an environment variable that is not set (ko fails too); set {name}, in the environment or in the build's env (or defaultEnv) in .ko.yaml"
     )]
     MissingEnv { template: String, name: String },
+    #[error(
+        "{template:?}: {{{{.GoEnv.{name}}}}} names no variable of `go env` (ko fails too); use one `go env` prints, such as GOOS, GOARCH, GOVERSION or GOROOT"
+    )]
+    MissingGoEnv { template: String, name: String },
+    #[error("{template:?}: {{{{.GoEnv.{name}}}}} needs `go env`, which failed: {why}")]
+    GoEnvFailed {
+        template: String,
+        name: String,
+        why: String,
+    },
 }
 
 fn is_ident(s: &str) -> bool {
@@ -124,7 +137,19 @@ fn field(t: &str, action: &str, data: &Data<'_>) -> Result<String, TemplateError
                 name: name.to_string(),
             }),
         ["Git", name] => (data.git)().field(name).ok_or_else(|| unknown(action)),
-        ["GoEnv", ..] => Err(unsupported()),
+        ["GoEnv", name] => {
+            let env = (data.go_env)().map_err(|why| TemplateError::GoEnvFailed {
+                template: t.to_string(),
+                name: name.to_string(),
+                why,
+            })?;
+            env.get(*name)
+                .cloned()
+                .ok_or_else(|| TemplateError::MissingGoEnv {
+                    template: t.to_string(),
+                    name: name.to_string(),
+                })
+        }
         _ => Err(unknown(action)),
     }
 }
@@ -146,9 +171,20 @@ mod tests {
             commit_date: 1_700_000_000,
             dirty: true,
         };
+        let go_env = || {
+            Ok([
+                ("GOOS", "linux"),
+                ("GOARCH", "arm64"),
+                ("GOVERSION", "go1.19.8"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+        };
         f(&Data {
             env: &env,
             git: &git,
+            go_env: &go_env,
             date: 1_700_000_000,
         })
     }
@@ -170,6 +206,10 @@ mod tests {
             assert_eq!(x("{{.Git.CommitDate}}"), "2023-11-14T22:13:20Z");
             assert_eq!(x("a  {{- .Env.LDFLAGS -}}  b"), "ab");
             assert_eq!(x("no template"), "no template");
+            assert_eq!(
+                x("{{.GoEnv.GOOS}}/{{ .GoEnv.GOARCH }} {{.GoEnv.GOVERSION}}"),
+                "linux/arm64 go1.19.8"
+            );
         });
     }
 
@@ -180,10 +220,28 @@ mod tests {
             assert!(e("{{.Nope}}").contains("unknown template field .Nope"));
             assert!(e("{{.Git.Commit}}").contains("unknown template field .Git.Commit"));
             assert!(e("{{.Env.UNSET_X}}").contains("{{.Env.UNSET_X}} names an environment"));
-            assert!(e("{{.GoEnv.GOOS}}").contains("found {{.GoEnv.GOOS}}"));
+            assert!(e("{{.GoEnv.NOPE}}").contains("{{.GoEnv.NOPE}} names no variable of `go env`"));
+            assert!(e("{{.GoEnv}}").contains("unknown template field .GoEnv"));
+            assert!(e("{{.GoEnv.GOOS.X}}").contains("unknown template field .GoEnv.GOOS.X"));
             assert!(e("{{ printf \"%s\" .Date }}").contains("evaluates only"));
             assert!(e("{{.Date").contains("without a closing"));
             assert!(e("{{.Env}}").contains("unknown template field .Env"));
         });
+        // `go env` failing is said, with why; nothing else asks for it.
+        let env = BTreeMap::new();
+        let git = GitInfo::default;
+        let go_env = || Err("`go` is not on PATH".to_string());
+        let d = Data {
+            env: &env,
+            git: &git,
+            go_env: &go_env,
+            date: 0,
+        };
+        let e = expand("{{.GoEnv.GOOS}}", &d).unwrap_err().to_string();
+        assert!(
+            e.contains("needs `go env`, which failed: `go` is not on PATH"),
+            "{e}"
+        );
+        assert_eq!(expand("{{.Timestamp}}", &d).unwrap(), "0");
     }
 }
