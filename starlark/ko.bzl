@@ -28,6 +28,9 @@ PLATFORMS = {
     "linux/ppc64le": {"os": "linux", "cpu": "ppc", "goos": "linux", "goarch": "ppc64le", "goarm": ""},
     "linux/s390x": {"os": "linux", "cpu": "s390x", "goos": "linux", "goarch": "s390x", "goarm": ""},
     "linux/riscv64": {"os": "linux", "cpu": "riscv64", "goos": "linux", "goarch": "riscv64", "goarm": ""},
+    # ko's Windows images (binary and kodata under Files/): they need a Windows base.
+    "windows/amd64": {"os": "windows", "cpu": "x86_64", "goos": "windows", "goarch": "amd64", "goarm": ""},
+    "windows/arm64": {"os": "windows", "cpu": "aarch64", "goos": "windows", "goarch": "arm64", "goarm": ""},
 }
 
 NAMING_STRATEGIES = ["md5", "bare", "base-import-paths", "preserve-import-paths"]
@@ -474,9 +477,15 @@ def layer_binary_args(binary, importpath, platform, output, descriptor, compress
         out(descriptor),
     ] + caps + compression_args(compression, level)
 
-def layer_kodata_args(files, importpath, output, descriptor, compression, level):
-    """`rko layer kodata`: files is a list of [image_path, file] pairs under /var/run/ko."""
+def layer_kodata_args(files, importpath, output, descriptor, compression, level, platform = ""):
+    """`rko layer kodata`: files is a list of [image_path, file] pairs under /var/run/ko.
+
+    platform: the image's; a windows/* image gets ko's Windows layout (under Files/), and
+    only then is the platform passed, so a Linux kodata action is the same for every
+    platform (one cache entry)."""
     args = ["layer", "kodata", "--import-path", importpath, "-o", out(output), "--descriptor", out(descriptor)]
+    if platform.startswith("windows/"):
+        args.extend(["--platform", platform])
     args.append(each("--file", files, "="))
     return args + compression_args(compression, level)
 

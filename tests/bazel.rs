@@ -1133,6 +1133,7 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
         "//analysis:subject.resolve",
         "//analysis:multi",
         "//cmd/bar:image_debug",
+        "//analysis:windows",
     ];
     let bazel = bazel_actions(&ws, &targets);
     let buck2_project = buck2_contract::TestProject::new(&e2e_src(), Path::new(common::RKO));
@@ -1151,8 +1152,8 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     // ko_resolve's one action too: `rko resolve -f … --image … -o …` alike; and the subject's
     // two SBOMs, its provenance and its extra layer.
     // And the debug image's: its three layers (Delve's after the binary's), image, SBOM,
-    // tarball and layout.
-    assert_eq!(bazel.len(), 21, "{:?}", bazel.keys());
+    // tarball and layout. And the Windows index's index, tarball and layout.
+    assert_eq!(bazel.len(), 24, "{:?}", bazel.keys());
 
     // The same image: Bazel's build, the Buck2 actions run through rko, and rko build.
     ws.ok(&["build", "//analysis:subject"]);
@@ -1198,6 +1199,63 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     let layers = manifest["layers"].as_array().unwrap();
     let delve = read_json(ws.bin("cmd/bar/image_debug.ko/delve.json"));
     assert_eq!(layers.last().unwrap()["digest"], delve["digest"]);
+
+    // ko's Windows image: the index's one image is windows/amd64, from a PE binary, and it
+    // is the image `rko build` makes of that binary and kodata; Buck2 makes the same.
+    ws.ok(&["build", "//analysis:windows"]);
+    let index = read_json(ws.bin("analysis/windows.index.json"));
+    assert_eq!(common::index_platforms(&index), ["windows/amd64"]);
+    let image = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The image's own outputs are in the transition's configuration: search bazel-out.
+    let bazel_out = std::fs::canonicalize(ws.bin("analysis")).unwrap();
+    let bazel_out = bazel_out.ancestors().nth(3).unwrap();
+    let spawns_bin = find_file(bazel_out, "windows", "binary.json");
+    let binary_layer = read_json(&spawns_bin);
+    assert_eq!(binary_layer["content"]["windows"], true);
+    let kodata_layer = read_json(spawns_bin.with_file_name("kodata.json"));
+    assert_eq!(kodata_layer["content"]["windows"], true);
+    let by_buck2 = buck2_index_image(&buck2_project, "root//analysis:windows");
+    assert_eq!(image, by_buck2);
+}
+
+/// The one file named `name` below `dir` whose path has a component `part`.
+fn find_file(dir: &Path, part: &str, name: &str) -> PathBuf {
+    let found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n == name)
+                && p.iter().any(|c| c.to_string_lossy().contains(part))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{name} under {}: {found:?}", dir.display());
+    found.into_iter().next().unwrap()
+}
+
+/// Builds a Buck2 ko_image with `platforms` through rko and returns its one image's digest.
+fn buck2_index_image(p: &buck2_contract::TestProject, target: &str) -> String {
+    let cfg = p.project.default_config().unwrap();
+    let label = buck2_contract::TargetLabel::parse(target, "root", "").unwrap();
+    let index = p.project.analyze(&label, &cfg).unwrap();
+    let out = index
+        .actions
+        .iter()
+        .flat_map(|a| a.outputs.iter())
+        .find(|o| o.short_path.ends_with(".index.json"))
+        .unwrap_or_else(|| panic!("{target}: no index output"))
+        .clone();
+    buck2_contract::Builder::with_go_cache(&common::go_cache())
+        .build(&p.project, std::slice::from_ref(&out))
+        .unwrap();
+    let index = read_json(p.root().join(&out.path));
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The spawns of Bazel's JSON execution log with their argv: (mnemonic, progress, argv).
@@ -1357,7 +1415,7 @@ fn bazel_index_of_user_platforms_keeps_their_constraints() {
         ) && stderr.contains(
             "@platforms//os:linux with @platforms//cpu:x86_64 (linux/amd64), "
         ) && stderr.contains(
-            "found //bad/platform_unknown_os:windows_amd64, which has none of these os/cpu pairs. Add one pair to the constraint_values of //bad/platform_unknown_os:windows_amd64"
+            "found //bad/platform_unknown_os:freebsd_amd64, which has none of these os/cpu pairs. Add one pair to the constraint_values of //bad/platform_unknown_os:freebsd_amd64"
         ),
         "{stderr}"
     );

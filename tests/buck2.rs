@@ -1059,6 +1059,8 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
         ("linux/riscv64", "riscv64", "riscv64", "none"),
         ("linux/ppc64le", "ppc64le", "unspecified", "ppc64le"),
         ("linux/s390x", "s390x", "unspecified", "s390x"),
+        ("windows/amd64", "amd64", "x86_64", "none"),
+        ("windows/arm64", "arm64", "arm64", "none"),
     ];
     let list = platforms
         .iter()
@@ -1099,9 +1101,24 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
             format!("rules_ko//rules/buck2:cpu[{own}]"),
             "{platform}"
         );
+        let os = platform.split('/').next().unwrap();
         assert_eq!(
             a.config.constraints["prelude//os/constraints:os"],
-            "prelude//os/constraints:os[linux]"
+            format!("prelude//os/constraints:os[{os}]"),
+            "{platform}"
+        );
+        // Only a windows image's kodata action names its platform (ko's Windows layout);
+        // the Linux ones are alike, so one cache entry serves every Linux platform.
+        let kodata = a
+            .actions
+            .iter()
+            .find(|x| x.identifier.as_deref() == Some("kodata"))
+            .unwrap()
+            .argv();
+        assert_eq!(
+            kodata.iter().any(|x| x == "--platform"),
+            os == "windows",
+            "{platform}: {kodata:?}"
         );
         let bar = p
             .project
@@ -1111,7 +1128,7 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
         let go = bar.actions[0].argv();
         assert_eq!(
             go[6..9],
-            ["linux", goarch, if *goarch == "arm" { "7" } else { "" }],
+            [os, goarch, if *goarch == "arm" { "7" } else { "" }],
             "{platform}"
         );
     }

@@ -369,7 +369,7 @@ pub const BAD_CONFIGURATION: &[(&str, &str, &str)] = &[
     (
         "//bad/unknown_platform:index",
         "ko_image_index",
-        "ko_image_index: attribute 'platforms': expected one of linux/386, linux/amd64, linux/arm/v7, linux/arm64, linux/ppc64le, linux/riscv64, linux/s390x, found \"linux/mips\"",
+        "ko_image_index: attribute 'platforms': expected one of linux/386, linux/amd64, linux/arm/v7, linux/arm64, linux/ppc64le, linux/riscv64, linux/s390x, windows/amd64, windows/arm64, found \"linux/mips\"",
     ),
     (
         "//bad/kodata_outside:image",

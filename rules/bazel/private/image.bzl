@@ -100,6 +100,7 @@ def _ko_image_impl(ctx):
             kodata.descriptor,
             ctx.attr.compression,
             ctx.attr.compression_level,
+            platform,
         ),
         ctx.files.kodata,
         "kodata %s (%d files)" % (ctx.label, len(kodata_files)),

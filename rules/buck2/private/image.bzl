@@ -99,6 +99,7 @@ def _ko_image_impl(ctx: AnalysisContext) -> list[Provider]:
         kodata.descriptor,
         ctx.attrs.compression,
         ctx.attrs.compression_level,
+        platform,
     ), "ko_layer", "kodata")
     layer = _declare_layer(ctx, prefix, "binary", ext)
     run_rko(ctx, layer_binary_args(

@@ -1,7 +1,7 @@
 """OCI platforms as Buck2 constraints, and the split transition of ko_image_index.
 
 Each OCI platform rules_ko knows is a set of constraint values: the prelude's OS
-(prelude//os/constraints:linux), the prelude's CPU, and rules_ko's own CPU constraint
+(prelude//os/constraints:linux or :windows), the prelude's CPU, and rules_ko's own CPU constraint
 (rules_ko//rules/buck2:cpu) for the CPUs the prelude's lacks (ppc64le, s390x), where the
 prelude's CPU is then `unspecified`. The transition sets all three, so no configuration
 matches two platforms.
@@ -10,7 +10,7 @@ matches two platforms.
 load("//starlark:ko.bzl", "PLATFORMS", "check_index_platforms")
 load(":providers.bzl", "KoPlatformInfo")
 
-_PRELUDE_OS = "prelude//os/constraints:linux"
+_PRELUDE_OS = "prelude//os/constraints:%s"
 _PRELUDE_CPU = "prelude//cpu/constraints:cpu[%s]"
 _OWN_CPU = "rules_ko//rules/buck2:cpu[%s]"
 
@@ -30,24 +30,28 @@ OWN_CPU_VALUES = ["none", "ppc64le", "s390x"]
 
 def constraint_values(platform: str) -> list[str]:
     """The constraint value labels of an OCI platform rules_ko knows."""
-    _, _, arch = platform.partition("/")
+    os, _, arch = platform.partition("/")
     prelude_cpu, own_cpu = _CPUS[arch]
-    return [_PRELUDE_OS, _PRELUDE_CPU % prelude_cpu, _OWN_CPU % own_cpu]
+    return [_PRELUDE_OS % os, _PRELUDE_CPU % prelude_cpu, _OWN_CPU % own_cpu]
 
 def platform_select() -> typing.Any:
     """A select() giving the OCI platform of the target configuration, or "".
 
-    Each key is the one CPU value that tells a platform apart (the prelude's, or rules_ko's
-    own for the CPUs the prelude lacks).
+    Keyed by the prelude's OS, then by the one CPU value that tells a platform of that OS
+    apart (the prelude's, or rules_ko's own for the CPUs the prelude lacks).
     """
-    by_cpu = {}
+    by_os = {}
     for p in PLATFORMS.keys():
-        _, _, arch = p.partition("/")
+        os, _, arch = p.partition("/")
         prelude_cpu, own_cpu = _CPUS[arch]
         key = _OWN_CPU % own_cpu if own_cpu != "none" else _PRELUDE_CPU % prelude_cpu
-        by_cpu[key] = p
-    by_cpu["DEFAULT"] = ""
-    return select({_PRELUDE_OS: select(by_cpu), "DEFAULT": ""})
+        by_os.setdefault(_PRELUDE_OS % os, {})[key] = p
+    branches = {}
+    for os_label, by_cpu in by_os.items():
+        by_cpu["DEFAULT"] = ""
+        branches[os_label] = select(by_cpu)
+    branches["DEFAULT"] = ""
+    return select(branches)
 
 def _ko_target_platform_impl(ctx: AnalysisContext) -> list[Provider]:
     return [DefaultInfo(), KoPlatformInfo(platform = ctx.attrs.platform)]
