@@ -320,7 +320,9 @@ fn walk(
         } else if ft.is_file() {
             let meta = entry.metadata().map_err(|e| walk_error(dir, e))?;
             Node::File {
-                source: fs_err::canonicalize(path).map_err(io_err(path))?,
+                // Read through the walked path: the kernel follows its links, and a
+                // message names the file as the user sees it. No realpath per file.
+                source: path.to_path_buf(),
                 size: meta.len(),
             }
         } else {
