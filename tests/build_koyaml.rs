@@ -65,6 +65,10 @@ fn rko(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("XDG_CACHE_HOME", dir.join("cache"))
         .env_remove("KO_CONFIG_PATH")
         .env_remove("KO_DEFAULTBASEIMAGE")
+        .env_remove("KO_DEFAULTPLATFORMS")
+        .env_remove("KO_DEFAULTENV")
+        .env_remove("KO_DEFAULTFLAGS")
+        .env_remove("KO_DEFAULTLDFLAGS")
         .env_remove("SOURCE_DATE_EPOCH");
     for (k, v) in env {
         cmd.env(k, v);
@@ -393,6 +397,26 @@ fn ko_config_path_and_precedence_of_flags_and_env() {
         ],
     );
     assert_eq!(by_env, flags);
+
+    // viper's KO_ environment is over the file's lists too (KO_DEFAULTPLATFORMS,
+    // KO_DEFAULTLDFLAGS, …: white-space separated), and applies with no file at all.
+    let (l, env_lists) = build(
+        &[],
+        &[
+            ("KO_CONFIG_PATH", &conf_s),
+            ("KO_DEFAULTPLATFORMS", "linux/amd64"),
+            (
+                "KO_DEFAULTLDFLAGS",
+                "-X main.version=from-env  -X main.commit=env-commit",
+            ),
+        ],
+    );
+    assert_eq!(architecture(&l, &env_lists), "amd64");
+    let app = extract_app(&l, &env_lists, &dir.join("env-lists"));
+    let out = common::run_ok(&mut Command::new(&app));
+    assert!(out.starts_with("from-env|env-commit|"), "{out}");
+    let (l, env_only) = build(&[], &[("KO_DEFAULTPLATFORMS", "linux/arm64")]);
+    assert_eq!(architecture(&l, &env_only), "arm64");
 
     // The file in the working directory is found without KO_CONFIG_PATH.
     std::fs::copy(conf.join(".ko.yaml"), dir.join(".ko.yaml")).unwrap();

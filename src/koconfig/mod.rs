@@ -31,6 +31,31 @@ pub struct KoConfig {
     pub builds: Vec<BuildConfig>,
 }
 
+impl KoConfig {
+    /// ko's viper reads `KO_`-prefixed environment variables over the file's keys:
+    /// `KO_DEFAULTPLATFORMS`, `KO_DEFAULTENV`, `KO_DEFAULTFLAGS` and `KO_DEFAULTLDFLAGS`,
+    /// each split on white space as viper splits a string into a list; an empty one is
+    /// unset. (`KO_DEFAULTBASEIMAGE` is read where the base is chosen.)
+    pub fn with_env(mut self, get: impl Fn(&str) -> Option<String>) -> KoConfig {
+        for (var, list) in [
+            ("KO_DEFAULTPLATFORMS", &mut self.default_platforms),
+            ("KO_DEFAULTENV", &mut self.default_env),
+            ("KO_DEFAULTFLAGS", &mut self.default_flags),
+            ("KO_DEFAULTLDFLAGS", &mut self.default_ldflags),
+        ] {
+            let words: Vec<String> = get(var)
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            if !words.is_empty() {
+                *list = words;
+            }
+        }
+        self
+    }
+}
+
 /// One entry of `builds:` (GoReleaser's shape, as ko reads it).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BuildConfig {
@@ -116,7 +141,10 @@ impl Loaded {
         let cwd = std::env::current_dir().context("reading the working directory")?;
         let from_env = std::env::var_os("KO_CONFIG_PATH").map(PathBuf::from);
         let Some(path) = find(from_env.as_deref(), &cwd)? else {
-            return Ok(Loaded::default());
+            return Ok(Loaded {
+                path: None,
+                config: KoConfig::default().with_env(|k| std::env::var(k).ok()),
+            });
         };
         let (config, warnings) = load(&path)?;
         for w in warnings {
@@ -132,7 +160,7 @@ impl Loaded {
         }
         Ok(Loaded {
             path: Some(path),
-            config,
+            config: config.with_env(|k| std::env::var(k).ok()),
         })
     }
 
@@ -496,6 +524,28 @@ impl KoConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ko_environment_is_over_the_files_lists() {
+        let file = KoConfig {
+            default_platforms: vec!["linux/arm64".into()],
+            default_flags: vec!["-tags=file".into()],
+            default_ldflags: vec!["-s".into()],
+            ..KoConfig::default()
+        };
+        let env = |k: &str| match k {
+            "KO_DEFAULTPLATFORMS" => Some(" linux/amd64\tlinux/arm/v7 ".to_string()),
+            "KO_DEFAULTENV" => Some("A=1 B=2".to_string()),
+            "KO_DEFAULTLDFLAGS" => Some("".to_string()),
+            _ => None,
+        };
+        let c = file.with_env(env);
+        assert_eq!(c.default_platforms, ["linux/amd64", "linux/arm/v7"]);
+        assert_eq!(c.default_env, ["A=1", "B=2"]);
+        // Unset or empty: the file's stay.
+        assert_eq!(c.default_flags, ["-tags=file"]);
+        assert_eq!(c.default_ldflags, ["-s"]);
+    }
 
     fn p(text: &str) -> (KoConfig, Vec<Warning>) {
         parse(text, Path::new(".ko.yaml")).unwrap()
