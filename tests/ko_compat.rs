@@ -418,6 +418,21 @@ fn rko_kodata(t: &Path, args: &[&str], mtime: Option<&str>) -> (PathBuf, PathBuf
     (blob, desc)
 }
 
+/// The oracle's kodata layer (`mode`: "kodata" or "kodata-windows") of `dir` at `out`, with
+/// KO_DATA_DATE_EPOCH `mtime` (unset: ko's zero time) and no widened symlink root.
+fn ko_kodata(mode: &str, dir: &Path, out: &Path, mtime: Option<&str>) {
+    let mut ko = Command::new(kotar());
+    ko.arg(mode)
+        .arg(dir)
+        .arg(out)
+        .env_remove("KO_DATA_PATH_ALLOWED_ROOT");
+    match mtime {
+        Some(m) => ko.env("KO_DATA_DATE_EPOCH", m),
+        None => ko.env_remove("KO_DATA_DATE_EPOCH"),
+    };
+    run(&mut ko);
+}
+
 #[test]
 fn kodata_layer_is_byte_identical_to_kos() {
     common::require_tools!("go");
@@ -426,16 +441,7 @@ fn kodata_layer_is_byte_identical_to_kos() {
     kodata_tree(&kd);
     for mtime in [None, Some("1700000000")] {
         let oracle = t.path().join("ko.tar");
-        let mut ko = Command::new(kotar());
-        ko.arg("kodata")
-            .arg(&kd)
-            .arg(&oracle)
-            .env_remove("KO_DATA_PATH_ALLOWED_ROOT");
-        match mtime {
-            Some(m) => ko.env("KO_DATA_DATE_EPOCH", m),
-            None => ko.env_remove("KO_DATA_DATE_EPOCH"),
-        };
-        run(&mut ko);
+        ko_kodata("kodata", &kd, &oracle, mtime);
         let (blob, desc) = rko_kodata(t.path(), &["--dir", kd.to_str().unwrap()], mtime);
         assert_same_tar(&blob, &desc, &oracle);
     }
@@ -447,11 +453,7 @@ fn missing_kodata_dir_gives_kos_three_directories() {
     let t = tempfile::tempdir().unwrap();
     let missing = t.path().join("no-such-kodata");
     let oracle = t.path().join("ko.tar");
-    run(Command::new(kotar())
-        .arg("kodata")
-        .arg(&missing)
-        .arg(&oracle)
-        .env_remove("KO_DATA_DATE_EPOCH"));
+    ko_kodata("kodata", &missing, &oracle, None);
     let (blob, desc) = rko_kodata(t.path(), &["--dir", missing.to_str().unwrap()], None);
     assert_same_tar(&blob, &desc, &oracle);
     assert_eq!(std::fs::read(&oracle).unwrap().len(), 5 * 512);
@@ -492,11 +494,7 @@ fn pairs_as_a_build_system_passes_them_give_the_same_bytes_as_the_directory() {
     assert_eq!(descriptor(&pair_desc)["diffID"], dir_diff);
 
     let oracle = t.path().join("ko.tar");
-    run(Command::new(kotar())
-        .arg("kodata")
-        .arg(&kd)
-        .arg(&oracle)
-        .env_remove("KO_DATA_DATE_EPOCH"));
+    ko_kodata("kodata", &kd, &oracle, None);
     assert_eq!(std::fs::read(&oracle).unwrap(), dir_tar);
 }
 
@@ -563,16 +561,7 @@ fn windows_kodata_layer_is_byte_identical_to_kos() {
     let windows = ["--platform", "windows/amd64", "--dir", kd.to_str().unwrap()];
     for mtime in [None, Some("1700000000")] {
         let oracle = t.path().join("ko.tar");
-        let mut ko = Command::new(kotar());
-        ko.arg("kodata-windows")
-            .arg(&kd)
-            .arg(&oracle)
-            .env_remove("KO_DATA_PATH_ALLOWED_ROOT");
-        match mtime {
-            Some(m) => ko.env("KO_DATA_DATE_EPOCH", m),
-            None => ko.env_remove("KO_DATA_DATE_EPOCH"),
-        };
-        run(&mut ko);
+        ko_kodata("kodata-windows", &kd, &oracle, mtime);
         let (blob, desc) = rko_kodata(t.path(), &windows, mtime);
         assert_same_tar(&blob, &desc, &oracle);
         assert_eq!(descriptor(&desc)["content"]["windows"], true);
@@ -602,11 +591,7 @@ fn windows_kodata_layer_is_byte_identical_to_kos() {
     // A missing directory: ko's five directories.
     let missing = t.path().join("no-such-kodata");
     let oracle = t.path().join("ko.tar");
-    run(Command::new(kotar())
-        .arg("kodata-windows")
-        .arg(&missing)
-        .arg(&oracle)
-        .env_remove("KO_DATA_DATE_EPOCH"));
+    ko_kodata("kodata-windows", &missing, &oracle, None);
     let args = [
         "--platform",
         "windows/arm64",
@@ -632,11 +617,7 @@ fn windows_kodata_layer_is_byte_identical_to_kos() {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (blob, _) = rko_kodata(t.path(), &args, None);
-    run(Command::new(kotar())
-        .arg("kodata-windows")
-        .arg(&plain)
-        .arg(&oracle)
-        .env_remove("KO_DATA_DATE_EPOCH"));
+    ko_kodata("kodata-windows", &plain, &oracle, None);
     assert_eq!(gunzip(&blob), std::fs::read(&oracle).unwrap());
 }
 
@@ -670,17 +651,13 @@ fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("KO_DATA_DATE_EPOCH"));
     let digest = digest.trim();
-    let (ko_bin, ko_kodata) = (t.path().join("bin.tar"), t.path().join("kodata.tar"));
+    let (ko_bin, ko_kd) = (t.path().join("bin.tar"), t.path().join("kodata.tar"));
     run(Command::new(kotar())
         .arg("binary-windows")
         .arg(&bin)
         .arg("/ko-app/app")
         .arg(&ko_bin));
-    run(Command::new(kotar())
-        .arg("kodata-windows")
-        .arg(&kd)
-        .arg(&ko_kodata)
-        .env_remove("KO_DATA_DATE_EPOCH"));
+    ko_kodata("kodata-windows", &kd, &ko_kd, None);
     let manifest = common::read_json(common::layout_blob(&layout, digest));
     let config = common::read_json(common::layout_blob(
         &layout,
@@ -688,7 +665,7 @@ fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
     ));
     assert_eq!(config["os"], "windows");
     assert_eq!(config["architecture"], "amd64");
-    let want_diff_ids: Vec<String> = [&ko_kodata, &ko_bin]
+    let want_diff_ids: Vec<String> = [&ko_kd, &ko_bin]
         .iter()
         .map(|p| sha256(&std::fs::read(p).unwrap()))
         .collect();
