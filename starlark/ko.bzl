@@ -496,10 +496,16 @@ def layer_tar_args(tar, output, descriptor, compression, level):
     args = ["layer", "tar", "--tar", tar, "-o", out(output), "--descriptor", out(descriptor)]
     return args + compression_args(compression, level)
 
+def literal(value):
+    """A user's string as one rko argument: rko reads an argument starting with '@' as a
+    parameter file and `@@` as one literal '@' (src/cli/argfile.rs), so a leading '@' is
+    doubled. The same on a command line (Buck2) and in a parameter file (Bazel)."""
+    return "@" + value if value.startswith("@") else value
+
 def _key_value_args(flag, values):
     args = []
     for k in sorted(values.keys()):
-        args.extend([flag, k + "=" + values[k]])
+        args.extend([flag, literal(k + "=" + values[k])])
     return args
 
 def base_arg(base_spec, base_dir, base_digest):
@@ -533,17 +539,17 @@ def image_args(
     args.extend(_key_value_args("--label", labels))
     args.extend(_key_value_args("--annotation", annotations))
     if user:
-        args.extend(["--user", user])
+        args.extend(["--user", literal(user)])
     if workdir:
-        args.extend(["--workdir", workdir])
+        args.extend(["--workdir", literal(workdir)])
     if entrypoint != None:
         for a in entrypoint:
-            args.extend(["--entrypoint", a])
+            args.extend(["--entrypoint", literal(a)])
     if cmd != None:
         for a in cmd:
-            args.extend(["--cmd", a])
+            args.extend(["--cmd", literal(a)])
     for p in ports:
-        args.extend(["--port", p])
+        args.extend(["--port", literal(p)])
     if created:
         args.extend(["--created", created])
     if base_name:

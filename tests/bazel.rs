@@ -632,7 +632,8 @@ fn bazel_persistent_workers_make_the_bytes_sandboxed_actions_make() {
 
     // An argument starting with '@' (a user's cmd): Bazel would take it for a parameter
     // file in a worker's, so that action runs sandboxed, its arguments still in a parameter
-    // file (where rko takes the line as it is); the value reaches the config intact.
+    // file (the '@' doubled there, as on a command line); the value reaches the config
+    // intact.
     std::fs::create_dir_all(a.dir.join("at")).unwrap();
     a.write(
         "at/BUILD.bazel",

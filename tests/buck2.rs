@@ -1134,6 +1134,56 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
     }
 }
 
+/// A user's value starting with '@' goes on Buck2's command line with the '@' doubled
+/// (rko reads `@x` as a parameter file, `@@x` as `@x`), and reaches the config intact.
+#[test]
+fn buck2_user_values_starting_with_at_reach_the_config_intact() {
+    common::require_tools!("go");
+    let p = e2e();
+    std::fs::create_dir_all(p.root().join("at")).unwrap();
+    std::fs::write(
+        p.root().join("at/BUCK"),
+        "load(\"@rules_ko//rules/buck2:defs.bzl\", \"ko_image\")\n\
+         ko_image(name = \"image\", binary = \"//cmd/bar:bar\", \
+         importpath = \"example.com/e2e/cmd/bar\", cmd = [\"@literal\", \"@@two\", \"x@\"], \
+         env = {\"AT\": \"@home\"}, user = \"@65532\")\n",
+    )
+    .unwrap();
+    let a = analyze(&p, "root//at:image");
+    let image = a.actions.iter().find(|x| x.category == "ko_image").unwrap();
+    let argv = image.argv();
+    let after = |flag: &str| -> Vec<&str> {
+        argv.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    };
+    assert_eq!(after("--cmd"), ["@@literal", "@@@two", "x@"]);
+    assert_eq!(after("--user"), ["@@65532"]);
+    let config = image
+        .outputs
+        .iter()
+        .find(|o| o.short_path.ends_with(".config.json"))
+        .unwrap()
+        .clone();
+    builder()
+        .build(&p.project, std::slice::from_ref(&config))
+        .unwrap();
+    let config = read_json(p.root().join(&config.path));
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["@literal", "@@two", "x@"])
+    );
+    assert_eq!(config["config"]["User"], "@65532");
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "AT=@home")
+    );
+}
+
 #[test]
 fn contract_checks_provider_fields_against_their_types() {
     let defs = "P = provider(fields = {\"a\": provider_field(Artifact), \"b\": provider_field(list[str] | None, default = None)})\n\

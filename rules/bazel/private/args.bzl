@@ -74,12 +74,12 @@ def _argument_values(items):
 def rko_action(ctx, rko, items, network = False, **kwargs):
     """ctx.actions.run of rko with ko.bzl's items as its arguments.
 
-    The arguments go in a parameter file (one per line; rko takes its lines verbatim, so an
-    argument starting with '@' stays an argument there, where on the command line rko would
-    read it as a file), unless one holds a newline. Offline, the action runs as a persistent
-    worker with ACTION_ENV as its whole environment, unless an argument starts with '@'
-    (Bazel itself reads a worker's parameter file, and takes such a line for another file)
-    or the parameter file is out. Bazel's own paths and labels never do either; a user's
+    The arguments go in a parameter file (one per line, which rko takes verbatim but for a
+    leading `@@`: ko.bzl's literal() doubles a user's leading '@' on a command line and here
+    alike), unless one holds a newline. Offline, the action runs as a persistent worker with
+    ACTION_ENV as its whole environment, unless an argument starts with '@' (Bazel itself
+    reads a worker's parameter file, and takes such a line for another file) or the
+    parameter file is out. Bazel's own paths and labels never do either; a user's
     string (env, cmd, ...) might. network: the action reads a registry (a shallow base's
     layers): `requires-network`, and the default shell environment, so
     --action_env=HTTPS_PROXY (NO_PROXY, SSL_CERT_FILE, ...) reaches rko; never a worker,
