@@ -340,15 +340,24 @@ fn provenance_only(
     Ok(docs)
 }
 
-/// The SBOMs into `--sbom-dir` (created if missing), the provenance to `--provenance`.
+/// The SBOMs into `--sbom-dir`, the provenance to `--provenance`. A missing `--sbom-dir` is
+/// made as a temporary directory that appears with the other outputs, so a failed build
+/// leaves no empty directory behind; an existing one keeps its other files.
 fn write_documents(outs: &Outs<'_>, docs: &[Document], outputs: &mut Outputs) -> Result<()> {
+    let sboms = docs.iter().any(|d| d.media_type != sbom_mod::MEDIA_IN_TOTO);
+    let new_dir = match &outs.sbom_dir {
+        Some(dir) if sboms && !dir.is_dir() => Some(outputs.dir(dir)?),
+        _ => None,
+    };
     for d in docs {
         if d.media_type == sbom_mod::MEDIA_IN_TOTO {
             if let Some(p) = &outs.provenance {
                 outputs.write(p, &d.bytes)?;
             }
+        } else if let Some(tmp) = &new_dir {
+            // Into the temporary directory, renamed into place on commit.
+            fs_err::write(tmp.join(&d.file_name), &d.bytes)?;
         } else if let Some(dir) = &outs.sbom_dir {
-            fs_err::create_dir_all(dir)?;
             outputs.write(&dir.join(&d.file_name), &d.bytes)?;
         }
     }

@@ -561,6 +561,40 @@ fn rko_build_writes_the_sboms_ko_names_and_rko_sbom_agrees() {
         ],
     );
     assert!(!d.join("none").exists() || std::fs::read_dir(d.join("none")).unwrap().count() == 0);
+    // A build that fails on another output leaves no --sbom-dir it would have made, and an
+    // existing one as it was.
+    for existing in [false, true] {
+        let fresh = d.join("fresh");
+        if existing {
+            std::fs::create_dir_all(&fresh).unwrap();
+            std::fs::write(fresh.join("mine.txt"), "kept").unwrap();
+        }
+        let o = rko_in(
+            d,
+            Some(SDE),
+            &[
+                "build",
+                bin,
+                "--import-path",
+                IP,
+                "--sbom-dir",
+                "fresh",
+                "--digest-file",
+                "/nonexistent/digest",
+            ],
+        );
+        assert!(!o.status.success());
+        match existing {
+            false => assert!(!fresh.exists(), "a failed build made {}", fresh.display()),
+            true => {
+                let names: Vec<_> = std::fs::read_dir(&fresh)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                assert_eq!(names, ["mine.txt"]);
+            }
+        }
+    }
 }
 
 /// `rko build ARGS` in `dir` with SOURCE_DATE_EPOCH; returns the digest it prints.
