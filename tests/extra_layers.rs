@@ -523,6 +523,7 @@ import (
 	"archive/tar"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -546,6 +547,15 @@ func main() {
 			Size:     h.Size,
 			ModTime:  time.Unix(h.ModTime.Unix(), 0),
 			Linkname: h.Linkname,
+		}
+		// Extended attributes, as Go's writer records them.
+		for k, v := range h.PAXRecords {
+			if strings.HasPrefix(k, "SCHILY.xattr.") {
+				if fresh.PAXRecords == nil {
+					fresh.PAXRecords = map[string]string{}
+				}
+				fresh.PAXRecords[k] = v
+			}
 		}
 		if err := w.WriteHeader(fresh); err != nil {
 			panic(err)
@@ -576,7 +586,12 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
     let long_dir = format!("opt/{}", "d".repeat(120));
     let long_target = format!("/usr/share/{}", "t".repeat(110));
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, ty: tar::EntryType, mode: u32, link: &str, data: &[u8]| {
+    let add = |b: &mut tar::Builder<Vec<u8>>,
+               name: &str,
+               ty: tar::EntryType,
+               mode: u32,
+               link: &str,
+               data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(ty);
         h.set_mode(mode);
@@ -590,9 +605,26 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
             b.append_link(&mut h, name, link).unwrap();
         }
     };
-    add("etc/tool", tar::EntryType::Regular, 0o4755, "", b"#!x\n");
-    add("tmp/", tar::EntryType::Directory, 0o1777, "", b"");
+    // Extended attributes (file capabilities, a user attribute) on a file, kept; on a hard
+    // link, dropped (its file carries them).
+    let cap = [2u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.note", &b"kept"[..]),
+        ("SCHILY.xattr.security.capability", &cap[..]),
+        ("mtime", &b"99.5"[..]),
+    ])
+    .unwrap();
     add(
+        &mut b,
+        "etc/tool",
+        tar::EntryType::Regular,
+        0o4755,
+        "",
+        b"#!x\n",
+    );
+    add(&mut b, "tmp/", tar::EntryType::Directory, 0o1777, "", b"");
+    add(
+        &mut b,
         &format!("{long_dir}/file.txt"),
         tar::EntryType::Regular,
         0o640,
@@ -600,6 +632,7 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
         b"long",
     );
     add(
+        &mut b,
         &format!("opt/{}", "n".repeat(160)),
         tar::EntryType::Regular,
         0o644,
@@ -607,22 +640,40 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
         b"pax",
     );
     add(
+        &mut b,
         "etc/zoneinfo/Amérique",
         tar::EntryType::Regular,
         0o644,
         "",
         b"tz",
     );
-    add("etc/far", tar::EntryType::Symlink, 0o777, &long_target, b"");
+    add(
+        &mut b,
+        "etc/far",
+        tar::EntryType::Symlink,
+        0o777,
+        &long_target,
+        b"",
+    );
     // A long name USTAR could split, with a long target: PAX for both.
     add(
+        &mut b,
         &format!("{long_dir}/far"),
         tar::EntryType::Symlink,
         0o777,
         &long_target,
         b"",
     );
-    add("etc/tool2", tar::EntryType::Link, 0o644, "etc/tool", b"");
+    b.append_pax_extensions([("SCHILY.xattr.user.link", &b"dropped"[..])])
+        .unwrap();
+    add(
+        &mut b,
+        "etc/tool2",
+        tar::EntryType::Link,
+        0o644,
+        "etc/tool",
+        b"",
+    );
     let tar = d.join("pax.tar");
     std::fs::write(&tar, b.into_inner().unwrap()).unwrap();
     layer(d, &tar, &["--mtime", "77"]);
@@ -666,6 +717,39 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
     assert_eq!(
         (far.header().uid().unwrap(), far.header().gid().unwrap()),
         (65532, 1000)
+    );
+    // The file's extended attributes, and no others (not the link's, not the PAX mtime).
+    let mut xattrs = Vec::new();
+    for e in tar::Archive::new(&ours[..]).entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        if let Some(exts) = e.pax_extensions().unwrap() {
+            for x in exts {
+                let x = x.unwrap();
+                if x.key().unwrap().starts_with("SCHILY.") || x.key().unwrap() == "mtime" {
+                    xattrs.push((
+                        path.clone(),
+                        x.key().unwrap().to_string(),
+                        x.value_bytes().to_vec(),
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        xattrs,
+        [
+            (
+                "/etc/tool".to_string(),
+                "SCHILY.xattr.security.capability".to_string(),
+                cap.to_vec()
+            ),
+            (
+                "/etc/tool".to_string(),
+                "SCHILY.xattr.user.note".to_string(),
+                b"kept".to_vec()
+            ),
+        ]
     );
 }
 

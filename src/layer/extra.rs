@@ -4,9 +4,12 @@
 //!
 //! - input: plain, gzip or zstd (detected by magic); every entry is read;
 //! - kept: paths, types (directories, regular files, symlinks, hard links), permission bits
-//!   (with setuid/setgid/sticky), numeric uid/gid, contents and symlink targets;
+//!   (with setuid/setgid/sticky), numeric uid/gid, contents, symlink targets, and extended
+//!   attributes as `SCHILY.xattr.*` PAX records (what GNU tar, bsdtar and Docker write: file
+//!   capabilities, say), on every entry but a hard link (whose file carries them);
 //! - dropped: mtimes (all set to `mtime`: 0, or `SOURCE_DATE_EPOCH`), user and group names,
-//!   PAX global headers (`git archive` writes one), the `./` root entry, extended attributes;
+//!   PAX global headers (`git archive` writes one), the `./` root entry, other PAX records
+//!   (times, `LIBARCHIVE.*`);
 //! - normalized: symlink modes to 0777 (Linux ignores them; tools disagree on them), names
 //!   as ko writes them (`/etc/zoneinfo/UTC`, no trailing slash), the
 //!   kodata layer's order (depth first, names sorted bytewise within each directory), a
@@ -88,7 +91,12 @@ struct Item {
     mode: u32,
     uid: u32,
     gid: u32,
+    /// `SCHILY.xattr.*` PAX records: (key, value), sorted by key.
+    xattrs: Vec<(String, Vec<u8>)>,
 }
+
+/// The PAX key prefix of an extended attribute, as GNU tar and Go's archive/tar write it.
+const XATTR_PREFIX: &str = "SCHILY.xattr.";
 
 /// The entries of an input tar, ready to be written in order.
 #[derive(Debug)]
@@ -180,6 +188,20 @@ impl ExtraTar {
             let Some(path) = path else {
                 continue; // "./": the image root itself.
             };
+            let mut xattrs = Vec::new();
+            if let Some(exts) = entry.pax_extensions().map_err(malformed)? {
+                for ext in exts {
+                    let ext = ext.map_err(malformed)?;
+                    if let Ok(key) = ext.key()
+                        && key.starts_with(XATTR_PREFIX)
+                        && key.len() > XATTR_PREFIX.len()
+                    {
+                        xattrs.push((key.to_string(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+            xattrs.sort();
+            xattrs.dedup_by(|a, b| a.0 == b.0);
             let h = entry.header();
             let mut mode = h.mode().map_err(malformed)? & 0o7777;
             let owner = |id: std::io::Result<u64>| -> Result<u32, ExtraError> {
@@ -241,11 +263,15 @@ impl ExtraTar {
                     kind,
                 });
             };
+            if matches!(kind, Kind::Hardlink(_)) {
+                xattrs.clear(); // the file it links to carries them
+            }
             let item = Item {
                 kind,
                 mode,
                 uid,
                 gid,
+                xattrs,
             };
             if self.items.insert(path, item).is_some() {
                 return Err(ExtraError::Duplicate {
@@ -320,6 +346,7 @@ impl ExtraTar {
                     mode: 0o755,
                     uid: 0,
                     gid: 0,
+                    xattrs: Vec::new(),
                 },
             );
         }
@@ -348,11 +375,16 @@ impl ExtraTar {
             let item = self.items[&file].clone();
             let first = members[0].join("/");
             for (i, m) in members.iter().enumerate() {
-                let kind = match i {
-                    0 => item.kind.clone(),
-                    _ => Kind::Hardlink(first.clone()),
+                let (kind, xattrs) = match i {
+                    0 => (item.kind.clone(), item.xattrs.clone()),
+                    _ => (Kind::Hardlink(first.clone()), Vec::new()),
                 };
-                self.items.insert(m.clone(), Item { kind, ..item });
+                let member = Item {
+                    kind,
+                    xattrs,
+                    ..item.clone()
+                };
+                self.items.insert(m.clone(), member);
             }
         }
     }
@@ -372,6 +404,11 @@ impl ExtraTar {
                     (EntryKind::Hardlink, 0, hardlink.as_str())
                 }
             };
+            let pax: Vec<(&str, &[u8])> = item
+                .xattrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
             let e = Entry {
                 name: &name,
                 kind,
@@ -381,7 +418,7 @@ impl ExtraTar {
                 uid: item.uid,
                 gid: item.gid,
                 link,
-                pax: &[],
+                pax: &pax,
             };
             tar::write_header(sink, &e).map_err(ExtraError::Write)?;
             if let Kind::File { offset, size } = item.kind {
