@@ -179,7 +179,12 @@ pub fn build_all(reqs: &[Request], outs: &Outs<'_>) -> Result<Built> {
             Some(_) => {
                 eprintln!(
                     "rko: warning: --debug: Delve debugs linux/amd64 and linux/arm64 only; the \
-                     {platform} image is built without it, as ko builds it"
+                     {platform} image is built without it{}",
+                    match crate::layer::binary::is_windows(&platform) {
+                        // ko writes a Delve entrypoint there with no Delve in the image.
+                        true => ", with its usual entrypoint",
+                        false => ", as ko builds it",
+                    }
                 );
                 None
             }
@@ -324,7 +329,7 @@ fn provenance_only(
             tags,
             binary_digest: provenance::hash_file(&req.binary)?,
             kodata: match &req.kodata {
-                Some(d) => provenance::kodata_files(d)?,
+                Some(d) => provenance::kodata_files(d, crate::layer::binary::is_windows(platform))?,
                 None => Vec::new(),
             },
             layers: provenance::layer_tars(&req.layers)?,
@@ -340,13 +345,14 @@ fn provenance_only(
     Ok(docs)
 }
 
-/// The SBOMs into `--sbom-dir`, the provenance to `--provenance`. A missing `--sbom-dir` is
-/// made as a temporary directory that appears with the other outputs, so a failed build
-/// leaves no empty directory behind; an existing one keeps its other files.
+/// The SBOMs into `--sbom-dir`, the provenance to `--provenance`. A missing `--sbom-dir`
+/// (and its missing parents, as ko makes them) is made as a temporary directory that
+/// appears with the other outputs, so a failed build leaves none behind; an existing one
+/// keeps its other files.
 fn write_documents(outs: &Outs<'_>, docs: &[Document], outputs: &mut Outputs) -> Result<()> {
     let sboms = docs.iter().any(|d| d.media_type != sbom_mod::MEDIA_IN_TOTO);
     let new_dir = match &outs.sbom_dir {
-        Some(dir) if sboms && !dir.is_dir() => Some(outputs.dir(dir)?),
+        Some(dir) if sboms && !dir.is_dir() => Some(new_sbom_dir(dir, outputs)?),
         _ => None,
     };
     for d in docs {
@@ -362,6 +368,29 @@ fn write_documents(outs: &Outs<'_>, docs: &[Document], outputs: &mut Outputs) ->
         }
     }
     Ok(())
+}
+
+/// A temporary directory that becomes the missing `dir` on commit: the topmost missing
+/// ancestor is the temporary, `dir` is made inside it; returns where `dir` is for now.
+fn new_sbom_dir(dir: &std::path::Path, outputs: &mut Outputs) -> Result<PathBuf> {
+    if std::fs::symlink_metadata(dir).is_ok() {
+        anyhow::bail!(
+            "--sbom-dir {} exists and is not a directory; expected a directory, or a path \
+             where one can be made (remove the file, or choose another path)",
+            dir.display()
+        );
+    }
+    let mut top = dir;
+    while let Some(parent) = top.parent() {
+        if parent.as_os_str().is_empty() || std::fs::symlink_metadata(parent).is_ok() {
+            break;
+        }
+        top = parent;
+    }
+    let tmp = outputs.dir(top)?;
+    let inner = tmp.join(dir.strip_prefix(top).expect("an ancestor"));
+    fs_err::create_dir_all(&inner)?;
+    Ok(inner)
 }
 
 fn write_kodata(

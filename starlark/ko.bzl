@@ -486,7 +486,7 @@ def layer_kodata_args(files, importpath, output, descriptor, compression, level,
     args = ["layer", "kodata", "--import-path", importpath, "-o", out(output), "--descriptor", out(descriptor)]
     if platform.startswith("windows/"):
         args.extend(["--platform", platform])
-    args.append(each("--file", files, "="))
+    args.append(each("--file", _literal_pairs(files), "="))
     return args + compression_args(compression, level)
 
 def layer_tar_args(tar, output, descriptor, compression, level):
@@ -501,6 +501,11 @@ def literal(value):
     parameter file and `@@` as one literal '@' (src/cli/argfile.rs), so a leading '@' is
     doubled. The same on a command line (Buck2) and in a parameter file (Bazel)."""
     return "@" + value if value.startswith("@") else value
+
+def _literal_pairs(pairs):
+    """[image path, file] pairs with the image path as literal() writes it (the pair's
+    argument starts with it)."""
+    return [[literal(p[0]), p[1]] for p in pairs]
 
 def _key_value_args(flag, values):
     args = []
@@ -618,7 +623,7 @@ def provenance_args(binary, importpath, platform, descriptor, base, base_referen
     ]
     if base_reference:
         args.extend(["--base-ref", base_reference])
-    args.append(each("--kodata-file", kodata_dir_files, "="))
+    args.append(each("--kodata-file", _literal_pairs(kodata_dir_files), "="))
     args.append(each("--layer", layer_tars))
     return args + ["--builder-id", builder_id, "-o", out(output)]
 

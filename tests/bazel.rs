@@ -1201,8 +1201,9 @@ fn bazel_and_buck2_give_rko_the_same_arguments_and_the_same_image() {
     let delve = read_json(ws.bin("cmd/bar/image_debug.ko/delve.json"));
     assert_eq!(layers.last().unwrap()["digest"], delve["digest"]);
 
-    // ko's Windows image: the index's one image is windows/amd64, from a PE binary, and it
-    // is the image `rko build` makes of that binary and kodata; Buck2 makes the same.
+    // ko's Windows image: the index's one image is windows/amd64, its layers laid out for
+    // Windows, and Buck2 makes the same image (the layers' bytes against ko's are
+    // tests/ko_compat.rs's).
     ws.ok(&["build", "//analysis:windows"]);
     let index = read_json(ws.bin("analysis/windows.index.json"));
     assert_eq!(common::index_platforms(&index), ["windows/amd64"]);

@@ -1140,13 +1140,14 @@ fn buck2_index_configures_every_platform_rules_ko_knows() {
 fn buck2_user_values_starting_with_at_reach_the_config_intact() {
     common::require_tools!("go");
     let p = e2e();
-    std::fs::create_dir_all(p.root().join("at")).unwrap();
+    std::fs::create_dir_all(p.root().join("at/kodata")).unwrap();
+    std::fs::write(p.root().join("at/kodata/@x.txt"), "at\n").unwrap();
     std::fs::write(
         p.root().join("at/BUCK"),
         "load(\"@rules_ko//rules/buck2:defs.bzl\", \"ko_image\")\n\
          ko_image(name = \"image\", binary = \"//cmd/bar:bar\", \
          importpath = \"example.com/e2e/cmd/bar\", cmd = [\"@literal\", \"@@two\", \"x@\"], \
-         env = {\"AT\": \"@home\"}, user = \"@65532\")\n",
+         env = {\"AT\": \"@home\"}, user = \"@65532\", kodata = [\"kodata/@x.txt\"])\n",
     )
     .unwrap();
     let a = analyze(&p, "root//at:image");
@@ -1175,6 +1176,25 @@ fn buck2_user_values_starting_with_at_reach_the_config_intact() {
         serde_json::json!(["@literal", "@@two", "x@"])
     );
     assert_eq!(config["config"]["User"], "@65532");
+    // A kodata file whose name starts with '@' is that file in the layer.
+    let kodata = a
+        .actions
+        .iter()
+        .find(|x| x.identifier.as_deref() == Some("kodata"))
+        .unwrap();
+    let blob = kodata
+        .outputs
+        .iter()
+        .find(|o| o.short_path.ends_with(".tar.gz"))
+        .unwrap();
+    let f = std::fs::File::open(p.root().join(&blob.path)).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "/var/run/ko/@x.txt"), "{names:?}");
     assert!(
         config["config"]["Env"]
             .as_array()

@@ -140,7 +140,9 @@ fn extract_app(layout: &Path, digest: &str, out: &Path) -> PathBuf {
     let mut tar = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
     for e in tar.entries().unwrap() {
         let mut e = e.unwrap();
-        if e.path().unwrap().to_string_lossy().trim_start_matches('/') == "ko-app/app" {
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        // A Windows image has it at Files/ko-app/app.
+        if ["ko-app/app", "Files/ko-app/app"].contains(&path.trim_start_matches('/')) {
             let mut bytes = Vec::new();
             e.read_to_end(&mut bytes).unwrap();
             std::fs::write(out, bytes).unwrap();
@@ -259,6 +261,38 @@ fn ko_yaml_base_all_platforms_env_and_templated_ldflags_reach_the_build() {
     let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
     assert!(has("2023-11-14T22:13:20Z") && has("file-value") && has(&short));
     assert!(has(&format!("goenv:linux/arm64/-tags=koyaml/{go_version}")));
+    // Windows from source, on scratch: GOOS too is the platform's in {{.GoEnv}}, and the
+    // image is ko's Windows image.
+    let win = dir.join("win");
+    let (w, _) = ok(rko(
+        dir,
+        &[
+            "build",
+            "./cmd/app",
+            "--platform",
+            "windows/amd64",
+            "--base",
+            "scratch",
+            "--layout",
+            win.to_str().unwrap(),
+        ],
+        &env,
+    ));
+    let pe = std::fs::read(extract_app(&win, &w, &dir.join("app.exe"))).unwrap();
+    assert!(pe.starts_with(b"MZ"));
+    let want = format!("goenv:windows/amd64/-tags=koyaml/{go_version}");
+    assert!(
+        pe.windows(want.len()).any(|w| w == want.as_bytes()),
+        "{want}"
+    );
+    let config = blob_json(
+        &win,
+        blob_json(&win, &w)["config"]["digest"].as_str().unwrap(),
+    );
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!([r"C:\ko-app\app"])
+    );
 
     // --platform on the command line wins over defaultPlatforms: one image, arm64, still
     // on the file's base.
@@ -417,6 +451,15 @@ fn ko_config_path_and_precedence_of_flags_and_env() {
     assert!(out.starts_with("from-env|env-commit|"), "{out}");
     let (l, env_only) = build(&[], &[("KO_DEFAULTPLATFORMS", "linux/arm64")]);
     assert_eq!(architecture(&l, &env_only), "arm64");
+    // A bad value is blamed on the variable, not on a file.
+    fails(
+        rko(
+            dir,
+            &["build", "./cmd/app"],
+            &[("KO_DEFAULTPLATFORMS", "linux")],
+        ),
+        &["$KO_DEFAULTPLATFORMS: "],
+    );
 
     // The file in the working directory is found without KO_CONFIG_PATH.
     std::fs::copy(conf.join(".ko.yaml"), dir.join(".ko.yaml")).unwrap();

@@ -225,7 +225,7 @@ fn binaries_for_another_os_and_unsupported_oses_are_refused() {
         &strs(&with_platform(&linux, "windows/amd64", &[])),
         &[
             "is an ELF executable (for linux), but the image platform is windows/amd64",
-            "GOOS=windows (a PE (.exe) file)",
+            "GOOS=windows (a PE file)",
         ],
     );
     f.fails(

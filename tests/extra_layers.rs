@@ -611,6 +611,11 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
     b.append_pax_extensions([
         ("SCHILY.xattr.user.note", &b"kept"[..]),
         ("SCHILY.xattr.security.capability", &cap[..]),
+        (
+            "SCHILY.xattr.security.selinux",
+            &b"system_u:object_r:bin_t:s0"[..],
+        ),
+        ("SCHILY.xattr.trusted.x", &b"t"[..]),
         ("mtime", &b"99.5"[..]),
     ])
     .unwrap();
@@ -718,7 +723,8 @@ fn the_layer_tar_is_what_gos_archive_tar_writes() {
         (far.header().uid().unwrap(), far.header().gid().unwrap()),
         (65532, 1000)
     );
-    // The file's extended attributes, and no others (not the link's, not the PAX mtime).
+    // The file's capabilities and user attribute, and nothing else: not its SELinux label
+    // or trusted attribute, not the link's, not the PAX mtime.
     let mut xattrs = Vec::new();
     for e in tar::Archive::new(&ours[..]).entries().unwrap() {
         let mut e = e.unwrap();

@@ -633,7 +633,10 @@ fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
     let kd = t.path().join("kodata");
     std::fs::create_dir_all(kd.join("static")).unwrap();
     std::fs::write(kd.join("static/index.html"), "<h1>windows</h1>\n").unwrap();
+    // A link, which ko's Windows layer skips (and so must the provenance's kodata files).
+    std::os::unix::fs::symlink("static/index.html", kd.join("link.html")).unwrap();
     let layout = t.path().join("layout");
+    let provenance = t.path().join("provenance.json");
     let digest = run(Command::new(RKO)
         .arg("build")
         .arg(&bin)
@@ -647,7 +650,8 @@ fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
         .arg(&kd)
         .arg("--layout")
         .arg(&layout)
-        .args(["--sbom", "none"])
+        .args(["--sbom", "none", "--provenance"])
+        .arg(&provenance)
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("KO_DATA_DATE_EPOCH"));
     let digest = digest.trim();
@@ -716,6 +720,13 @@ fn windows_image_has_kos_layers_and_config_and_other_tools_read_it() {
         "<h1>windows</h1>\n"
     );
     assert!(rootfs.join("Hives").is_dir());
+    assert!(!rootfs.join("Files/var/run/ko/link.html").exists());
+    let statement = std::fs::read_to_string(&provenance).unwrap();
+    assert!(
+        statement.contains("kodata/static/index.html"),
+        "{statement}"
+    );
+    assert!(!statement.contains("link.html"), "{statement}");
     let out = run(Command::new("python3")
         .arg("/work/shared/oci-schema/validate.py")
         .arg(&layout));

@@ -561,10 +561,39 @@ fn rko_build_writes_the_sboms_ko_names_and_rko_sbom_agrees() {
         ],
     );
     assert!(!d.join("none").exists() || std::fs::read_dir(d.join("none")).unwrap().count() == 0);
-    // A build that fails on another output leaves no --sbom-dir it would have made, and an
-    // existing one as it was.
+    // Missing parents are made too, as ko makes them.
+    ok_build(
+        d,
+        &[bin, "--import-path", IP, "--sbom-dir", "deep/er/sboms"],
+    );
+    assert!(d.join("deep/er/sboms/app-linux-amd64.spdx.json").exists());
+    // A file where the directory should be: refused before anything is written.
+    std::fs::write(d.join("a-file"), "x").unwrap();
+    let o = rko_in(
+        d,
+        Some(SDE),
+        &[
+            "build",
+            bin,
+            "--import-path",
+            IP,
+            "--sbom-dir",
+            "a-file",
+            "--digest-file",
+            "digest.txt",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--sbom-dir a-file exists and is not a directory"),
+        "{err}"
+    );
+    assert!(!d.join("digest.txt").exists());
+    // A build that fails on another output leaves no --sbom-dir it would have made (nor
+    // its parents), and an existing one as it was.
     for existing in [false, true] {
-        let fresh = d.join("fresh");
+        let fresh = d.join(if existing { "fresh" } else { "fresh/er" });
         if existing {
             std::fs::create_dir_all(&fresh).unwrap();
             std::fs::write(fresh.join("mine.txt"), "kept").unwrap();
@@ -578,14 +607,18 @@ fn rko_build_writes_the_sboms_ko_names_and_rko_sbom_agrees() {
                 "--import-path",
                 IP,
                 "--sbom-dir",
-                "fresh",
+                fresh.to_str().unwrap(),
                 "--digest-file",
                 "/nonexistent/digest",
             ],
         );
         assert!(!o.status.success());
         match existing {
-            false => assert!(!fresh.exists(), "a failed build made {}", fresh.display()),
+            false => assert!(
+                !d.join("fresh").exists(),
+                "a failed build made {}",
+                fresh.display()
+            ),
             true => {
                 let names: Vec<_> = std::fs::read_dir(&fresh)
                     .unwrap()

@@ -438,7 +438,7 @@ fn sources(a: &BuildArgs, ko: &Loaded, scratch: &std::path::Path) -> Result<Vec<
                         .map(str::trim)
                         .collect();
                     platforms_of(&names)
-                        .map_err(|e| anyhow::anyhow!("{}: defaultPlatforms: {e}", ko.display()))?
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", ko.source_of("defaultPlatforms")))?
                 }
             };
             let (platforms, base_pin) = match spec {

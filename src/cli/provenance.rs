@@ -91,7 +91,12 @@ pub fn run(a: ProvenanceArgs) -> Result<()> {
             .and_then(|(_, d)| d.parse().ok())
     });
     let kodata = match &a.kodata {
-        Some(d) => provenance::kodata_files(d)?,
+        Some(d) => provenance::kodata_files(
+            d,
+            platform
+                .as_ref()
+                .is_some_and(crate::layer::binary::is_windows),
+        )?,
         None => provenance::kodata_pairs(&a.kodata_files)?,
     };
     let input = ProvenanceInput {

@@ -82,6 +82,12 @@ pub enum ImageError {
         layout: &'static str,
         base_os: String,
     },
+    #[error(
+        "a Delve layer (rko layer binary --delve) was given for a {base_os} base, but ko's \
+         debug image is Linux-only (Delve debugs linux/amd64 and linux/arm64); build this \
+         image without it"
+    )]
+    DelveNotLinux { base_os: String },
 }
 
 fn os_name(windows: bool) -> &'static str {
@@ -102,6 +108,11 @@ fn check_layer_os(base_windows: bool, base_os: &str, layers: &[LayerDescriptor])
             LayerContent::Tar { .. } => continue,
         };
         let windows = l.content.windows();
+        if what == "Delve" && base_windows {
+            bail!(ImageError::DelveNotLinux {
+                base_os: base_os.to_string(),
+            });
+        }
         if windows != base_windows {
             bail!(ImageError::OsMismatch {
                 what,
@@ -444,6 +455,6 @@ mod tests {
             3,
         ));
         let e = assemble(&windows, &debug, &opts).unwrap_err().to_string();
-        assert!(e.contains("the Delve layer is laid out for linux"), "{e}");
+        assert!(e.contains("ko's debug image is Linux-only"), "{e}");
     }
 }

@@ -29,13 +29,16 @@ pub struct KoConfig {
     pub default_flags: Vec<String>,
     pub default_ldflags: Vec<String>,
     pub builds: Vec<BuildConfig>,
+    /// The `KO_*` variables that replaced a list of the file's (see [`KoConfig::with_env`]),
+    /// so a message names where a value came from.
+    pub from_env: Vec<&'static str>,
 }
 
 impl KoConfig {
     /// ko's viper reads `KO_`-prefixed environment variables over the file's keys:
     /// `KO_DEFAULTPLATFORMS`, `KO_DEFAULTENV`, `KO_DEFAULTFLAGS` and `KO_DEFAULTLDFLAGS`,
     /// each split on white space as viper splits a string into a list; an empty one is
-    /// unset. (`KO_DEFAULTBASEIMAGE` is read where the base is chosen.)
+    /// unset (one of blanks only is an empty list, as in ko). (`KO_DEFAULTBASEIMAGE` is read where the base is chosen.)
     pub fn with_env(mut self, get: impl Fn(&str) -> Option<String>) -> KoConfig {
         for (var, list) in [
             ("KO_DEFAULTPLATFORMS", &mut self.default_platforms),
@@ -43,13 +46,10 @@ impl KoConfig {
             ("KO_DEFAULTFLAGS", &mut self.default_flags),
             ("KO_DEFAULTLDFLAGS", &mut self.default_ldflags),
         ] {
-            let words: Vec<String> = get(var)
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !words.is_empty() {
-                *list = words;
+            // viper takes a set, non-empty value (even all blanks, which splits to none).
+            if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+                *list = v.split_whitespace().map(str::to_string).collect();
+                self.from_env.push(var);
             }
         }
         self
@@ -177,6 +177,16 @@ impl Loaded {
             .or(env)
             .or_else(|| self.config.default_base_image.clone())
             .unwrap_or_else(|| "static".to_string())
+    }
+
+    /// Where the list `key` (`defaultPlatforms`, …) came from, for a message: `$KO_…`, or
+    /// the file and key.
+    pub fn source_of(&self, key: &str) -> String {
+        let var = format!("KO_{}", key.to_uppercase());
+        match self.config.from_env.iter().any(|v| *v == var) {
+            true => format!("${var}"),
+            false => format!("{}: {key}", self.display()),
+        }
     }
 
     /// What to warn when a prebuilt `binary` is given: the file's build settings (and any
@@ -537,13 +547,14 @@ mod tests {
             "KO_DEFAULTPLATFORMS" => Some(" linux/amd64\tlinux/arm/v7 ".to_string()),
             "KO_DEFAULTENV" => Some("A=1 B=2".to_string()),
             "KO_DEFAULTLDFLAGS" => Some("".to_string()),
+            "KO_DEFAULTFLAGS" => Some(" ".to_string()),
             _ => None,
         };
         let c = file.with_env(env);
         assert_eq!(c.default_platforms, ["linux/amd64", "linux/arm/v7"]);
         assert_eq!(c.default_env, ["A=1", "B=2"]);
-        // Unset or empty: the file's stay.
-        assert_eq!(c.default_flags, ["-tags=file"]);
+        // Empty: the file's stay; blanks only: none, as viper gives ko.
+        assert!(c.default_flags.is_empty());
         assert_eq!(c.default_ldflags, ["-s"]);
     }
 

@@ -239,7 +239,7 @@ impl BinaryLayer<'_> {
                 platform: self.platform.to_string(),
                 wanted: self.platform.os.clone(),
                 wanted_format: match wanted_format {
-                    buildinfo::Format::Pe => " PE (.exe)",
+                    buildinfo::Format::Pe => " PE",
                     _ => "n ELF",
                 },
                 n: match kind.format {

@@ -4,12 +4,14 @@
 //!
 //! - input: plain, gzip or zstd (detected by magic); every entry is read;
 //! - kept: paths, types (directories, regular files, symlinks, hard links), permission bits
-//!   (with setuid/setgid/sticky), numeric uid/gid, contents, symlink targets, and extended
-//!   attributes as `SCHILY.xattr.*` PAX records (what GNU tar, bsdtar and Docker write: file
-//!   capabilities, say), on every entry but a hard link (whose file carries them);
+//!   (with setuid/setgid/sticky), numeric uid/gid, contents, symlink targets, and the
+//!   extended attributes `security.capability` and `user.*` as `SCHILY.xattr.*` PAX records
+//!   (what GNU tar, bsdtar and Docker write), on every entry but a hard link (whose file
+//!   carries them);
 //! - dropped: mtimes (all set to `mtime`: 0, or `SOURCE_DATE_EPOCH`), user and group names,
-//!   PAX global headers (`git archive` writes one), the `./` root entry, other PAX records
-//!   (times, `LIBARCHIVE.*`);
+//!   PAX global headers (`git archive` writes one), the `./` root entry, other extended
+//!   attributes (`security.selinux`, ACLs, `trusted.*`: the tar-making host's, or needing
+//!   privileges to unpack) and other PAX records (times, `LIBARCHIVE.*`);
 //! - normalized: symlink modes to 0777 (Linux ignores them; tools disagree on them), names
 //!   as ko writes them (`/etc/zoneinfo/UTC`, no trailing slash), the
 //!   kodata layer's order (depth first, names sorted bytewise within each directory), a
@@ -97,6 +99,14 @@ struct Item {
 
 /// The PAX key prefix of an extended attribute, as GNU tar and Go's archive/tar write it.
 const XATTR_PREFIX: &str = "SCHILY.xattr.";
+
+/// The extended attributes an extra layer keeps: file capabilities and user attributes.
+/// Others describe the machine that made the tar (`security.selinux` labels, ACLs) or need
+/// privileges to unpack (`trusted.*`), so they would change digests from host to host and
+/// fail rootless unpacking.
+fn kept_xattr(name: &str) -> bool {
+    name == "security.capability" || name.starts_with("user.")
+}
 
 /// The entries of an input tar, ready to be written in order.
 #[derive(Debug)]
@@ -193,8 +203,8 @@ impl ExtraTar {
                 for ext in exts {
                     let ext = ext.map_err(malformed)?;
                     if let Ok(key) = ext.key()
-                        && key.starts_with(XATTR_PREFIX)
-                        && key.len() > XATTR_PREFIX.len()
+                        && let Some(name) = key.strip_prefix(XATTR_PREFIX)
+                        && kept_xattr(name)
                     {
                         xattrs.push((key.to_string(), ext.value_bytes().to_vec()));
                     }

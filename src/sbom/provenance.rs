@@ -166,8 +166,9 @@ pub fn layer_tars(tars: &[PathBuf]) -> Result<Vec<(String, Sha256Digest)>> {
 
 /// Every regular file under `dir` (symlinks followed, as ko's kodata layer does) with its
 /// sha256: paths relative to `dir`, `/`-separated, sorted bytewise.
-pub fn kodata_files(dir: &Path) -> Result<Vec<(String, Sha256Digest)>> {
-    let mut files = walk(dir, "")?;
+/// `windows`: the walk of a windows/* image's kodata layer, which skips symlinks (as ko's).
+pub fn kodata_files(dir: &Path, windows: bool) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = walk(dir, "", windows)?;
     files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     files
         .into_iter()
@@ -187,7 +188,7 @@ pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
             ),
         };
         if file.is_dir() {
-            files.extend(walk(file, image_path)?);
+            files.extend(walk(file, image_path, false)?);
         } else {
             files.push((image_path.to_string(), file.to_path_buf()));
         }
@@ -205,8 +206,9 @@ pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
         .collect()
 }
 
-/// The files under `dir`, paths relative to it under `prefix`.
-fn walk(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
+/// The files under `dir`, paths relative to it under `prefix`; symlinks followed, or
+/// skipped with `skip_links`.
+fn walk(dir: &Path, prefix: &str, skip_links: bool) -> Result<Vec<(String, PathBuf)>> {
     if !dir.is_dir() {
         anyhow::bail!(
             "kodata {} is not a directory: expected the kodata directory the image's kodata layer was made from",
@@ -214,7 +216,11 @@ fn walk(dir: &Path, prefix: &str) -> Result<Vec<(String, PathBuf)>> {
         );
     }
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(!skip_links)
+        .into_iter()
+        .filter_entry(|e| !(skip_links && e.path_is_symlink()));
+    for entry in entries {
         let entry = entry.with_context(|| format!("reading kodata {}", dir.display()))?;
         if !entry.file_type().is_file() {
             continue;
