@@ -569,20 +569,15 @@ fn rko_build_writes_the_sboms_ko_names_and_rko_sbom_agrees() {
     assert!(d.join("deep/er/sboms/app-linux-amd64.spdx.json").exists());
     // A file where the directory should be: refused before anything is written.
     std::fs::write(d.join("a-file"), "x").unwrap();
-    let o = rko_in(
-        d,
-        Some(SDE),
-        &[
-            "build",
-            bin,
-            "--import-path",
-            IP,
-            "--sbom-dir",
-            "a-file",
-            "--digest-file",
-            "digest.txt",
-        ],
-    );
+    // rko build with --sbom-dir and --digest-file only.
+    let to = |sbom_dir: &str, digest_file: &str| {
+        let args = [bin, "--import-path", IP, "--sbom-dir", sbom_dir];
+        let mut all = vec!["build"];
+        all.extend(args);
+        all.extend(["--digest-file", digest_file]);
+        rko_in(d, Some(SDE), &all)
+    };
+    let o = to("a-file", "digest.txt");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -598,20 +593,7 @@ fn rko_build_writes_the_sboms_ko_names_and_rko_sbom_agrees() {
             std::fs::create_dir_all(&fresh).unwrap();
             std::fs::write(fresh.join("mine.txt"), "kept").unwrap();
         }
-        let o = rko_in(
-            d,
-            Some(SDE),
-            &[
-                "build",
-                bin,
-                "--import-path",
-                IP,
-                "--sbom-dir",
-                fresh.to_str().unwrap(),
-                "--digest-file",
-                "/nonexistent/digest",
-            ],
-        );
+        let o = to(fresh.to_str().unwrap(), "/nonexistent/digest");
         assert!(!o.status.success());
         match existing {
             false => assert!(
