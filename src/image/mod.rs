@@ -104,15 +104,13 @@ fn check_layer_os(base_windows: bool, base_os: &str, layers: &[LayerDescriptor])
         let what = match &l.content {
             LayerContent::Binary { .. } => "binary",
             LayerContent::Kodata { .. } => "kodata",
+            LayerContent::Delve { .. } if base_windows => bail!(ImageError::DelveNotLinux {
+                base_os: base_os.to_string(),
+            }),
             LayerContent::Delve { .. } => "Delve",
             LayerContent::Tar { .. } => continue,
         };
         let windows = l.content.windows();
-        if what == "Delve" && base_windows {
-            bail!(ImageError::DelveNotLinux {
-                base_os: base_os.to_string(),
-            });
-        }
         if windows != base_windows {
             bail!(ImageError::OsMismatch {
                 what,

@@ -38,7 +38,8 @@ impl KoConfig {
     /// ko's viper reads `KO_`-prefixed environment variables over the file's keys:
     /// `KO_DEFAULTPLATFORMS`, `KO_DEFAULTENV`, `KO_DEFAULTFLAGS` and `KO_DEFAULTLDFLAGS`,
     /// each split on white space as viper splits a string into a list; an empty one is
-    /// unset (one of blanks only is an empty list, as in ko). (`KO_DEFAULTBASEIMAGE` is read where the base is chosen.)
+    /// unset (one of blanks only is an empty list, as in ko). `KO_DEFAULTBASEIMAGE` is read
+    /// where the base is chosen.
     pub fn with_env(mut self, get: impl Fn(&str) -> Option<String>) -> KoConfig {
         for (var, list) in [
             ("KO_DEFAULTPLATFORMS", &mut self.default_platforms),

@@ -77,8 +77,10 @@ pub enum BinaryError {
     )]
     DelvePlatform { platform: String },
     #[error(
-        "{path} is a{n} {format} executable (for {os}), but the image platform is {platform}; \
-         build the binary with GOOS={wanted} (a{wanted_format} file)"
+        "{path} is {} executable (for {os}), but the image platform is {platform}; \
+         build the binary with GOOS={wanted} ({} file)",
+        format.with_article(),
+        wanted_format.with_article()
     )]
     WrongOs {
         path: PathBuf,
@@ -86,9 +88,7 @@ pub enum BinaryError {
         os: &'static str,
         platform: String,
         wanted: String,
-        wanted_format: &'static str,
-        /// "n" before a format whose name starts with a vowel sound.
-        n: &'static str,
+        wanted_format: buildinfo::Format,
     },
     #[error(
         "{path} has no Go build info: it does not look like a Go binary (built by `go build`); pass --allow-non-go to put it in the image anyway"
@@ -238,14 +238,7 @@ impl BinaryLayer<'_> {
                 os: kind.format.os_hint(),
                 platform: self.platform.to_string(),
                 wanted: self.platform.os.clone(),
-                wanted_format: match wanted_format {
-                    buildinfo::Format::Pe => " PE",
-                    _ => "n ELF",
-                },
-                n: match kind.format {
-                    buildinfo::Format::Elf => "n",
-                    _ => "",
-                },
+                wanted_format,
             });
         }
         if let Some(found) = kind.arch

@@ -21,6 +21,15 @@ impl std::fmt::Display for Format {
 }
 
 impl Format {
+    /// The format's name with its article, for a message: "an ELF", "a PE".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Format::Elf => "an ELF",
+            Format::MachO => "a Mach-O",
+            Format::Pe => "a PE",
+        }
+    }
+
     pub fn os_hint(self) -> &'static str {
         match self {
             Format::Elf => "linux",

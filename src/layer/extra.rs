@@ -134,12 +134,10 @@ impl ExtraTar {
 
     /// Whether the tar has an entry (of any kind) at `path`, absolute or relative.
     pub fn has_path(&self, path: &str) -> bool {
-        let key: Vec<String> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .map(str::to_string)
-            .collect();
-        self.items.contains_key(&key)
+        normalize(path.trim_start_matches('/'))
+            .ok()
+            .flatten()
+            .is_some_and(|key| self.items.contains_key(&key))
     }
 
     /// Reads a tar from `input`; `shown` names it in errors, `name` in the history.

@@ -93,6 +93,8 @@ pub struct Tree {
     root: BTreeMap<String, Node>,
     /// Laid out for a windows/* image.
     windows: bool,
+    /// The symlinks a windows walk left out, for the layer's warning.
+    skipped: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -124,9 +126,11 @@ impl Tree {
         {
             root = w;
         }
+        let mut skipped = Vec::new();
         Ok(Tree {
-            root: walk(dir, &root, windows)?,
+            root: walk(dir, &root, windows.then_some(&mut skipped))?,
             windows,
+            skipped,
         })
     }
 
@@ -184,7 +188,7 @@ impl Tree {
             let meta = fs_err::metadata(&source).map_err(io_err(&source))?;
             let node = if meta.is_dir() {
                 let real = fs_err::canonicalize(&source).map_err(io_err(&source))?;
-                Node::Dir(walk(&source, &real, false)?)
+                Node::Dir(walk(&source, &real, None)?)
             } else if meta.is_file() {
                 Node::File {
                     source,
@@ -196,6 +200,30 @@ impl Tree {
             insert(&mut tree.root, &parts, node, image_path)?;
         }
         Ok(tree)
+    }
+
+    /// Every file of the tree, in layer order: its path under /var/run/ko, and where it is
+    /// read from.
+    pub fn files(&self) -> Vec<(String, &Path)> {
+        fn collect<'a>(
+            nodes: &'a BTreeMap<String, Node>,
+            prefix: &str,
+            out: &mut Vec<(String, &'a Path)>,
+        ) {
+            for (name, node) in nodes {
+                let path = match prefix {
+                    "" => name.clone(),
+                    _ => format!("{prefix}/{name}"),
+                };
+                match node {
+                    Node::Dir(children) => collect(children, &path, out),
+                    Node::File { source, .. } => out.push((path, source)),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        collect(&self.root, "", &mut out);
+        out
     }
 
     /// Writes the layer tar into `sink`, mtime `mtime` on every entry.
@@ -226,6 +254,13 @@ impl Tree {
         threads: usize,
     ) -> anyhow::Result<LayerDescriptor> {
         crate::importpath::check(import_path)?;
+        for link in &self.skipped {
+            eprintln!(
+                "rko: warning: kodata: skipping the symlink {} in a windows image, as ko does \
+                 (Windows layers cannot hold links); copy the file in to keep it",
+                link.display()
+            );
+        }
         let mut sink = LayerSink::new(out, compression, threads).map_err(KodataError::Write)?;
         self.write_tar(&mut sink, mtime.unwrap_or(0))?;
         let (w, _) = sink.finish().map_err(KodataError::Write)?;
@@ -268,29 +303,26 @@ fn insert(
 }
 
 /// Walks `dir` as ko's `filepath.Walk` does after resolving links: symlinks followed (each
-/// must resolve inside `allowed`), loops refused, names sorted. `skip_links`: symlinks are
-/// left out instead (ko's walk for windows), each with a warning.
+/// must resolve inside `allowed`), loops refused, names sorted. With `skipped`, symlinks
+/// are left out instead (ko's walk for windows) and recorded there.
 fn walk(
     dir: &Path,
     allowed: &Path,
-    skip_links: bool,
+    mut skipped: Option<&mut Vec<PathBuf>>,
 ) -> Result<BTreeMap<String, Node>, KodataError> {
     let mut out = BTreeMap::new();
+    let skip_links = skipped.is_some();
     let entries = walkdir::WalkDir::new(dir)
         .follow_links(!skip_links)
         .min_depth(1)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| {
-            let skip = skip_links && e.path_is_symlink();
-            if skip {
-                eprintln!(
-                    "rko: warning: kodata: skipping the symlink {} in a windows image, as ko \
-                     does (Windows layers cannot hold links); copy the file in to keep it",
-                    e.path().display()
-                );
+        .filter_entry(|e| match (&mut skipped, e.path_is_symlink()) {
+            (Some(s), true) => {
+                s.push(e.path().to_path_buf());
+                false
             }
-            !skip
+            _ => true,
         });
     for entry in entries {
         let entry = entry.map_err(|e| walk_error(dir, e))?;
@@ -467,5 +499,12 @@ mod tests {
         let mut got = Vec::new();
         names(&tree.root, "", &mut got);
         assert_eq!(got, ["a.txt", "b", "b/empty", "b/z.txt"]);
+        let skipped: Vec<_> = tree
+            .skipped
+            .iter()
+            .map(|p| p.strip_prefix(&kd).unwrap())
+            .collect();
+        let want = ["b/up", "leak", "link-dir", "link-file"].map(Path::new);
+        assert_eq!(skipped, want);
     }
 }

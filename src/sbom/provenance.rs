@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::layer::kodata::Tree;
 use crate::oci::Sha256Digest;
 use crate::sbom::{Image, VERSION};
 
@@ -164,85 +165,31 @@ pub fn layer_tars(tars: &[PathBuf]) -> Result<Vec<(String, Sha256Digest)>> {
         .collect()
 }
 
-/// Every regular file under `dir` (symlinks followed, as ko's kodata layer does) with its
-/// sha256: paths relative to `dir`, `/`-separated, sorted bytewise.
-/// `windows`: the walk of a windows/* image's kodata layer, which skips symlinks (as ko's).
+/// Every file of the kodata layer made from `dir` (its [`Tree`], so the same files: links
+/// followed, or for `windows` skipped, as ko's walks) with its sha256: paths relative to
+/// `dir`, `/`-separated, sorted bytewise.
 pub fn kodata_files(dir: &Path, windows: bool) -> Result<Vec<(String, Sha256Digest)>> {
-    let mut files = walk(dir, "", windows)?;
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    files
-        .into_iter()
-        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
-        .collect()
-}
-
-/// [`kodata_files`] for `IMAGE_PATH=FILE` pairs, as `rko layer kodata --file` takes them (a
-/// FILE that is a directory stands for every file under it).
-pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
-    let mut files = Vec::new();
-    for pair in pairs {
-        let (image_path, file) = match pair.split_once('=') {
-            Some((i, f)) if !i.is_empty() && !f.is_empty() => (i.trim_matches('/'), Path::new(f)),
-            _ => anyhow::bail!(
-                "invalid --kodata-file {pair:?}: expected IMAGE_PATH=FILE, as rko layer kodata --file takes it"
-            ),
-        };
-        if file.is_dir() {
-            files.extend(walk(file, image_path, false)?);
-        } else {
-            files.push((image_path.to_string(), file.to_path_buf()));
-        }
-    }
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    if let Some(w) = files.windows(2).find(|w| w[0].0 == w[1].0) {
-        anyhow::bail!(
-            "kodata path {:?} is given twice; give each path once",
-            w[0].0
-        );
-    }
-    files
-        .into_iter()
-        .map(|(rel, p)| Ok((rel, hash_file(&p)?)))
-        .collect()
-}
-
-/// The files under `dir`, paths relative to it under `prefix`; symlinks followed, or
-/// skipped with `skip_links`.
-fn walk(dir: &Path, prefix: &str, skip_links: bool) -> Result<Vec<(String, PathBuf)>> {
     if !dir.is_dir() {
         anyhow::bail!(
             "kodata {} is not a directory: expected the kodata directory the image's kodata layer was made from",
             dir.display()
         );
     }
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
-    let entries = walkdir::WalkDir::new(dir)
-        .follow_links(!skip_links)
+    hashed(&Tree::from_inputs(Some(dir), &[], None, windows)?)
+}
+
+/// [`kodata_files`] for `IMAGE_PATH=FILE` pairs, as `rko layer kodata --file` takes them (a
+/// FILE that is a directory stands for every file under it).
+pub fn kodata_pairs(pairs: &[String]) -> Result<Vec<(String, Sha256Digest)>> {
+    hashed(&Tree::from_pairs(pairs, false)?)
+}
+
+/// A kodata tree's files with their sha256, sorted bytewise by path.
+fn hashed(tree: &Tree) -> Result<Vec<(String, Sha256Digest)>> {
+    let mut files = tree.files();
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    files
         .into_iter()
-        .filter_entry(|e| !(skip_links && e.path_is_symlink()));
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading kodata {}", dir.display()))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .expect("under the walked dir");
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| {
-                c.as_os_str().to_str().map(str::to_string).with_context(|| {
-                    format!("kodata file name {:?} is not valid UTF-8", entry.path())
-                })
-            })
-            .collect::<Result<_>>()?;
-        let rel = parts.join("/");
-        let rel = match prefix.is_empty() {
-            true => rel,
-            false => format!("{prefix}/{rel}"),
-        };
-        files.push((rel, entry.path().to_path_buf()));
-    }
-    Ok(files)
+        .map(|(rel, p)| Ok((rel, hash_file(p)?)))
+        .collect()
 }

@@ -39,7 +39,7 @@ impl BaseSpec {
     /// Resolves the base for one platform.
     pub fn resolve(&self, platform: &Platform, name: Option<&str>) -> anyhow::Result<Base> {
         match self {
-            BaseSpec::Static if platform.os == "windows" => anyhow::bail!(
+            BaseSpec::Static if crate::layer::binary::is_windows(platform) => anyhow::bail!(
                 "the built-in `static` base is a Linux base (/etc/passwd, CA roots in /etc/ssl), \
                  and the image platform is {platform}; a Windows image needs a Windows base: \
                  pass --base with one pinned by digest (such as \
