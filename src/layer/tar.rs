@@ -260,8 +260,12 @@ fn pax_record(k: &str, v: &[u8]) -> Vec<u8> {
     rec
 }
 
-/// Go's `toASCII`: drops every byte that is not ASCII.
+/// Go's `toASCII`: drops every byte that is not ASCII (and, as Go's, copies an ASCII string
+/// whole: `str::is_ascii` checks a word at a time, where the filter goes a char at a time).
 fn to_ascii(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_owned();
+    }
     s.chars().filter(|c| c.is_ascii()).collect()
 }
 
