@@ -569,6 +569,57 @@ fn kodata_symlink_escaping_its_root() {
     assert_eq!(std::fs::read_dir(f.out()).unwrap().count(), 0);
 }
 
+/// `KO_DATA_PATH_ALLOWED_ROOT`, which the refusal above names as the way out, reaches
+/// `rko build` too: the kodata layer and the provenance's file list both follow the link.
+#[test]
+fn kodata_allowed_root_from_the_environment_reaches_build_and_its_provenance() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("kodata")).unwrap();
+    std::fs::create_dir_all(f.path("shared")).unwrap();
+    std::fs::write(f.path("shared/logo.txt"), "shared with another service").unwrap();
+    std::os::unix::fs::symlink("../shared/logo.txt", f.path("kodata/logo.txt")).unwrap();
+    let args = [
+        "build",
+        "app",
+        "--import-path",
+        "example.com/a",
+        "--base",
+        "scratch",
+        "--kodata",
+        "kodata",
+        "--tarball",
+        "out/img.tar",
+        "--provenance",
+        "out/prov.json",
+    ];
+    // No git work tree around it and no variable: the link leaves the kodata dir.
+    let o = Command::new(RKO)
+        .args(args)
+        .env_remove("KO_DATA_PATH_ALLOWED_ROOT")
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("outside the allowed root"), "{err}");
+    assert_eq!(std::fs::read_dir(f.out()).unwrap().count(), 0);
+
+    let o = Command::new(RKO)
+        .args(args)
+        .env("KO_DATA_PATH_ALLOWED_ROOT", f.dir.path())
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.path("out/prov.json")).unwrap()).unwrap();
+    let text = prov.to_string();
+    assert!(
+        text.contains("logo.txt"),
+        "the provenance lists the linked kodata file: {text}"
+    );
+}
+
 #[test]
 fn missing_base_blob_for_a_tarball_names_the_digest() {
     let f = Fixture::new();

@@ -134,9 +134,11 @@ impl Tree {
         })
     }
 
-    /// The tree of a kodata directory (with ko's allowed root for symlinks, from
-    /// `allowed_root` or else the git work tree around it), or else of `IMAGE_PATH=FILE`
-    /// pairs; `windows` as [`Tree::from_dir`].
+    /// The tree of a kodata directory (with ko's allowed root for symlinks: `allowed_root`,
+    /// else `KO_DATA_PATH_ALLOWED_ROOT` as ko reads it, else the git work tree around it),
+    /// or else of `IMAGE_PATH=FILE` pairs; `windows` as [`Tree::from_dir`]. Every command
+    /// that walks a kodata directory (`layer kodata`, `build`, `provenance`) comes here, so
+    /// the layer and the provenance's list of its files agree on which links are allowed.
     pub fn from_inputs(
         dir: Option<&Path>,
         pairs: &[String],
@@ -145,7 +147,10 @@ impl Tree {
     ) -> Result<Tree, KodataError> {
         match dir {
             Some(d) => {
-                let env = allowed_root.map(|p| p.to_string_lossy().into_owned());
+                let env = match allowed_root {
+                    Some(p) => Some(p.to_string_lossy().into_owned()),
+                    None => std::env::var(ALLOWED_ROOT_ENV).ok(),
+                };
                 let root = ko_allowed_root(d, env.as_deref());
                 Tree::from_dir(d, root.as_deref(), windows)
             }
@@ -423,6 +428,9 @@ fn write_nodes(
     }
     Ok(())
 }
+
+/// ko's variable for the symlink boundary of a kodata directory.
+pub const ALLOWED_ROOT_ENV: &str = "KO_DATA_PATH_ALLOWED_ROOT";
 
 /// ko's widening of the symlink boundary: `KO_DATA_PATH_ALLOWED_ROOT`, else the enclosing
 /// git work tree of the kodata directory.
